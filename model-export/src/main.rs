@@ -1,0 +1,66 @@
+//! `foresight-export`: the server-side half of Foresight.
+
+mod features;
+
+use std::fs::File;
+use std::io::{self, BufReader, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "foresight-export", version, about = "Turn server-trained models into Foresight bundles, and the tooling around them")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the intent feature spec (names, order, transforms) as JSON for training code.
+    FeatureSpec,
+    /// Compute intent feature vectors for training sessions, with the SDK's own code.
+    ///
+    /// Input: JSON lines {"now": ms, "events": [{"at": ms, "type": "product_view", ...}]}.
+    /// Output: CSV, a header of feature names, then one row per input line.
+    Features {
+        /// JSON-lines file of sessions ("-" for standard input).
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the CSV (standard output when absent).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::FeatureSpec => features::print_spec(&mut io::stdout().lock()),
+        Command::Features { input, output } => {
+            let reader: Box<dyn io::BufRead> = if input.as_os_str() == "-" {
+                Box::new(io::stdin().lock())
+            } else {
+                Box::new(BufReader::new(File::open(&input).with_context(|| format!("opening {}", input.display()))?))
+            };
+            let mut out: Box<dyn Write> = match &output {
+                Some(p) => Box::new(io::BufWriter::new(File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+                None => Box::new(io::stdout().lock()),
+            };
+            features::compute(reader, &mut out)?;
+            out.flush()?;
+            Ok(())
+        }
+    }
+}

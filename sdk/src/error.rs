@@ -1,0 +1,101 @@
+//! One error type for everything the SDK's public entry points can return.
+//!
+//! Callers (and JavaScript, through `code()`) match on a kind; the message names the field,
+//! operator or input that is wrong and what to do about it.
+
+use thiserror::Error as ThisError;
+
+/// Errors a shop engineer can act on. Every public entry point returns these; nothing panics on
+/// input.
+#[derive(Debug, ThisError)]
+#[non_exhaustive]
+pub enum Error {
+    /// An event given to `track` is malformed.
+    #[error("invalid event: `{field}` {problem}")]
+    InvalidEvent { field: String, problem: String },
+    /// A configuration value or call option is unusable.
+    #[error("invalid {field}: {problem}")]
+    InvalidOption { field: String, problem: String },
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The call needs a model the SDK was not initialised with.
+    #[error("no {0} model is loaded: pass one in the config given to init()")]
+    NoModel(&'static str),
+}
+
+impl Error {
+    /// A stable machine-readable code, the same in Rust and JavaScript.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidEvent { .. } => "invalid_event",
+            Error::InvalidOption { .. } => "invalid_option",
+            Error::Model(e) => e.code(),
+            Error::Storage(_) => "storage",
+            Error::NoModel(_) => "no_model",
+        }
+    }
+
+    pub(crate) fn event(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Error::InvalidEvent { field: field.into(), problem: problem.into() }
+    }
+
+    pub(crate) fn option(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Error::InvalidOption { field: field.into(), problem: problem.into() }
+    }
+}
+
+/// An ONNX operator tract does not implement, by the node that uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsupportedOp {
+    pub node: String,
+    pub op: String,
+}
+
+/// Why a model could not be loaded or run.
+#[derive(Debug, ThisError)]
+#[non_exhaustive]
+pub enum ModelError {
+    #[error("the {model} model is not a readable ONNX file: {detail}")]
+    Parse { model: &'static str, detail: String },
+    #[error("the {model} model uses operators the runtime does not support: {}", list_ops(.ops))]
+    UnsupportedOps { model: &'static str, ops: Vec<UnsupportedOp> },
+    #[error("the {model} model's input `{name}` {problem}")]
+    Input { model: &'static str, name: String, problem: String },
+    #[error("the {model} model's output `{name}` {problem}")]
+    Output { model: &'static str, name: String, problem: String },
+    #[error("the {model} model could not be prepared for inference: {detail}")]
+    Prepare { model: &'static str, detail: String },
+    #[error("the {model} model failed while running: {detail}")]
+    Run { model: &'static str, detail: String },
+}
+
+impl ModelError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ModelError::Parse { .. } => "model_parse",
+            ModelError::UnsupportedOps { .. } => "model_unsupported_op",
+            ModelError::Input { .. } => "model_input",
+            ModelError::Output { .. } => "model_output",
+            ModelError::Prepare { .. } => "model_prepare",
+            ModelError::Run { .. } => "model_run",
+        }
+    }
+}
+
+fn list_ops(ops: &[UnsupportedOp]) -> String {
+    ops.iter().map(|o| format!("{} (node `{}`)", o.op, o.node)).collect::<Vec<_>>().join(", ")
+}
+
+/// Failures of the persistent store underneath the event log.
+#[derive(Debug, Clone, PartialEq, ThisError)]
+#[non_exhaustive]
+pub enum StorageError {
+    #[error("the browser's storage quota is exhausted")]
+    QuotaExceeded,
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

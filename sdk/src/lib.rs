@@ -1,0 +1,21 @@
+//! Foresight: on-device personalization for web shops.
+//!
+//! The loop, module by module: [`capture`] validates what the page reports, [`store`] keeps it
+//! on the device, [`features`] turns it into model inputs, [`model`] runs ONNX models with
+//! tract, [`recommend`] and [`intent`] answer the page, and [`client`] ties them together.
+//! The browser layer (`web`, wasm32 only) exposes the client to JavaScript.
+
+pub mod capture;
+pub mod error;
+pub mod features;
+pub mod store;
+
+pub use capture::Event;
+pub use error::{Error, ModelError, Result, StorageError};
+pub mod client;
+pub mod intent;
+pub mod model;
+pub mod recommend;
+
+pub use client::{Client, Config};
+pub use recommend::{RecommendOptions, Recommendations};

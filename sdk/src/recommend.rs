@@ -1,0 +1,297 @@
+//! Recommend: top-k from the session model with exclusions, a popularity fallback, and one
+//! explanation per recommended item.
+
+use std::cmp::Ordering;
+
+use serde::{Deserialize, Serialize};
+
+use crate::capture::Event;
+use crate::error::{Error, ModelError, Result};
+use crate::features::{SeqItem, Vocabulary};
+use crate::model::RecommenderModel;
+
+pub const DEFAULT_K: usize = 10;
+pub const MAX_K: usize = 100;
+/// How many of the most recent distinct items are probed when explaining a recommendation.
+pub const EXPLAIN_PROBES: usize = 5;
+
+/// One item of the shop's catalog. Its position in the catalog is its model index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CatalogItem {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+    /// Any non-negative popularity measure (views, sales); orders the fallback.
+    #[serde(default)]
+    pub popularity: f64,
+}
+
+/// The catalog: the recommender's vocabulary and the popularity order of the fallback.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    vocab: Vocabulary,
+    items: Vec<CatalogItem>,
+    by_popularity: Vec<usize>,
+}
+
+impl Catalog {
+    pub fn new(items: Vec<CatalogItem>) -> Result<Self> {
+        for (i, item) in items.iter().enumerate() {
+            if item.id.is_empty() {
+                return Err(Error::option(format!("catalog[{i}].id"), "must not be empty"));
+            }
+            if !(item.popularity.is_finite() && item.popularity >= 0.0) {
+                return Err(Error::option(format!("catalog[{i}].popularity"), "must be a non-negative number"));
+            }
+        }
+        let vocab = Vocabulary::new(items.iter().map(|i| i.id.clone()).collect())
+            .map_err(|dup| Error::option("catalog", format!("lists item `{dup}` twice")))?;
+        let mut by_popularity: Vec<usize> = (0..items.len()).collect();
+        by_popularity.sort_by(|&a, &b| items[b].popularity.total_cmp(&items[a].popularity).then(a.cmp(&b)));
+        Ok(Catalog { vocab, items, by_popularity })
+    }
+
+    pub fn vocab(&self) -> &Vocabulary {
+        &self.vocab
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn item(&self, index: usize) -> Option<&CatalogItem> {
+        self.items.get(index)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&CatalogItem> {
+        self.vocab.index_of(id).and_then(|i| self.items.get(i))
+    }
+}
+
+/// What the page asks of `recommend`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct RecommendOptions {
+    /// How many items (1 to 100; default 10).
+    pub k: Option<usize>,
+    /// Item ids never to recommend, besides what is in the cart or was bought.
+    pub exclude: Vec<String>,
+}
+
+impl RecommendOptions {
+    pub fn k(&self) -> Result<usize> {
+        match self.k.unwrap_or(DEFAULT_K) {
+            k @ 1..=MAX_K => Ok(k),
+            k => Err(Error::option("k", format!("must be from 1 to {MAX_K}, got {k}"))),
+        }
+    }
+}
+
+/// Why an item is recommended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case", rename_all_fields = "camelCase")]
+pub enum Explanation {
+    /// The recent event whose item most raised this item's score.
+    RecentEvent { event: &'static str, item_id: String, text: String },
+    /// The fallback: what is popular in the shop.
+    PopularNow { text: String },
+}
+
+impl Explanation {
+    fn popular() -> Self {
+        Explanation::PopularNow { text: "popular now".into() }
+    }
+
+    fn because(event: &Event, item_id: &str) -> Self {
+        let verb = match event {
+            Event::AddToCart { .. } => "added",
+            Event::Purchase { .. } => "bought",
+            _ => "viewed",
+        };
+        Explanation::RecentEvent {
+            event: event.type_name(),
+            item_id: item_id.to_owned(),
+            text: format!("because you {verb} {item_id}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recommendation {
+    pub item_id: String,
+    pub score: f32,
+    pub because: Explanation,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Model,
+    Popularity,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recommendations {
+    pub items: Vec<Recommendation>,
+    pub source: Source,
+    /// Why the popularity fallback answered, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
+}
+
+/// The `k` best (index, score) pairs, best first, skipping excluded and NaN scores; ties go to
+/// the lower index so results are deterministic. Partial selection, not a full sort.
+pub fn top_k(scores: &[f32], k: usize, excluded: &[bool]) -> Vec<(usize, f32)> {
+    let mut candidates: Vec<(usize, f32)> = scores
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|&(i, s)| !s.is_nan() && !excluded.get(i).copied().unwrap_or(false))
+        .collect();
+    let better = |a: &(usize, f32), b: &(usize, f32)| b.1.partial_cmp(&a.1).unwrap_or(Ordering::Equal).then(a.0.cmp(&b.0));
+    if candidates.len() > k {
+        candidates.select_nth_unstable_by(k, better);
+        candidates.truncate(k);
+    }
+    candidates.sort_unstable_by(better);
+    candidates
+}
+
+/// Popularity ranking for the fallback.
+pub fn popular(catalog: &Catalog, k: usize, excluded: &[bool], reason: String) -> Recommendations {
+    let items = catalog
+        .by_popularity
+        .iter()
+        .filter(|&&i| !excluded.get(i).copied().unwrap_or(false))
+        .take(k)
+        .map(|&i| Recommendation {
+            item_id: catalog.items[i].id.clone(),
+            score: catalog.items[i].popularity as f32,
+            because: Explanation::popular(),
+        })
+        .collect();
+    Recommendations { items, source: Source::Popularity, fallback_reason: Some(reason) }
+}
+
+/// Runs the model on the sequence, picks the top-k and explains each pick.
+pub fn from_model(
+    model: &mut RecommenderModel,
+    catalog: &Catalog,
+    seq: &[SeqItem<'_>],
+    k: usize,
+    excluded: &[bool],
+    scratch: &mut Vec<f32>,
+) -> Result<Recommendations, ModelError> {
+    let indices: Vec<usize> = seq.iter().map(|s| s.index).collect();
+    model.scores_into(&indices, scratch)?;
+    let picks = top_k(scratch, k, excluded);
+    let explanations = explain(model, seq, &picks, scratch)?;
+    let items = picks
+        .iter()
+        .zip(explanations)
+        .map(|(&(i, score), because)| Recommendation {
+            item_id: catalog.vocab.id(i).unwrap_or_default().to_owned(),
+            score,
+            because,
+        })
+        .collect();
+    Ok(Recommendations { items, source: Source::Model, fallback_reason: None })
+}
+
+/// Attribution by occlusion: for each of the last few distinct items in the sequence, rerun
+/// the model without it; a recommendation is explained by the item whose removal lowers its
+/// score most (the most recent one on ties). Works for any model, with a handful of extra runs.
+fn explain(
+    model: &mut RecommenderModel,
+    seq: &[SeqItem<'_>],
+    picks: &[(usize, f32)],
+    scratch: &mut Vec<f32>,
+) -> Result<Vec<Explanation>, ModelError> {
+    let mut probes: Vec<&SeqItem<'_>> = Vec::new();
+    for item in seq.iter().rev() {
+        if probes.len() == EXPLAIN_PROBES {
+            break;
+        }
+        if !probes.iter().any(|p| p.index == item.index) {
+            probes.push(item);
+        }
+    }
+    let Some(&latest) = probes.first() else { return Ok(Vec::new()) };
+    let mut best: Vec<(f32, &SeqItem<'_>)> = picks.iter().map(|_| (f32::NEG_INFINITY, latest)).collect();
+    if probes.len() > 1 {
+        for probe in &probes {
+            let rest: Vec<usize> = seq.iter().filter(|s| s.index != probe.index).map(|s| s.index).collect();
+            if rest.is_empty() {
+                continue;
+            }
+            model.scores_into(&rest, scratch)?;
+            for (&(i, score), b) in picks.iter().zip(best.iter_mut()) {
+                let drop = score - scratch[i];
+                if drop > b.0 {
+                    *b = (drop, probe);
+                }
+            }
+        }
+    }
+    Ok(best.into_iter().map(|(_, p)| Explanation::because(p.event, p.item_id)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_is_ordered_deterministic_and_respects_exclusions() {
+        let scores = [0.1, 0.9, f32::NAN, 0.5, 0.9, -1.0];
+        let excluded = [false, false, false, false, false, false];
+        assert_eq!(top_k(&scores, 3, &excluded), vec![(1, 0.9), (4, 0.9), (3, 0.5)]);
+        let excluded = [false, true, false, false, false, false];
+        assert_eq!(top_k(&scores, 2, &excluded), vec![(4, 0.9), (3, 0.5)]);
+        // k larger than what is left: everything valid, ordered, NaN never returned.
+        assert_eq!(top_k(&scores, 10, &excluded).len(), 4);
+    }
+
+    #[test]
+    fn top_k_matches_a_full_sort() {
+        let scores: Vec<f32> = (0..5000u32).map(|i| ((i * 7919) % 4999) as f32 / 13.0).collect();
+        let excluded = vec![false; scores.len()];
+        let mut full: Vec<(usize, f32)> = scores.iter().copied().enumerate().collect();
+        full.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        assert_eq!(top_k(&scores, 20, &excluded), full[..20].to_vec());
+    }
+
+    #[test]
+    fn popular_fallback_orders_by_popularity_and_excludes() {
+        let catalog = Catalog::new(vec![
+            CatalogItem { id: "a".into(), category: None, price: None, popularity: 1.0 },
+            CatalogItem { id: "b".into(), category: None, price: None, popularity: 5.0 },
+            CatalogItem { id: "c".into(), category: None, price: None, popularity: 3.0 },
+        ])
+        .expect("valid");
+        let recs = popular(&catalog, 2, &[false, true, false], "test".into());
+        let ids: Vec<_> = recs.items.iter().map(|r| r.item_id.as_str()).collect();
+        assert_eq!(ids, ["c", "a"]);
+        assert!(recs.items.iter().all(|r| r.because == Explanation::popular()));
+        assert!(Catalog::new(vec![
+            CatalogItem { id: "a".into(), category: None, price: None, popularity: 1.0 },
+            CatalogItem { id: "a".into(), category: None, price: None, popularity: 1.0 },
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn k_is_bounded() {
+        assert!(RecommendOptions { k: Some(0), ..Default::default() }.k().is_err());
+        assert!(RecommendOptions { k: Some(101), ..Default::default() }.k().is_err());
+        assert_eq!(RecommendOptions::default().k().expect("default"), DEFAULT_K);
+    }
+}
