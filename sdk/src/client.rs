@@ -41,14 +41,19 @@ impl Default for Config {
     }
 }
 
+/// A recommender model. (Fields are spelled out rather than flattened from `RecommenderIo`:
+/// serde's flatten buffers values, which loses the `Uint8Array` → bytes path in the browser.)
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RecommenderConfig {
-    /// ONNX bytes.
-    #[serde(with = "serde_bytes")]
+    /// ONNX bytes. (In the browser they are taken from a `Uint8Array` before the rest of the
+    /// config is parsed, hence the default.)
+    #[serde(default, with = "serde_bytes")]
     pub model: Vec<u8>,
-    #[serde(flatten)]
-    pub io: RecommenderIo,
+    #[serde(default)]
+    pub input: Option<String>,
+    #[serde(default)]
+    pub output: Option<String>,
     /// How many recent items the model sees.
     #[serde(default = "default_seq_len")]
     pub max_seq_len: usize,
@@ -59,13 +64,43 @@ fn default_seq_len() -> usize {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IntentConfig {
-    /// ONNX bytes.
-    #[serde(with = "serde_bytes")]
+    /// ONNX bytes. (In the browser they are taken from a `Uint8Array` before the rest of the
+    /// config is parsed, hence the default.)
+    #[serde(default, with = "serde_bytes")]
     pub model: Vec<u8>,
-    #[serde(flatten)]
-    pub io: IntentIo,
+    #[serde(default)]
+    pub input: Option<String>,
+    #[serde(default)]
+    pub output: Option<String>,
+    /// Column of the positive class in a `[1, classes]` output.
+    #[serde(default = "default_positive_index")]
+    pub positive_index: usize,
+}
+
+fn default_positive_index() -> usize {
+    IntentIo::default().positive_index
+}
+
+impl RecommenderConfig {
+    pub fn new(model: Vec<u8>) -> Self {
+        RecommenderConfig { model, input: None, output: None, max_seq_len: DEFAULT_MAX_SEQ_LEN }
+    }
+
+    fn io(&self) -> RecommenderIo {
+        RecommenderIo { input: self.input.clone(), output: self.output.clone() }
+    }
+}
+
+impl IntentConfig {
+    pub fn new(model: Vec<u8>) -> Self {
+        IntentConfig { model, input: None, output: None, positive_index: default_positive_index() }
+    }
+
+    fn io(&self) -> IntentIo {
+        IntentIo { input: self.input.clone(), output: self.output.clone(), positive_index: self.positive_index }
+    }
 }
 
 /// Whether a model is usable.
@@ -119,7 +154,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
             Some(rc) if rc.max_seq_len == 0 => {
                 return Err(Error::option("recommender.maxSeqLen", "must be at least 1"));
             }
-            Some(rc) => match RecommenderModel::load(&rc.model, &rc.io, catalog.len()) {
+            Some(rc) => match RecommenderModel::load(&rc.model, &rc.io(), catalog.len()) {
                 Ok(model) => (Some(Recommender { model, max_seq_len: rc.max_seq_len }), ModelStatus::Ready),
                 Err(e) => {
                     warnings.push(format!("recommender not loaded, using the popularity fallback: {e}"));
@@ -129,7 +164,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
         };
         let (intent, intent_status) = match config.intent {
             None => (None, ModelStatus::Absent),
-            Some(ic) => match IntentModel::load(&ic.model, &ic.io, INTENT_FEATURES.len()) {
+            Some(ic) => match IntentModel::load(&ic.model, &ic.io(), INTENT_FEATURES.len()) {
                 Ok(model) => (Some(model), ModelStatus::Ready),
                 Err(e) => {
                     warnings.push(format!("intent model not loaded: {e}"));

@@ -19,3 +19,6 @@ pub mod recommend;
 
 pub use client::{Client, Config};
 pub use recommend::{RecommendOptions, Recommendations};
+
+#[cfg(all(target_arch = "wasm32", feature = "web"))]
+pub mod web;

@@ -30,7 +30,7 @@ fn catalog() -> Vec<CatalogItem> {
 fn gru_config() -> Config {
     Config {
         catalog: catalog(),
-        recommender: Some(RecommenderConfig { model: read("session_gru.onnx"), io: RecommenderIo::default(), max_seq_len: 50 }),
+        recommender: Some(RecommenderConfig::new(read("session_gru.onnx"))),
         ..Config::default()
     }
 }
@@ -237,7 +237,43 @@ fn intent_without_a_model_is_a_clear_error_and_status_says_why() {
     let e = c.intent().err().expect("no model");
     assert_eq!(e.code(), "no_model");
     let mut cfg = gru_config();
-    cfg.intent = Some(IntentConfig { model: read("session_gru.onnx"), io: Default::default() });
+    cfg.intent = Some(IntentConfig::new(read("session_gru.onnx")));
     let (_, _, warnings) = client(cfg);
     assert!(warnings.iter().any(|w| w.contains("intent model not loaded")), "{warnings:?}");
+}
+
+#[test]
+fn intent_matches_onnxruntime_from_features_and_from_replayed_events() {
+    use foresight::model::{IntentIo, IntentModel};
+    let reference = json_fixture("intent_logreg.reference.json");
+    let names: Vec<&str> = reference["feature_names"].as_array().expect("names").iter().map(|v| v.as_str().expect("name")).collect();
+    let ours: Vec<&str> = foresight::features::INTENT_FEATURES.iter().map(|f| f.name).collect();
+    assert_eq!(names, ours, "the fixture was trained on this feature order");
+
+    let mut model = IntentModel::load(&read("intent_logreg.onnx"), &IntentIo::default(), ours.len()).expect("loads");
+    let cases = reference["cases"].as_array().expect("cases");
+    assert!(cases.len() >= 10);
+    for case in cases {
+        let features: Vec<f32> = serde_json::from_value(case["features"].clone()).expect("features");
+        let expected = case["probability"].as_f64().expect("p") as f32;
+        let p = model.probability(&features).expect("runs");
+        assert!((p - expected).abs() <= 1e-4, "{}: {p} vs {expected}", case["name"]);
+
+        // The same session replayed through the client's store gives the same features.
+        let cfg = Config { intent: Some(IntentConfig::new(read("intent_logreg.onnx"))), ..Config::default() };
+        let (mut c, clock, warnings) = client(cfg);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        for e in case["events"].as_array().expect("events") {
+            let mut e = e.clone();
+            let at = e.as_object_mut().expect("object").remove("at").and_then(|v| v.as_f64()).expect("at");
+            clock.set_ms(at);
+            c.track(&e).expect("valid event");
+        }
+        clock.set_ms(case["now"].as_f64().expect("now"));
+        let score = c.intent().expect("intent");
+        for (got, want) in score.features.iter().zip(&features) {
+            assert!((got.value - want).abs() <= 1e-5, "{}: {} = {} vs {want}", case["name"], got.name, got.value);
+        }
+        assert!((score.probability - expected).abs() <= 1e-4, "{}", case["name"]);
+    }
 }

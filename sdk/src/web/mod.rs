@@ -1,0 +1,220 @@
+//! The JavaScript API (wasm-bindgen): `Foresight.init(config)`, then `track`, `recommend`,
+//! `intent`, `history`, `forget`, `status`.
+//!
+//! Calls the page makes throw a `ForesightError` (with `code` and `message`) on bad input;
+//! nothing the SDK does on its own (autocapture, storage trouble) throws into the page: those
+//! become console warnings.
+
+mod autocapture;
+mod storage;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::client::{Client, Config};
+use crate::error::Error;
+use crate::recommend::RecommendOptions;
+pub use storage::{JsClock, WebStorage};
+
+type WebClient = Client<WebStorage, JsClock>;
+
+const WARN_PREFIX: &str = "[foresight]";
+
+fn warn(message: &str) {
+    web_sys::console::warn_1(&JsValue::from_str(&format!("{WARN_PREFIX} {message}")));
+}
+
+/// A JS `Error` named `ForesightError` carrying the stable `code`.
+fn js_error(code: &str, message: &str) -> JsValue {
+    let err = js_sys::Error::new(message);
+    err.set_name("ForesightError");
+    // Setting a property on a fresh Error cannot fail; the message stands even if it did.
+    let _ = js_sys::Reflect::set(&err, &"code".into(), &code.into());
+    err.into()
+}
+
+fn to_js(e: Error) -> JsValue {
+    js_error(e.code(), &e.to_string())
+}
+
+fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| js_error("internal", &format!("could not convert the result for JavaScript: {e}")))
+}
+
+/// One visitor's Foresight instance.
+#[wasm_bindgen(js_name = Foresight)]
+pub struct WebForesight {
+    client: Rc<RefCell<WebClient>>,
+    autocapture: Option<autocapture::Autocapture>,
+}
+
+#[wasm_bindgen(js_class = Foresight)]
+impl WebForesight {
+    /// Opens the visitor's on-device history and loads the models.
+    ///
+    /// Rejects only for an unusable config (wrong types, unknown fields); a model that fails
+    /// to load is a console warning and `status()` says why, while recommendations fall back
+    /// to popularity.
+    pub async fn init(config: JsValue) -> Result<WebForesight, JsValue> {
+        console_error_panic_hook::set_once();
+        let config = config_from_js(&config)?;
+        let autocapture_on = config.autocapture;
+        let (storage, storage_warning) = WebStorage::open();
+        if let Some(w) = storage_warning {
+            warn(&format!("{w}; history is kept for this page only"));
+        }
+        let (client, warnings) = Client::new(config, storage, JsClock).map_err(to_js)?;
+        warnings.iter().for_each(|w| warn(w));
+        let client = Rc::new(RefCell::new(client));
+        let autocapture = if autocapture_on {
+            let weak = Rc::downgrade(&client);
+            let sink: autocapture::Sink = Rc::new(move |event| {
+                let Some(client) = weak.upgrade() else { return };
+                // A page handler that calls track() re-entrantly would find the client busy:
+                // drop the autocaptured event rather than panic.
+                let Ok(mut client) = client.try_borrow_mut() else { return };
+                match client.track(&event) {
+                    Ok(outcome) => {
+                        if let Some(w) = outcome.warning {
+                            warn(&w.to_string());
+                        }
+                    }
+                    Err(e) => warn(&format!("autocapture skipped an event: {e}")),
+                }
+            });
+            autocapture::start(sink)
+        } else {
+            None
+        };
+        Ok(WebForesight { client, autocapture })
+    }
+
+    /// Records what the visitor did, e.g. `{type: "product_view", itemId: "sku-1"}`.
+    pub fn track(&self, event: JsValue) -> Result<(), JsValue> {
+        let event: serde_json::Value =
+            from_js(&event).map_err(|e| js_error("invalid_event", &format!("invalid event: {e}")))?;
+        let outcome = self.client()?.track(&event).map_err(to_js)?;
+        if let Some(w) = outcome.warning {
+            warn(&w.to_string());
+        }
+        Ok(())
+    }
+
+    /// `{items: [{itemId, score, because}], source, fallbackReason?}` for `{k?, exclude?}`.
+    pub fn recommend(&self, options: JsValue) -> Result<JsValue, JsValue> {
+        let options: RecommendOptions = if options.is_undefined() || options.is_null() {
+            RecommendOptions::default()
+        } else {
+            from_js(&options).map_err(|e| js_error("invalid_option", &format!("invalid recommend options: {e}")))?
+        };
+        let recs = self.client()?.recommend(&options).map_err(to_js)?;
+        to_value(&recs)
+    }
+
+    /// `{probability, features: [{name, value}]}` for the current session.
+    pub fn intent(&self) -> Result<JsValue, JsValue> {
+        let score = self.client()?.intent().map_err(to_js)?;
+        to_value(&score)
+    }
+
+    /// Everything stored about the visitor on this device, oldest first.
+    pub fn history(&self) -> Result<JsValue, JsValue> {
+        let client = self.client.try_borrow().map_err(|_| busy())?;
+        to_value(client.history())
+    }
+
+    /// Erases the visitor's history from this device.
+    pub fn forget(&self) -> Result<(), JsValue> {
+        self.client()?.forget().map_err(to_js)
+    }
+
+    /// `{recommender: {state, error?}, intent: {...}, events, autocapture}`.
+    pub fn status(&self) -> Result<JsValue, JsValue> {
+        let client = self.client.try_borrow().map_err(|_| busy())?;
+        #[derive(Serialize)]
+        struct Status<'a> {
+            recommender: &'a crate::client::ModelStatus,
+            intent: &'a crate::client::ModelStatus,
+            events: usize,
+            autocapture: bool,
+        }
+        to_value(&Status {
+            recommender: client.recommender_status(),
+            intent: client.intent_status(),
+            events: client.history().len(),
+            autocapture: self.autocapture.is_some(),
+        })
+    }
+
+    /// Stops autocapture (the instance keeps working for explicit calls).
+    #[wasm_bindgen(js_name = stopAutocapture)]
+    pub fn stop_autocapture(&mut self) {
+        self.autocapture = None;
+    }
+}
+
+impl WebForesight {
+    fn client(&self) -> Result<std::cell::RefMut<'_, WebClient>, JsValue> {
+        self.client.try_borrow_mut().map_err(|_| busy())
+    }
+}
+
+/// Plain JS data → `T`, through `serde_json::Value` so that every key is seen: serde-wasm-bindgen
+/// reads only the fields a struct names, which would let a misspelt option pass silently.
+fn from_js<T: serde::de::DeserializeOwned>(value: &JsValue) -> Result<T, String> {
+    let json: serde_json::Value = serde_wasm_bindgen::from_value(value.clone()).map_err(|e| e.to_string())?;
+    serde_json::from_value(json).map_err(|e| e.to_string())
+}
+
+/// The init config: model bytes (`Uint8Array` or `ArrayBuffer`) are taken out first, since
+/// JSON has no bytes; the rest goes through `from_js`. The page's object is not modified.
+fn config_from_js(config: &JsValue) -> Result<Config, JsValue> {
+    if config.is_undefined() || config.is_null() {
+        return Ok(Config::default());
+    }
+    if !config.is_object() {
+        return Err(js_error("invalid_option", "invalid config: pass an object"));
+    }
+    let copy = js_sys::Object::assign(&js_sys::Object::new(), config.unchecked_ref());
+    let mut models = Vec::new();
+    for section in ["recommender", "intent"] {
+        let part = js_sys::Reflect::get(&copy, &section.into()).unwrap_or(JsValue::UNDEFINED);
+        if !part.is_object() {
+            models.push(None);
+            continue;
+        }
+        let part = js_sys::Object::assign(&js_sys::Object::new(), part.unchecked_ref());
+        let model = js_sys::Reflect::get(&part, &"model".into()).unwrap_or(JsValue::UNDEFINED);
+        let bytes = if let Some(a) = model.dyn_ref::<js_sys::Uint8Array>() {
+            a.to_vec()
+        } else if let Some(b) = model.dyn_ref::<js_sys::ArrayBuffer>() {
+            js_sys::Uint8Array::new(b).to_vec()
+        } else {
+            return Err(js_error(
+                "invalid_option",
+                &format!("invalid config: {section}.model must be the ONNX file's bytes (Uint8Array or ArrayBuffer)"),
+            ));
+        };
+        let _ = js_sys::Reflect::delete_property(&part, &"model".into());
+        let _ = js_sys::Reflect::set(&copy, &section.into(), &part);
+        models.push(Some(bytes));
+    }
+    let mut parsed: Config = from_js(&copy).map_err(|e| js_error("invalid_option", &format!("invalid config: {e}")))?;
+    if let (Some(rc), Some(Some(bytes))) = (parsed.recommender.as_mut(), models.first_mut()) {
+        rc.model = std::mem::take(bytes);
+    }
+    if let (Some(ic), Some(Some(bytes))) = (parsed.intent.as_mut(), models.get_mut(1)) {
+        ic.model = std::mem::take(bytes);
+    }
+    Ok(parsed)
+}
+
+fn busy() -> JsValue {
+    js_error("busy", "Foresight is busy with another call (called from inside one of its own callbacks?)")
+}

@@ -1,0 +1,303 @@
+//! The JS-facing API in headless Chromium: real models through tract in wasm, real
+//! localStorage, real DOM events.
+#![cfg(target_arch = "wasm32")]
+
+use foresight::model::{IntentIo, IntentModel};
+use foresight::web::WebForesight;
+use js_sys::{Reflect, Uint8Array};
+use serde_json::{json, Value};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const GRU: &[u8] = include_bytes!("../../tests/fixtures/session_gru.onnx");
+const INTENT: &[u8] = include_bytes!("../../tests/fixtures/intent_logreg.onnx");
+const CATALOG: &str = include_str!("../../tests/fixtures/catalog.json");
+const GRU_REF: &str = include_str!("../../tests/fixtures/session_gru.reference.json");
+const INTENT_REF: &str = include_str!("../../tests/fixtures/intent_logreg.reference.json");
+
+fn js(v: &Value) -> JsValue {
+    js_sys::JSON::parse(&v.to_string()).expect("valid JSON")
+}
+
+fn rust(v: &JsValue) -> Value {
+    let text: String = js_sys::JSON::stringify(v).expect("stringify").into();
+    serde_json::from_str(&text).expect("JSON")
+}
+
+fn local_storage() -> web_sys::Storage {
+    web_sys::window().expect("window").local_storage().expect("allowed").expect("present")
+}
+
+/// A config with both fixture models, the catalog, and a storage key of its own.
+fn config(key: &str, extra: Value) -> JsValue {
+    let catalog: Value = serde_json::from_str(CATALOG).expect("catalog");
+    let mut cfg = json!({
+        "storageKey": key,
+        "catalog": catalog["items"],
+        "recommender": {"maxSeqLen": 50},
+        "intent": {},
+    });
+    for (k, v) in extra.as_object().expect("object") {
+        cfg[k] = v.clone();
+    }
+    let cfg = js(&cfg);
+    let set_model = |field: &str, bytes: &[u8]| {
+        if let Ok(obj) = Reflect::get(&cfg, &field.into()) {
+            if obj.is_object() {
+                Reflect::set(&obj, &"model".into(), &Uint8Array::from(bytes)).expect("set");
+            }
+        }
+    };
+    set_model("recommender", GRU);
+    set_model("intent", INTENT);
+    cfg
+}
+
+async fn init(key: &str) -> WebForesight {
+    WebForesight::init(config(key, json!({}))).await.map_err(|e| rust(&e)).expect("init")
+}
+
+#[track_caller]
+fn error_of(result: Result<impl Sized, JsValue>) -> (String, String) {
+    let err = result.err().expect("an error");
+    let code = Reflect::get(&err, &"code".into()).expect("code").as_string().expect("string code");
+    let message = err.dyn_ref::<js_sys::Error>().expect("an Error").message().into();
+    (code, message)
+}
+
+#[wasm_bindgen_test]
+async fn recommendations_match_onnxruntime_through_the_js_api() {
+    let reference: Value = serde_json::from_str(GRU_REF).expect("reference");
+    let fs = init("fs-test-parity").await;
+    let status = rust(&fs.status().expect("status"));
+    assert_eq!(status["recommender"]["state"], "ready", "{status}");
+    let mut checked = 0;
+    for case in reference["cases"].as_array().expect("cases") {
+        let ids: Vec<&str> = case["item_ids"].as_array().expect("ids").iter().map(|v| v.as_str().expect("id")).collect();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            continue; // back-to-back repeats are collapsed by design; the native suite covers them
+        }
+        fs.forget().expect("forget");
+        for id in &ids {
+            fs.track(js(&json!({"type": "product_view", "itemId": id}))).expect("track");
+        }
+        let recs = rust(&fs.recommend(js(&json!({"k": 20}))).expect("recommend"));
+        assert_eq!(recs["source"], "model");
+        let got: Vec<&Value> = recs["items"].as_array().expect("items").iter().collect();
+        let want = case["top20"].as_array().expect("top20");
+        assert_eq!(got.len(), 20);
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g["itemId"], w["id"], "{}", case["name"]);
+            let delta = (g["score"].as_f64().expect("score") - w["score"].as_f64().expect("score")).abs();
+            assert!(delta <= 1e-4, "{}: |Δ| = {delta}", case["name"]);
+            assert_eq!(g["because"]["kind"], "recent_event");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 4);
+    fs.forget().expect("forget");
+}
+
+#[wasm_bindgen_test]
+fn intent_model_matches_onnxruntime_in_wasm() {
+    let reference: Value = serde_json::from_str(INTENT_REF).expect("reference");
+    let n = foresight::features::INTENT_FEATURES.len();
+    let mut model = IntentModel::load(INTENT, &IntentIo::default(), n).expect("loads in wasm");
+    for case in reference["cases"].as_array().expect("cases") {
+        let features: Vec<f32> = serde_json::from_value(case["features"].clone()).expect("features");
+        let p = model.probability(&features).expect("runs");
+        let want = case["probability"].as_f64().expect("p") as f32;
+        assert!((p - want).abs() <= 1e-4, "{}: {p} vs {want}", case["name"]);
+    }
+}
+
+#[wasm_bindgen_test]
+async fn intent_through_the_api_rises_with_a_cart() {
+    let fs = init("fs-test-intent").await;
+    fs.forget().expect("forget");
+    fs.track(js(&json!({"type": "product_view", "itemId": "sku-00001", "price": 20.0, "category": "cat-01"}))).expect("track");
+    let browsing = rust(&fs.intent().expect("intent"));
+    for _ in 0..3 {
+        fs.track(js(&json!({"type": "add_to_cart", "itemId": "sku-00002", "price": 25.0}))).expect("track");
+    }
+    let carting = rust(&fs.intent().expect("intent"));
+    let p0 = browsing["probability"].as_f64().expect("p");
+    let p1 = carting["probability"].as_f64().expect("p");
+    assert!((0.0..=1.0).contains(&p0) && (0.0..=1.0).contains(&p1));
+    assert!(p1 > p0, "intent with a cart {p1} should exceed browsing {p0}");
+    assert_eq!(carting["features"].as_array().expect("features").len(), foresight::features::INTENT_FEATURES.len());
+    fs.forget().expect("forget");
+}
+
+#[wasm_bindgen_test]
+async fn history_survives_a_reload_and_forget_erases_it() {
+    let key = "fs-test-reload";
+    local_storage().remove_item(key).expect("clean");
+    {
+        let fs = init(key).await;
+        for id in ["sku-00010", "sku-00011", "sku-00012"] {
+            fs.track(js(&json!({"type": "product_view", "itemId": id}))).expect("track");
+        }
+        // The instance is dropped here, as a page is on reload.
+    }
+    let again = init(key).await;
+    let history = rust(&again.history().expect("history"));
+    let ids: Vec<&str> = history.as_array().expect("events").iter().map(|e| e["itemId"].as_str().expect("id")).collect();
+    assert_eq!(ids, ["sku-00010", "sku-00011", "sku-00012"]);
+    assert_eq!(rust(&again.recommend(JsValue::UNDEFINED).expect("recommend"))["source"], "model");
+    again.forget().expect("forget");
+    assert_eq!(local_storage().get_item(key).expect("get"), None);
+    let recs = rust(&again.recommend(JsValue::UNDEFINED).expect("recommend"));
+    assert_eq!(recs["source"], "popularity");
+    assert_eq!(recs["items"][0]["because"]["kind"], "popular_now");
+}
+
+#[wasm_bindgen_test]
+async fn corrupt_storage_is_discarded_not_thrown() {
+    let key = "fs-test-corrupt";
+    for junk in ["{\"version\":1,\"events\":[{", "null", "[1,2,3]", "{\"version\":1,\"events\":[{\"at\":\"soon\"}]}"] {
+        local_storage().set_item(key, junk).expect("plant junk");
+        let fs = init(key).await;
+        assert_eq!(rust(&fs.history().expect("history")), json!([]), "{junk}");
+        fs.track(js(&json!({"type": "search", "query": "films"}))).expect("track after corruption");
+        assert_eq!(rust(&fs.history().expect("history")).as_array().expect("events").len(), 1);
+        fs.forget().expect("forget");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn quota_pressure_evicts_oldest_and_never_throws() {
+    let key = "fs-test-quota";
+    let storage = local_storage();
+    storage.remove_item(key).expect("clean");
+    // Fill the origin's quota with someone else's data, leaving only a little room.
+    let chunk = "x".repeat(256 * 1024);
+    let mut filler = Vec::new();
+    for i in 0..64 {
+        let k = format!("fs-test-filler-{i}");
+        if storage.set_item(&k, &chunk).is_err() {
+            break;
+        }
+        filler.push(k);
+    }
+    let small = "y".repeat(4 * 1024);
+    for i in 0..256 {
+        let k = format!("fs-test-filler-small-{i}");
+        if storage.set_item(&k, &small).is_err() {
+            break;
+        }
+        filler.push(k);
+    }
+    // Free ~6 KB so some but not all of the log fits.
+    storage.remove_item(filler.last().expect("filled")).expect("free");
+    storage.remove_item(&filler[filler.len() - 2]).expect("free");
+    let fs = WebForesight::init(config(key, json!({"store": {"maxBytes": 1_000_000}}))).await.expect("init");
+    for i in 0..300 {
+        fs.track(js(&json!({"type": "product_view", "itemId": format!("sku-{:05}", i)}))).expect("never throws");
+    }
+    let history = rust(&fs.history().expect("history"));
+    let events = history.as_array().expect("events");
+    assert!(events.len() < 300, "quota should have forced evictions, kept {}", events.len());
+    assert_eq!(events.last().expect("newest kept")["itemId"], "sku-00299");
+    let stored = storage.get_item(key).expect("get").expect("persisted");
+    assert!(stored.contains("sku-00299"), "the newest events are on disk");
+    for k in &filler {
+        storage.remove_item(k).expect("clean");
+    }
+    fs.forget().expect("forget");
+}
+
+#[wasm_bindgen_test]
+async fn bad_input_throws_a_clear_error() {
+    let fs = init("fs-test-errors").await;
+    let (code, message) = error_of(fs.track(js(&json!({"type": "product_view", "itemId": ""}))));
+    assert_eq!(code, "invalid_event");
+    assert!(message.contains("itemId"), "{message}");
+    let (_, message) = error_of(fs.track(js(&json!({"type": "add_to_cart", "itemId": "a", "price": -3}))));
+    assert!(message.contains("price") && message.contains("negative"), "{message}");
+    let (_, message) = error_of(fs.track(js(&json!({"type": "warp"}))));
+    assert!(message.contains("warp"), "{message}");
+    let (code, message) = error_of(fs.recommend(js(&json!({"k": 0}))));
+    assert_eq!(code, "invalid_option");
+    assert!(message.contains('k'), "{message}");
+    let (code, _) = error_of(fs.recommend(js(&json!({"count": 3}))));
+    assert_eq!(code, "invalid_option");
+    let (code, message) = error_of(WebForesight::init(js(&json!({"catalogue": []}))).await);
+    assert_eq!(code, "invalid_option");
+    assert!(message.contains("catalogue"), "{message}");
+}
+
+#[wasm_bindgen_test]
+async fn a_broken_model_degrades_to_popularity() {
+    let cfg = config("fs-test-broken", json!({}));
+    let rec = Reflect::get(&cfg, &"recommender".into()).expect("recommender");
+    Reflect::set(&rec, &"model".into(), &Uint8Array::from(&b"not a model"[..])).expect("set");
+    let fs = WebForesight::init(cfg).await.expect("init still succeeds");
+    let status = rust(&fs.status().expect("status"));
+    assert_eq!(status["recommender"]["state"], "failed");
+    assert_eq!(status["recommender"]["code"], "model_parse");
+    fs.track(js(&json!({"type": "product_view", "itemId": "sku-00001"}))).expect("track");
+    let recs = rust(&fs.recommend(JsValue::UNDEFINED).expect("recommend"));
+    assert_eq!(recs["source"], "popularity");
+    assert_eq!(recs["items"].as_array().expect("items").len(), 10);
+    fs.forget().expect("forget");
+}
+
+#[wasm_bindgen_test]
+async fn autocapture_records_data_attributes() {
+    let document = web_sys::window().expect("window").document().expect("document");
+    let body = document.body().expect("body");
+    let root = document.create_element("div").expect("div");
+    root.set_inner_html(
+        r#"<div data-fs-product="sku-00042" data-fs-category="cat-02" data-fs-price="12.5"></div>
+           <section data-fs-placement="home"><a id="tile" data-fs-item="sku-00007"><span id="tile-inner">Film</span></a></section>
+           <button id="add" data-fs-event="add_to_cart" data-fs-item="sku-00042" data-fs-price="12.50" data-fs-quantity="2">Add</button>
+           <button id="bad" data-fs-event="add_to_cart" data-fs-item="sku-00042" data-fs-price="cheap">Bad</button>
+           <form id="search" data-fs-search="q" onsubmit="return false"><input name="q" value="space films"></form>"#,
+    );
+    body.append_child(&root).expect("attach");
+    let fs = WebForesight::init(config("fs-test-autocapture", json!({"autocapture": true}))).await.expect("init");
+    fs.forget().expect("start clean");
+    // The product_view at start was recorded before forget(); record the interactions now.
+    let click = |id: &str| {
+        document.get_element_by_id(id).expect("element").dyn_into::<web_sys::HtmlElement>().expect("html").click();
+    };
+    click("tile-inner");
+    click("add");
+    click("bad"); // a bad attribute is a console warning, not an exception
+    let form = document.get_element_by_id("search").expect("form").dyn_into::<web_sys::HtmlFormElement>().expect("form");
+    form.request_submit().expect("submit");
+    let history = rust(&fs.history().expect("history"));
+    let events: Vec<Value> = history
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            e.as_object_mut().expect("object").retain(|k, _| k != "at" && k != "session");
+            e
+        })
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            json!({"type": "click", "itemId": "sku-00007", "placement": "home"}),
+            json!({"type": "add_to_cart", "itemId": "sku-00042", "quantity": 2, "price": 12.5}),
+            json!({"type": "search", "query": "space films"}),
+        ]
+    );
+    fs.forget().expect("forget");
+    drop(fs);
+    root.remove();
+    // A fresh instance on a product page records the view at start.
+    body.append_child(&root).expect("attach");
+    let fs = WebForesight::init(config("fs-test-autocapture", json!({"autocapture": true}))).await.expect("init");
+    let history = rust(&fs.history().expect("history"));
+    assert_eq!(history[0]["type"], "product_view");
+    assert_eq!(history[0]["itemId"], "sku-00042");
+    assert_eq!(history[0]["price"], 12.5);
+    fs.forget().expect("forget");
+    root.remove();
+}
