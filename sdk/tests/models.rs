@@ -1,4 +1,5 @@
 //! The core against the committed fixture models and their onnxruntime references.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::rc::Rc;
 
