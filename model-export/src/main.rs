@@ -1,6 +1,7 @@
 //! `foresight-export`: the server-side half of Foresight.
 
 mod features;
+mod train;
 
 use std::fs::File;
 use std::io::{self, BufReader, Write};
@@ -33,6 +34,8 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Train the baseline session recommender from an interaction log and emit it as ONNX.
+    Train(train::TrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,5 +65,6 @@ fn run(cli: Cli) -> Result<()> {
             out.flush()?;
             Ok(())
         }
+        Command::Train(args) => train::run(args),
     }
 }
