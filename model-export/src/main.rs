@@ -1,6 +1,14 @@
 //! `foresight-export`: the server-side half of Foresight.
 
+mod evaluate;
+mod catalog;
+mod convert;
 mod features;
+mod inspect;
+mod keys;
+mod onnx_file;
+mod parity;
+mod progress;
 mod train;
 
 use std::fs::File;
@@ -20,6 +28,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Convert an ONNX model (+ its item catalog) into a verified, optionally signed bundle.
+    Convert(convert::ConvertArgs),
+    /// Show what a bundle holds.
+    Inspect(inspect::InspectArgs),
+    /// Check a bundle's hashes and signature, load its model, and re-run parity.
+    Verify(inspect::VerifyArgs),
+    /// Make an ed25519 key pair for signing bundles.
+    Keygen(keys::KeygenArgs),
     /// Print the intent feature spec (names, order, transforms) as JSON for training code.
     FeatureSpec,
     /// Compute intent feature vectors for training sessions, with the SDK's own code.
@@ -50,6 +66,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Convert(args) => convert::run(args),
+        Command::Inspect(args) => inspect::inspect(args),
+        Command::Verify(args) => inspect::verify(args),
+        Command::Keygen(args) => keys::keygen(args),
         Command::FeatureSpec => features::print_spec(&mut io::stdout().lock()),
         Command::Features { input, output } => {
             let reader: Box<dyn io::BufRead> = if input.as_os_str() == "-" {

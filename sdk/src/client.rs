@@ -5,11 +5,14 @@ use std::collections::VecDeque;
 
 use serde::Deserialize;
 
+use crate::bundle::{self, Bundle, BundleError, Manifest, ModelFormat, ModelKind};
 use crate::capture::Event;
 use crate::error::{Error, Result};
 use crate::features::{self, Cart, DEFAULT_MAX_SEQ_LEN, INTENT_FEATURES};
 use crate::intent::{self, IntentScore};
-use crate::model::{IntentIo, IntentModel, RecommenderIo, RecommenderModel};
+use crate::model::{IntentIo, IntentModel, RecommenderModel};
+#[cfg(feature = "onnx")]
+use crate::model::RecommenderIo;
 use crate::recommend::{self, Catalog, CatalogItem, RecommendOptions, Recommendations};
 use crate::store::{AppendOutcome, Clock, EventLog, Storage, StoreConfig, StoredEvent};
 
@@ -24,6 +27,11 @@ pub struct Config {
     pub catalog: Vec<CatalogItem>,
     pub recommender: Option<RecommenderConfig>,
     pub intent: Option<IntentConfig>,
+    /// Model bundles (`foresight-export convert`), each loaded into the slot its manifest
+    /// names. In the browser, `bundleUrl` / `bundleUrls` are downloaded into this list.
+    pub bundles: Vec<serde_bytes::ByteBuf>,
+    /// Base64 ed25519 public key; when set, unsigned or foreign bundles are refused.
+    pub public_key: Option<String>,
     /// Record events from `data-fs-*` attributes in the page (browser only).
     pub autocapture: bool,
 }
@@ -36,6 +44,8 @@ impl Default for Config {
             catalog: Vec::new(),
             recommender: None,
             intent: None,
+            bundles: Vec::new(),
+            public_key: None,
             autocapture: false,
         }
     }
@@ -88,6 +98,7 @@ impl RecommenderConfig {
         RecommenderConfig { model, input: None, output: None, max_seq_len: DEFAULT_MAX_SEQ_LEN }
     }
 
+    #[cfg(feature = "onnx")]
     fn io(&self) -> RecommenderIo {
         RecommenderIo { input: self.input.clone(), output: self.output.clone() }
     }
@@ -98,6 +109,7 @@ impl IntentConfig {
         IntentConfig { model, input: None, output: None, positive_index: default_positive_index() }
     }
 
+    #[cfg(feature = "onnx")]
     fn io(&self) -> IntentIo {
         IntentIo { input: self.input.clone(), output: self.output.clone(), positive_index: self.positive_index }
     }
@@ -115,6 +127,107 @@ pub enum ModelStatus {
 struct Recommender {
     model: RecommenderModel,
     max_seq_len: usize,
+}
+
+/// Models gathered while initialising, with why each slot is empty when it is.
+#[derive(Default)]
+struct Loaded {
+    recommender: Option<Recommender>,
+    intent: Option<IntentModel>,
+    catalog: Option<Vec<CatalogItem>>,
+    recommender_error: Option<(String, &'static str)>,
+    intent_error: Option<(String, &'static str)>,
+    bundle_error: Option<(String, &'static str)>,
+}
+
+impl Loaded {
+    /// Verifies a bundle and loads its model into the slot its manifest names.
+    fn add_bundle(&mut self, bytes: Vec<u8>, key: Option<&ed25519_dalek::VerifyingKey>) -> Result<()> {
+        let bundle = Bundle::parse(bytes, key)?;
+        let m = &bundle.manifest;
+        let model_bytes = bundle.model_bytes()?;
+        match m.kind {
+            ModelKind::Recommender => {
+                let n = m.items.len();
+                let model = match m.model.format {
+                    ModelFormat::Nnef => RecommenderModel::load_nnef(model_bytes, n)?,
+                    ModelFormat::Onnx => load_onnx_recommender_bytes(model_bytes, m, n)?,
+                };
+                self.recommender = Some(Recommender { model, max_seq_len: m.max_seq_len.unwrap_or(DEFAULT_MAX_SEQ_LEN).max(1) });
+                self.catalog = Some(m.items.clone());
+            }
+            ModelKind::Intent => {
+                let spec = m.intent.as_ref().ok_or_else(|| BundleError::Manifest("no intent section".into()))?;
+                let ours: Vec<&str> = INTENT_FEATURES.iter().map(|f| f.name).collect();
+                if spec.feature_names != ours {
+                    return Err(Error::option(
+                        "bundle",
+                        format!(
+                            "the intent model was trained on features {:?} (spec v{}), this SDK computes {:?} (v{})",
+                            spec.feature_names, spec.feature_spec_version, ours, crate::features::INTENT_FEATURES_VERSION
+                        ),
+                    ));
+                }
+                let model = match m.model.format {
+                    ModelFormat::Nnef => IntentModel::load_nnef(model_bytes, ours.len(), spec.positive_index)?,
+                    ModelFormat::Onnx => load_onnx_intent_bytes(model_bytes, m, spec.positive_index)?,
+                };
+                self.intent = Some(model);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "onnx")]
+fn load_onnx_recommender_bytes(bytes: &[u8], m: &Manifest, n: usize) -> Result<RecommenderModel> {
+    let io = RecommenderIo { input: m.model.inputs.first().map(|t| t.name.clone()), output: m.model.outputs.first().map(|t| t.name.clone()) };
+    Ok(RecommenderModel::load(bytes, &io, n)?)
+}
+
+#[cfg(feature = "onnx")]
+fn load_onnx_intent_bytes(bytes: &[u8], m: &Manifest, positive_index: usize) -> Result<IntentModel> {
+    let io = IntentIo {
+        input: m.model.inputs.first().map(|t| t.name.clone()),
+        output: m.model.outputs.first().map(|t| t.name.clone()),
+        positive_index,
+    };
+    Ok(IntentModel::load(bytes, &io, INTENT_FEATURES.len())?)
+}
+
+#[cfg(not(feature = "onnx"))]
+fn load_onnx_recommender_bytes(_: &[u8], _: &Manifest, _: usize) -> Result<RecommenderModel> {
+    Err(no_onnx())
+}
+
+#[cfg(not(feature = "onnx"))]
+fn load_onnx_intent_bytes(_: &[u8], _: &Manifest, _: usize) -> Result<IntentModel> {
+    Err(no_onnx())
+}
+
+#[cfg(not(feature = "onnx"))]
+fn no_onnx() -> Error {
+    Error::option("model", "this is the lean (NNEF-only) build: convert the model with `foresight-export convert` (NNEF is the default format)")
+}
+
+#[cfg(feature = "onnx")]
+fn load_recommender_onnx(rc: &RecommenderConfig, n_items: usize) -> Result<RecommenderModel> {
+    Ok(RecommenderModel::load(&rc.model, &rc.io(), n_items)?)
+}
+
+#[cfg(feature = "onnx")]
+fn load_intent_onnx(ic: &IntentConfig) -> Result<IntentModel> {
+    Ok(IntentModel::load(&ic.model, &ic.io(), INTENT_FEATURES.len())?)
+}
+
+#[cfg(not(feature = "onnx"))]
+fn load_recommender_onnx(_: &RecommenderConfig, _: usize) -> Result<RecommenderModel> {
+    Err(no_onnx())
+}
+
+#[cfg(not(feature = "onnx"))]
+fn load_intent_onnx(_: &IntentConfig) -> Result<IntentModel> {
+    Err(no_onnx())
 }
 
 /// One visitor's SDK instance.
@@ -138,47 +251,69 @@ impl<S: Storage, C: Clock> Client<S, C> {
         if config.storage_key.is_empty() {
             return Err(Error::option("storageKey", "must not be empty"));
         }
-        let catalog = Catalog::new(config.catalog)?;
+        if config.recommender.as_ref().is_some_and(|rc| rc.max_seq_len == 0) {
+            return Err(Error::option("recommender.maxSeqLen", "must be at least 1"));
+        }
+        let key = match config.public_key.as_deref() {
+            Some(text) => Some(bundle::parse_public_key(text).map_err(|e| Error::option("publicKey", e.to_string()))?),
+            None => None,
+        };
         let mut warnings = Vec::new();
         let (log, store_warnings) = EventLog::open(storage, config.storage_key, config.store, clock.now_ms());
         warnings.extend(store_warnings.iter().map(ToString::to_string));
 
-        let (recommender, recommender_status) = match config.recommender {
-            None => (None, ModelStatus::Absent),
-            Some(rc) if catalog.is_empty() => {
-                let _ = rc;
-                let e = Error::option("catalog", "is empty; the recommender needs the catalog as its item vocabulary");
-                warnings.push(format!("recommender not loaded: {e}"));
-                (None, ModelStatus::Failed { error: e.to_string(), code: e.code() })
+        let mut loaded = Loaded::default();
+        for (i, bytes) in config.bundles.into_iter().enumerate() {
+            if let Err(e) = loaded.add_bundle(bytes.into_vec(), key.as_ref()) {
+                warnings.push(format!("bundle {i} refused, using the popularity fallback: {e}"));
+                loaded.bundle_error.get_or_insert((e.to_string(), e.code()));
             }
-            Some(rc) if rc.max_seq_len == 0 => {
-                return Err(Error::option("recommender.maxSeqLen", "must be at least 1"));
-            }
-            Some(rc) => match RecommenderModel::load(&rc.model, &rc.io(), catalog.len()) {
-                Ok(model) => (Some(Recommender { model, max_seq_len: rc.max_seq_len }), ModelStatus::Ready),
+        }
+        // Bundles carry their own item vocabulary; the config's catalog serves models given as
+        // plain ONNX, and the popularity fallback when no bundle could be loaded.
+        let catalog = match loaded.catalog.take() {
+            Some(items) => Catalog::new(items)?,
+            None => Catalog::new(config.catalog)?,
+        };
+        if let Some(rc) = config.recommender {
+            let result = if catalog.is_empty() {
+                Err(Error::option("catalog", "is empty; the recommender needs the catalog as its item vocabulary"))
+            } else {
+                load_recommender_onnx(&rc, catalog.len())
+            };
+            match result {
+                Ok(model) => loaded.recommender = Some(Recommender { model, max_seq_len: rc.max_seq_len }),
                 Err(e) => {
                     warnings.push(format!("recommender not loaded, using the popularity fallback: {e}"));
-                    (None, ModelStatus::Failed { error: e.to_string(), code: e.code() })
+                    loaded.recommender_error = Some((e.to_string(), e.code()));
                 }
-            },
-        };
-        let (intent, intent_status) = match config.intent {
-            None => (None, ModelStatus::Absent),
-            Some(ic) => match IntentModel::load(&ic.model, &ic.io(), INTENT_FEATURES.len()) {
-                Ok(model) => (Some(model), ModelStatus::Ready),
+            }
+        }
+        if let Some(ic) = config.intent {
+            match load_intent_onnx(&ic) {
+                Ok(model) => loaded.intent = Some(model),
                 Err(e) => {
                     warnings.push(format!("intent model not loaded: {e}"));
-                    (None, ModelStatus::Failed { error: e.to_string(), code: e.code() })
+                    loaded.intent_error = Some((e.to_string(), e.code()));
                 }
-            },
+            }
+        }
+        let status = |ready: bool, own: Option<(String, &'static str)>, bundle: &Option<(String, &'static str)>| {
+            match (ready, own.or_else(|| bundle.clone())) {
+                (true, _) => ModelStatus::Ready,
+                (false, Some((error, code))) => ModelStatus::Failed { error, code },
+                (false, None) => ModelStatus::Absent,
+            }
         };
+        let recommender_status = status(loaded.recommender.is_some(), loaded.recommender_error, &loaded.bundle_error);
+        let intent_status = status(loaded.intent.is_some(), loaded.intent_error, &None);
         let client = Client {
             log,
             clock,
             catalog,
-            recommender,
+            recommender: loaded.recommender,
             recommender_status,
-            intent,
+            intent: loaded.intent,
             intent_status,
             scratch: Vec::new(),
         };

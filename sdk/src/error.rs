@@ -20,6 +20,8 @@ pub enum Error {
     Model(#[from] ModelError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Bundle(#[from] crate::bundle::BundleError),
     /// The call needs a model the SDK was not initialised with.
     #[error("no {0} model is loaded: pass one in the config given to init()")]
     NoModel(&'static str),
@@ -33,6 +35,7 @@ impl Error {
             Error::InvalidOption { .. } => "invalid_option",
             Error::Model(e) => e.code(),
             Error::Storage(_) => "storage",
+            Error::Bundle(e) => e.code(),
             Error::NoModel(_) => "no_model",
         }
     }
@@ -57,8 +60,8 @@ pub struct UnsupportedOp {
 #[derive(Debug, ThisError)]
 #[non_exhaustive]
 pub enum ModelError {
-    #[error("the {model} model is not a readable ONNX file: {detail}")]
-    Parse { model: &'static str, detail: String },
+    #[error("the {model} model is not a readable {format} file: {detail}")]
+    Parse { model: &'static str, format: &'static str, detail: String },
     #[error("the {model} model uses operators the runtime does not support: {}", list_ops(.ops))]
     UnsupportedOps { model: &'static str, ops: Vec<UnsupportedOp> },
     #[error("the {model} model's input `{name}` {problem}")]

@@ -5,6 +5,7 @@
 //! tract, [`recommend`] and [`intent`] answer the page, and [`client`] ties them together.
 //! The browser layer (`web`, wasm32 only) exposes the client to JavaScript.
 
+pub mod bundle;
 pub mod capture;
 pub mod error;
 pub mod features;

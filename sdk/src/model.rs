@@ -2,11 +2,17 @@
 //! and run with one state made at load and reused per call (no re-planning per inference).
 
 use serde::{Deserialize, Serialize};
-use tract_onnx::prelude::*;
-use tract_onnx::tract_core::plan::SimpleState;
+use tract_nnef::prelude::*;
+use tract_nnef::tract_core::plan::SimpleState;
+use tract_onnx_opl::WithOnnx;
+#[cfg(feature = "onnx")]
+use tract_onnx::prelude::{InferenceFact, InferenceModel, InferenceModelExt};
+#[cfg(feature = "onnx")]
 use tract_onnx::tract_hir::infer::Factoid;
 
-use crate::error::{ModelError, UnsupportedOp};
+use crate::error::ModelError;
+#[cfg(feature = "onnx")]
+use crate::error::UnsupportedOp;
 
 /// Which tensors of a recommender model to use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,13 +66,44 @@ impl Runner {
     }
 }
 
+/// tract's NNEF reader/writer with the ONNX-specific operators (ML classifiers, etc.).
+pub fn nnef() -> tract_nnef::framework::Nnef {
+    tract_nnef::nnef().with_onnx()
+}
+
+/// Reads a tract NNEF archive (as written by `foresight-export convert`).
+pub fn read_nnef(model: &'static str, bytes: &[u8]) -> Result<TypedModel, ModelError> {
+    nnef().model_for_read(&mut &*bytes).map_err(|e| ModelError::Parse { model, format: "tract NNEF", detail: format!("{e:#}") })
+}
+
+/// Writes a typed model as a tract NNEF archive, deterministically (same model, same bytes).
+pub fn write_nnef(model: &'static str, typed: &TypedModel) -> Result<Vec<u8>, ModelError> {
+    // ONNX metadata (producer name, doc strings) travels as model properties; tract 0.23.9
+    // writes them in a form its own NNEF reader rejects, and the SDK has no use for them.
+    let mut typed = typed.clone();
+    typed.properties.clear();
+    nnef()
+        .write_to_tar_with_config(&typed, Vec::new(), false, true)
+        .map_err(|e| ModelError::Prepare { model, detail: format!("writing NNEF: {e:#}") })
+}
+
 /// Parses ONNX bytes and refuses, before anything else, operators tract does not implement.
-fn read_onnx(model: &'static str, bytes: &[u8]) -> Result<InferenceModel, ModelError> {
+#[cfg(feature = "onnx")]
+pub fn read_onnx(model: &'static str, bytes: &[u8]) -> Result<InferenceModel, ModelError> {
     let im = tract_onnx::onnx()
         .model_for_read(&mut &*bytes)
-        .map_err(|e| ModelError::Parse { model, detail: format!("{e:#}") })?;
-    let ops: Vec<UnsupportedOp> = im
-        .nodes()
+        .map_err(|e| ModelError::Parse { model, format: "ONNX", detail: format!("{e:#}") })?;
+    let ops = unsupported_ops(&im);
+    if !ops.is_empty() {
+        return Err(ModelError::UnsupportedOps { model, ops });
+    }
+    Ok(im)
+}
+
+/// Nodes whose operator tract's ONNX front-end does not implement.
+#[cfg(feature = "onnx")]
+pub fn unsupported_ops(im: &InferenceModel) -> Vec<UnsupportedOp> {
+    im.nodes()
         .iter()
         .filter_map(|n| {
             let name = n.op.name();
@@ -74,13 +111,10 @@ fn read_onnx(model: &'static str, bytes: &[u8]) -> Result<InferenceModel, ModelE
                 .and_then(|s| s.strip_suffix(')'))
                 .map(|op| UnsupportedOp { node: n.name.clone(), op: op.to_owned() })
         })
-        .collect();
-    if !ops.is_empty() {
-        return Err(ModelError::UnsupportedOps { model, ops });
-    }
-    Ok(im)
+        .collect()
 }
 
+#[cfg(feature = "onnx")]
 fn input_index(model: &'static str, im: &InferenceModel, name: Option<&str>) -> Result<(usize, String), ModelError> {
     let names: Vec<String> = im
         .input_outlets()
@@ -101,6 +135,7 @@ fn input_index(model: &'static str, im: &InferenceModel, name: Option<&str>) -> 
 }
 
 /// Keeps only the wanted output, so branches feeding other outputs are pruned.
+#[cfg(feature = "onnx")]
 fn select_output(
     model: &'static str,
     im: &mut InferenceModel,
@@ -129,6 +164,7 @@ fn select_output(
     Ok(labels[pick].clone())
 }
 
+#[cfg(feature = "onnx")]
 fn declared_dims(fact: &InferenceFact) -> Option<Vec<Option<TDim>>> {
     if fact.shape.is_open() {
         return None;
@@ -136,14 +172,136 @@ fn declared_dims(fact: &InferenceFact) -> Option<Vec<Option<TDim>>> {
     Some(fact.shape.dims().map(|d| d.concretize()).collect())
 }
 
-fn prepare(model: &'static str, im: InferenceModel) -> Result<(TypedModel, Runner), ModelError> {
+/// Keeps only the selected input (the others are unused by the selected output, or fail).
+#[cfg(feature = "onnx")]
+fn into_typed_single_input(model: &'static str, im: InferenceModel, input: &str) -> Result<TypedModel, ModelError> {
+    let n_inputs = im.input_outlets().map(|o| o.len()).unwrap_or(0);
+    if n_inputs != 1 {
+        return Err(ModelError::Input {
+            model,
+            name: input.to_owned(),
+            problem: format!("is one of {n_inputs} inputs; a {model} model takes this input alone"),
+        });
+    }
+    im.into_typed().map_err(|e| ModelError::Prepare { model, detail: format!("{e:#}") })
+}
+
+/// An ONNX recommender as a typed model with a symbolic sequence length `seq`: the common
+/// first step of loading it in the SDK and of converting it to NNEF.
+#[cfg(feature = "onnx")]
+pub fn recommender_from_onnx(bytes: &[u8], io: &RecommenderIo) -> Result<TypedModel, ModelError> {
+    recommender_from_inference(read_onnx(RecommenderModel::KIND, bytes)?, io)
+}
+
+/// As `recommender_from_onnx`, from an already parsed model (e.g. read from a path, so that
+/// external `.onnx.data` weights resolve).
+#[cfg(feature = "onnx")]
+pub fn recommender_from_inference(mut im: InferenceModel, io: &RecommenderIo) -> Result<TypedModel, ModelError> {
+    let model = RecommenderModel::KIND;
+    let (ix, input_name) = input_index(model, &im, io.input.as_deref())?;
+    select_output(model, &mut im, io.output.as_deref(), None)?;
+    let input_err = |problem: String| ModelError::Input { model, name: input_name.clone(), problem };
+    let fact = im.input_fact(ix).map_err(|e| input_err(format!("{e:#}")))?.clone();
+    let dtype = match fact.datum_type.concretize() {
+        None => i64::datum_type(),
+        Some(dt) if dt == i64::datum_type() || dt == i32::datum_type() => dt,
+        Some(dt) => return Err(input_err(format!("has type {dt:?}; item indices need int64 or int32"))),
+    };
+    let seq = im.sym("seq");
+    let fixed = |n: &TDim| {
+        input_err(format!(
+            "has a fixed sequence length of {n}; export it with a dynamic sequence axis \
+             (torch.onnx.export(..., dynamic_axes={{'{input_name}': {{1: 'seq'}}}}) or the dynamo exporter)"
+        ))
+    };
+    let shape: Vec<TDim> = match declared_dims(&fact).as_deref() {
+        None => vec![1.into(), seq.into()],
+        Some([batch, len]) => {
+            if let Some(b) = batch.as_ref().and_then(|b| b.to_i64().ok()) {
+                if b != 1 {
+                    return Err(input_err(format!("has a fixed batch size of {b}; it must be 1 or dynamic")));
+                }
+            }
+            match len {
+                Some(n) if n.to_i64().is_ok() => return Err(fixed(n)),
+                _ => vec![1.into(), seq.into()],
+            }
+        }
+        Some([len]) => match len {
+            Some(n) if n.to_i64().is_ok() => return Err(fixed(n)),
+            _ => vec![seq.into()],
+        },
+        Some(other) => return Err(input_err(format!("has rank {}; expected [batch, sequence] or [sequence]", other.len()))),
+    };
+    im.set_input_fact(ix, InferenceFact::from(dtype.fact(shape))).map_err(|e| input_err(format!("{e:#}")))?;
+    into_typed_single_input(model, im, &input_name)
+}
+
+/// An ONNX intent classifier as a typed model taking `[1, n_features]` float32.
+#[cfg(feature = "onnx")]
+pub fn intent_from_onnx(bytes: &[u8], io: &IntentIo, n_features: usize) -> Result<TypedModel, ModelError> {
+    intent_from_inference(read_onnx(IntentModel::KIND, bytes)?, io, n_features)
+}
+
+#[cfg(feature = "onnx")]
+pub fn intent_from_inference(mut im: InferenceModel, io: &IntentIo, n_features: usize) -> Result<TypedModel, ModelError> {
+    let model = IntentModel::KIND;
+    let (ix, input_name) = input_index(model, &im, io.input.as_deref())?;
+    select_output(model, &mut im, io.output.as_deref(), Some("probabilities"))?;
+    let input_err = |problem: String| ModelError::Input { model, name: input_name.clone(), problem };
+    let fact = im.input_fact(ix).map_err(|e| input_err(format!("{e:#}")))?.clone();
+    match fact.datum_type.concretize() {
+        None => {}
+        Some(dt) if dt == f32::datum_type() => {}
+        Some(dt) => return Err(input_err(format!("has type {dt:?}; the feature vector is float32"))),
+    }
+    if let Some(dims) = declared_dims(&fact) {
+        if dims.len() != 2 {
+            return Err(input_err(format!("has rank {}; expected [batch, features]", dims.len())));
+        }
+        if let Some(n) = dims[1].as_ref().and_then(|d| d.to_i64().ok()) {
+            if n as usize != n_features {
+                return Err(input_err(format!(
+                    "takes {n} features but the SDK computes {n_features} (intent feature spec v{}); \
+                     train on `foresight-export features` output",
+                    crate::features::INTENT_FEATURES_VERSION
+                )));
+            }
+        }
+    }
+    im.set_input_fact(ix, InferenceFact::from(f32::fact([1, n_features]))).map_err(|e| input_err(format!("{e:#}")))?;
+    into_typed_single_input(model, im, &input_name)
+}
+
+/// Optimizes for this machine and plans; the plan is what every run reuses.
+fn runner(model: &'static str, typed: TypedModel) -> Result<Runner, ModelError> {
     let prep = |e: TractError| ModelError::Prepare { model, detail: format!("{e:#}") };
-    let typed = im.into_typed().map_err(prep)?;
-    let optimized = typed.clone().into_optimized().map_err(prep)?;
-    let plan = optimized.into_runnable().map_err(prep)?;
+    let plan = typed.into_optimized().map_err(prep)?.into_runnable().map_err(prep)?;
     // Fail at load, not at the first recommendation, if a state cannot even be made.
     SimpleState::new(&plan).map_err(prep)?;
-    Ok((typed, Runner { model, plan }))
+    Ok(Runner { model, plan })
+}
+
+/// The single input's and single output's facts and names of a typed model.
+fn single_io(model: &'static str, typed: &TypedModel) -> Result<(TypedFact, String, TypedFact, String), ModelError> {
+    let prep = |e: TractError| ModelError::Prepare { model, detail: format!("{e:#}") };
+    let inputs = typed.input_outlets().map_err(prep)?;
+    let outputs = typed.output_outlets().map_err(prep)?;
+    if inputs.len() != 1 || outputs.len() != 1 {
+        return Err(ModelError::Prepare {
+            model,
+            detail: format!("expected one input and one output, found {} and {}", inputs.len(), outputs.len()),
+        });
+    }
+    let input_name = typed.node(inputs[0].node).name.clone();
+    let output_name =
+        typed.outlet_label(outputs[0]).map(str::to_owned).unwrap_or_else(|| typed.node(outputs[0].node).name.clone());
+    Ok((
+        typed.outlet_fact(inputs[0]).map_err(prep)?.clone(),
+        input_name,
+        typed.outlet_fact(outputs[0]).map_err(prep)?.clone(),
+        output_name,
+    ))
 }
 
 /// A session recommender: item-index sequence in, one score per vocabulary item out.
@@ -157,58 +315,33 @@ pub struct RecommenderModel {
 }
 
 impl RecommenderModel {
-    const KIND: &'static str = "recommender";
+    pub const KIND: &'static str = "recommender";
 
     /// Loads an ONNX recommender whose output scores `n_items` items.
+    #[cfg(feature = "onnx")]
     pub fn load(bytes: &[u8], io: &RecommenderIo, n_items: usize) -> Result<Self, ModelError> {
+        Self::from_typed(recommender_from_onnx(bytes, io)?, n_items)
+    }
+
+    /// Loads a recommender from tract NNEF (the bundle's default format).
+    pub fn load_nnef(bytes: &[u8], n_items: usize) -> Result<Self, ModelError> {
+        Self::from_typed(read_nnef(Self::KIND, bytes)?, n_items)
+    }
+
+    /// Checks a typed model's signature, then optimizes and plans it.
+    pub fn from_typed(typed: TypedModel, n_items: usize) -> Result<Self, ModelError> {
         let model = Self::KIND;
-        let mut im = read_onnx(model, bytes)?;
-        let (ix, input_name) = input_index(model, &im, io.input.as_deref())?;
-        let output_name = select_output(model, &mut im, io.output.as_deref(), None)?;
+        let (input, input_name, out, output_name) = single_io(model, &typed)?;
         let input_err = |problem: String| ModelError::Input { model, name: input_name.clone(), problem };
-
-        let fact = im.input_fact(ix).map_err(|e| input_err(format!("{e:#}")))?.clone();
-        let dtype = match fact.datum_type.concretize() {
-            None => i64::datum_type(),
-            Some(dt) if dt == i64::datum_type() || dt == i32::datum_type() => dt,
-            Some(dt) => return Err(input_err(format!("has type {dt:?}; item indices need int64 or int32"))),
-        };
-        let seq = im.sym("seq");
-        let fixed = |n: &TDim| {
-            input_err(format!(
-                "has a fixed sequence length of {n}; export it with a dynamic sequence axis \
-                 (torch.onnx.export(..., dynamic_axes={{'{input_name}': {{1: 'seq'}}}}) or the dynamo exporter)"
-            ))
-        };
-        let shape: Vec<TDim> = match declared_dims(&fact).as_deref() {
-            None => vec![1.into(), seq.into()],
-            Some([batch, len]) => {
-                if let Some(b) = batch.as_ref().and_then(|b| b.to_i64().ok()) {
-                    if b != 1 {
-                        return Err(input_err(format!("has a fixed batch size of {b}; it must be 1 or dynamic")));
-                    }
-                }
-                match len {
-                    Some(n) if n.to_i64().is_ok() => return Err(fixed(n)),
-                    _ => vec![1.into(), seq.into()],
-                }
-            }
-            Some([len]) => match len {
-                Some(n) if n.to_i64().is_ok() => return Err(fixed(n)),
-                _ => vec![seq.into()],
-            },
-            Some(other) => {
-                return Err(input_err(format!("has rank {}; expected [batch, sequence] or [sequence]", other.len())))
-            }
-        };
-        let rank = shape.len();
-        im.set_input_fact(ix, InferenceFact::from(dtype.fact(shape))).map_err(|e| input_err(format!("{e:#}")))?;
-        if im.input_outlets().map(|o| o.len()).unwrap_or(0) != 1 {
-            return Err(input_err("is not the only input; a recommender takes the item sequence alone".into()));
+        let dtype = input.datum_type;
+        if dtype != i64::datum_type() && dtype != i32::datum_type() {
+            return Err(input_err(format!("has type {dtype:?}; item indices need int64 or int32")));
         }
-
-        let (typed, runner) = prepare(model, im)?;
-        let out = typed.output_fact(0).map_err(|e| ModelError::Prepare { model, detail: format!("{e:#}") })?;
+        let rank = input.shape.rank();
+        let symbolic_len = input.shape.last().is_some_and(|d| d.to_i64().is_err());
+        if !(rank == 1 || (rank == 2 && input.shape[0].to_i64().ok() == Some(1))) || !symbolic_len {
+            return Err(input_err(format!("has shape {:?}; expected [1, seq] or [seq] with a symbolic seq", input.shape)));
+        }
         let out_err = |problem: String| ModelError::Output { model, name: output_name.clone(), problem };
         if out.datum_type != f32::datum_type() {
             return Err(out_err(format!("has type {:?}; scores must be float32", out.datum_type)));
@@ -221,14 +354,7 @@ impl RecommenderModel {
         if out.shape.iter().rev().skip(1).any(|d| d.to_i64().map_or(true, |v| v != 1)) {
             return Err(out_err(format!("has shape {:?}; expected [1, items] or [items]", out.shape)));
         }
-        Ok(RecommenderModel {
-            runner,
-            dtype,
-            rank,
-            n_items,
-            input_name,
-            output_name,
-        })
+        Ok(RecommenderModel { runner: runner(model, typed)?, dtype, rank, n_items, input_name, output_name })
     }
 
     pub fn n_items(&self) -> usize {
@@ -282,39 +408,27 @@ pub struct IntentModel {
 }
 
 impl IntentModel {
-    const KIND: &'static str = "intent";
+    pub const KIND: &'static str = "intent";
 
+    #[cfg(feature = "onnx")]
     pub fn load(bytes: &[u8], io: &IntentIo, n_features: usize) -> Result<Self, ModelError> {
-        let model = Self::KIND;
-        let mut im = read_onnx(model, bytes)?;
-        let (ix, input_name) = input_index(model, &im, io.input.as_deref())?;
-        let output_name = select_output(model, &mut im, io.output.as_deref(), Some("probabilities"))?;
-        let input_err = |problem: String| ModelError::Input { model, name: input_name.clone(), problem };
-        let fact = im.input_fact(ix).map_err(|e| input_err(format!("{e:#}")))?.clone();
-        match fact.datum_type.concretize() {
-            None => {}
-            Some(dt) if dt == f32::datum_type() => {}
-            Some(dt) => return Err(input_err(format!("has type {dt:?}; the feature vector is float32"))),
-        }
-        if let Some(dims) = declared_dims(&fact) {
-            if dims.len() != 2 {
-                return Err(input_err(format!("has rank {}; expected [batch, features]", dims.len())));
-            }
-            if let Some(n) = dims[1].as_ref().and_then(|d| d.to_i64().ok()) {
-                if n as usize != n_features {
-                    return Err(input_err(format!(
-                        "takes {n} features but the SDK computes {n_features} (intent feature spec v{}); \
-                         train on `foresight-export features` output",
-                        crate::features::INTENT_FEATURES_VERSION
-                    )));
-                }
-            }
-        }
-        im.set_input_fact(ix, InferenceFact::from(f32::fact([1, n_features])))
-            .map_err(|e| input_err(format!("{e:#}")))?;
+        Self::from_typed(intent_from_onnx(bytes, io, n_features)?, n_features, io.positive_index)
+    }
 
-        let (typed, runner) = prepare(model, im)?;
-        let out = typed.output_fact(0).map_err(|e| ModelError::Prepare { model, detail: format!("{e:#}") })?;
+    pub fn load_nnef(bytes: &[u8], n_features: usize, positive_index: usize) -> Result<Self, ModelError> {
+        Self::from_typed(read_nnef(Self::KIND, bytes)?, n_features, positive_index)
+    }
+
+    pub fn from_typed(typed: TypedModel, n_features: usize, positive_index: usize) -> Result<Self, ModelError> {
+        let model = Self::KIND;
+        let (input, input_name, out, output_name) = single_io(model, &typed)?;
+        if input.datum_type != f32::datum_type() || input.shape.iter().map(|d| d.to_i64().ok()).collect::<Vec<_>>() != [Some(1), Some(n_features as i64)] {
+            return Err(ModelError::Input {
+                model,
+                name: input_name,
+                problem: format!("is {:?} {:?}; expected float32 [1, {n_features}]", input.datum_type, input.shape),
+            });
+        }
         let out_err = |problem: String| ModelError::Output { model, name: output_name.clone(), problem };
         if out.datum_type != f32::datum_type() {
             return Err(out_err(format!(
@@ -324,11 +438,11 @@ impl IntentModel {
         }
         let width = out.shape.iter().product::<TDim>().to_i64().map_err(|_| out_err("has a dynamic shape".into()))?;
         let width = width as usize;
-        let positive_index = if width == 1 { 0 } else { io.positive_index };
-        if positive_index >= width {
-            return Err(out_err(format!("has {width} columns; positiveIndex {} is out of range", io.positive_index)));
+        let positive = if width == 1 { 0 } else { positive_index };
+        if positive >= width {
+            return Err(out_err(format!("has {width} columns; positiveIndex {positive_index} is out of range")));
         }
-        Ok(IntentModel { runner, n_features, positive_index, output_width: width })
+        Ok(IntentModel { runner: runner(model, typed)?, n_features, positive_index: positive, output_width: width })
     }
 
     pub fn n_features(&self) -> usize {

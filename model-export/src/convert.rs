@@ -1,0 +1,365 @@
+//! `convert`: a server-trained ONNX model → a verified, optionally signed bundle the SDK loads.
+//!
+//! Order matters for the data scientist: operators are checked before anything else, so an
+//! unsupported op is reported with its node and a fix, not as a failure deep in type inference.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use foresight::bundle::{
+    BundleWriter, IntentSection, Manifest, ModelFormat, ModelKind, ModelSection, ParityReport, Quantization, TensorSpec,
+    FORMAT_VERSION,
+};
+use foresight::error::UnsupportedOp;
+use foresight::features::{INTENT_FEATURES, INTENT_FEATURES_VERSION};
+use foresight::model::{self, IntentIo, IntentModel, RecommenderIo, RecommenderModel};
+use serde::Serialize;
+use tract_onnx::prelude::*;
+
+use crate::parity::{self, Runner};
+use crate::progress::Steps;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    Recommender,
+    Intent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// tract-optimized NNEF: small and fast to load; the lean SDK build reads only this.
+    Nnef,
+    /// The ONNX file itself (external weights inlined).
+    Onnx,
+}
+
+#[derive(clap::Args)]
+pub struct ConvertArgs {
+    /// The ONNX model; external weights (`.onnx.data`) are read from beside it.
+    pub model: PathBuf,
+    #[arg(long, value_enum)]
+    pub kind: Kind,
+    /// Recommenders: the item catalog in model-index order — JSON (`[{id, category?, price?,
+    /// popularity?}]` or `{"items": [...]}`) or CSV with a header naming `id` and optionally
+    /// `category`, `price`, `popularity`.
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
+    /// Where to write the bundle.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value = "nnef")]
+    pub format: Format,
+    /// Input to use (default: the first).
+    #[arg(long)]
+    pub input: Option<String>,
+    /// Output to use (default: the first; for intent models `probabilities` when present).
+    #[arg(long)]
+    pub output: Option<String>,
+    /// Recommenders: how many recent items the SDK feeds the model.
+    #[arg(long, default_value_t = foresight::features::DEFAULT_MAX_SEQ_LEN)]
+    pub max_seq_len: usize,
+    /// Intent models: column of the positive class in the probability output.
+    #[arg(long, default_value_t = 1)]
+    pub positive_index: usize,
+    /// Sign with this secret key (from `foresight-export keygen`).
+    #[arg(long)]
+    pub signing_key: Option<PathBuf>,
+    /// Extra parity inputs: `{"sequences": [[index or "item id", ...]]}` or `{"features": [[...]]}`.
+    #[arg(long)]
+    pub parity_inputs: Option<PathBuf>,
+    /// Generated parity cases.
+    #[arg(long, default_value_t = 64)]
+    pub parity_cases: usize,
+    /// Skip the onnxruntime comparison even when Python has it.
+    #[arg(long)]
+    pub no_onnxruntime: bool,
+    /// Machine-readable summary on stdout instead of progress and text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    bundle: PathBuf,
+    bytes: usize,
+    model_bytes: usize,
+    kind: ModelKind,
+    format: ModelFormat,
+    items: usize,
+    signed: bool,
+    parity: Vec<ParityReport>,
+    notes: Vec<String>,
+    seconds: f64,
+}
+
+pub fn run(args: ConvertArgs) -> Result<()> {
+    let started = Instant::now();
+    let steps = Steps::new(6, args.json);
+    let kind_name = match args.kind {
+        Kind::Recommender => RecommenderModel::KIND,
+        Kind::Intent => IntentModel::KIND,
+    };
+
+    steps.step("reading the ONNX model");
+    let im = tract_onnx::onnx()
+        .model_for_path(&args.model)
+        .map_err(|e| anyhow::anyhow!("{e:#}"))
+        .with_context(|| format!("could not read {} as ONNX", args.model.display()))?;
+
+    steps.step("checking every operator against tract");
+    let unsupported = model::unsupported_ops(&im);
+    if !unsupported.is_empty() {
+        bail!(unsupported_report(&unsupported));
+    }
+
+    steps.step("typing the graph with a symbolic sequence length");
+    let catalog = match (args.kind, &args.catalog) {
+        (Kind::Recommender, Some(path)) => crate::catalog::read(path)?,
+        (Kind::Recommender, None) => bail!("a recommender needs --catalog: the item ids in model-index order"),
+        (Kind::Intent, Some(_)) => bail!("--catalog is for recommenders; an intent model has no items"),
+        (Kind::Intent, None) => Vec::new(),
+    };
+    let n_features = INTENT_FEATURES.len();
+    let typed = match args.kind {
+        Kind::Recommender => {
+            model::recommender_from_inference(im, &RecommenderIo { input: args.input.clone(), output: args.output.clone() })
+        }
+        Kind::Intent => model::intent_from_inference(
+            im,
+            &IntentIo { input: args.input.clone(), output: args.output.clone(), positive_index: args.positive_index },
+            n_features,
+        ),
+    }
+    .map_err(|e| anyhow::anyhow!(with_hint(&e.to_string())))?;
+    let typed = typed.into_decluttered().map_err(|e| anyhow::anyhow!(with_hint(&format!("{e:#}"))))?;
+    let (inputs, outputs) = io_specs(&typed)?;
+    if args.kind == Kind::Recommender {
+        let width = outputs.first().and_then(|o| o.shape.last()).and_then(|d| d.parse::<usize>().ok());
+        if width != Some(catalog.len()) {
+            bail!(
+                "the model scores {} items but the catalog lists {}: the catalog must list every item in model-index order",
+                width.map_or("a dynamic number of".to_owned(), |w| w.to_string()),
+                catalog.len()
+            );
+        }
+    }
+
+    steps.step(match args.format {
+        Format::Nnef => "writing tract NNEF",
+        Format::Onnx => "inlining ONNX weights",
+    });
+    let model_bytes = match args.format {
+        Format::Nnef => model::write_nnef(kind_name, &typed)?,
+        Format::Onnx => crate::onnx_file::self_contained(&args.model)?,
+    };
+
+    steps.step("checking parity");
+    let mut notes = Vec::new();
+    let mut cases = match args.kind {
+        Kind::Recommender => parity::sequences(catalog.len(), args.max_seq_len, args.parity_cases),
+        Kind::Intent => parity::features(n_features, args.parity_cases),
+    };
+    if let Some(path) = &args.parity_inputs {
+        let ids = |id: &str| catalog.iter().position(|c| c.id == id);
+        cases.extend(parity::from_file(path, &ids)?);
+    }
+    let load = |bytes: Option<&[u8]>| -> Result<Runner> {
+        let model = match bytes {
+            None => typed.clone(),
+            Some(b) if args.format == Format::Nnef => model::read_nnef(kind_name, b)?,
+            Some(_) => typed.clone(),
+        };
+        Ok(match args.kind {
+            Kind::Recommender => Runner::Recommender(RecommenderModel::from_typed(model, catalog.len())?),
+            Kind::Intent => Runner::Intent(IntentModel::from_typed(model, n_features, args.positive_index)?),
+        })
+    };
+    let mut original = load(None)?;
+    let mut bundled = load(Some(&model_bytes)).context("the bundled model does not load")?;
+    let mut parity = vec![parity::compare("tract (original ONNX)", &mut original, &mut bundled, &cases)
+        .map_err(|e| anyhow::anyhow!(with_hint(&format!("{e:#}"))))?];
+    if !args.no_onnxruntime {
+        let output_name = outputs.first().map(|o| o.name.clone()).unwrap_or_default();
+        let input_name = inputs.first().map(|i| i.name.clone());
+        match parity::onnxruntime(&args.model, kind_name, input_name.as_deref(), &output_name, &cases)? {
+            Some((version, reference)) => {
+                let reference: Vec<Vec<f32>> = match args.kind {
+                    Kind::Intent => reference
+                        .into_iter()
+                        .map(|v| vec![if v.len() > 1 { v.get(args.positive_index).copied().unwrap_or(f32::NAN) } else { v[0] }])
+                        .collect(),
+                    Kind::Recommender => reference,
+                };
+                let ours: Vec<Vec<f32>> = cases.iter().map(|c| bundled.run(c)).collect::<Result<_>>()?;
+                parity.push(parity::report(&version, &reference, &ours, args.kind == Kind::Recommender));
+            }
+            None => notes.push("onnxruntime is not importable from python3: compared with tract only".into()),
+        }
+    }
+    for p in &parity {
+        if p.max_abs_delta > 1e-3 || p.top_k_agreement.is_some_and(|a| a < 1.0) {
+            notes.push(format!(
+                "parity with {} is poor (max |Δ| {:.2e}, top-{} agreement {:.0}%): check the model before shipping",
+                p.reference,
+                p.max_abs_delta,
+                p.top_k.unwrap_or(0),
+                p.top_k_agreement.unwrap_or(1.0) * 100.0
+            ));
+        }
+    }
+
+    steps.step("writing the bundle");
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        kind: match args.kind {
+            Kind::Recommender => ModelKind::Recommender,
+            Kind::Intent => ModelKind::Intent,
+        },
+        created_by: format!("foresight-export {}", env!("CARGO_PKG_VERSION")),
+        model: ModelSection {
+            part: "model".into(),
+            format: match args.format {
+                Format::Nnef => ModelFormat::Nnef,
+                Format::Onnx => ModelFormat::Onnx,
+            },
+            inputs,
+            outputs,
+            quantization: Quantization::None,
+        },
+        items: catalog.clone(),
+        max_seq_len: (args.kind == Kind::Recommender).then_some(args.max_seq_len),
+        intent: (args.kind == Kind::Intent).then(|| IntentSection {
+            feature_spec_version: INTENT_FEATURES_VERSION,
+            feature_names: INTENT_FEATURES.iter().map(|f| f.name.to_owned()).collect(),
+            positive_index: args.positive_index,
+        }),
+        embeddings: None,
+        parts: Vec::new(),
+        parity: parity.clone(),
+        key_id: None,
+    };
+    let key = match &args.signing_key {
+        Some(path) => Some(crate::keys::read_signing_key(path)?),
+        None => None,
+    };
+    let model_len = model_bytes.len();
+    let mut writer = BundleWriter::new(manifest);
+    writer.add_part("model", model_bytes);
+    let bytes = writer.finish(key.as_ref())?;
+    std::fs::write(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
+    steps.finish();
+
+    let summary = Summary {
+        bundle: args.out.clone(),
+        bytes: bytes.len(),
+        model_bytes: model_len,
+        kind: match args.kind {
+            Kind::Recommender => ModelKind::Recommender,
+            Kind::Intent => ModelKind::Intent,
+        },
+        format: match args.format {
+            Format::Nnef => ModelFormat::Nnef,
+            Format::Onnx => ModelFormat::Onnx,
+        },
+        items: catalog.len(),
+        signed: key.is_some(),
+        parity,
+        notes,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "wrote {} ({} bytes, model {} bytes, {:?} {:?}{}) in {:.1} s",
+            summary.bundle.display(),
+            summary.bytes,
+            summary.model_bytes,
+            summary.kind,
+            summary.format,
+            if summary.signed { ", signed" } else { ", unsigned" },
+            summary.seconds
+        );
+        for p in &summary.parity {
+            match p.top_k_agreement {
+                Some(a) => println!(
+                    "  parity vs {}: {} cases, max |Δ| {:.2e}, top-{} identical in {:.0}%",
+                    p.reference,
+                    p.cases,
+                    p.max_abs_delta,
+                    p.top_k.unwrap_or(0),
+                    a * 100.0
+                ),
+                None => println!("  parity vs {}: {} cases, max |Δ| {:.2e}", p.reference, p.cases, p.max_abs_delta),
+            }
+        }
+        for n in &summary.notes {
+            println!("  note: {n}");
+        }
+    }
+    Ok(())
+}
+
+/// Names, element types and shapes of the typed model's input and output.
+pub fn io_specs(typed: &TypedModel) -> Result<(Vec<TensorSpec>, Vec<TensorSpec>)> {
+    let spec = |outlet: OutletId, name: String| -> Result<TensorSpec> {
+        let fact = typed.outlet_fact(outlet).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        Ok(TensorSpec {
+            name,
+            dtype: format!("{:?}", fact.datum_type).to_lowercase(),
+            shape: fact.shape.iter().map(|d| d.to_string()).collect(),
+        })
+    };
+    let inputs = typed
+        .input_outlets()
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?
+        .iter()
+        .map(|o| spec(*o, typed.node(o.node).name.clone()))
+        .collect::<Result<_>>()?;
+    let outputs = typed
+        .output_outlets()
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?
+        .iter()
+        .map(|o| spec(*o, typed.outlet_label(*o).map(str::to_owned).unwrap_or_else(|| typed.node(o.node).name.clone())))
+        .collect::<Result<_>>()?;
+    Ok((inputs, outputs))
+}
+
+/// Every unsupported operator, by node, with what usually causes it and what to change.
+pub fn unsupported_report(ops: &[UnsupportedOp]) -> String {
+    let mut text = format!("the model uses {} operator(s) tract does not support:", ops.len());
+    for op in ops {
+        text.push_str(&format!("\n  - {} (node `{}`): {}", op.op, op.node, hint_for_op(&op.op)));
+    }
+    text
+}
+
+fn hint_for_op(op: &str) -> &'static str {
+    match op {
+        "Loop" => "PyTorch exports nn.EmbeddingBag (and Python loops over tensors) as ONNX Loop; use nn.Embedding followed by .mean(dim=1) or .sum(dim=1)",
+        "ZipMap" => "skl2onnx/onnxmltools add ZipMap for dictionary outputs; convert with options={id(model): {'zipmap': False}}",
+        "SequenceConstruct" | "SequenceAt" | "SplitToSequence" | "ConcatFromSequence" | "SequenceInsert" => {
+            "sequence operators come from Python lists of tensors in forward(); use torch.stack or torch.cat"
+        }
+        "If" => "data-dependent branches in forward() export as If; compute both branches and select with torch.where",
+        "NonZero" => "boolean indexing (x[mask]) exports as NonZero with a data-dependent shape; use torch.where or multiply by the mask",
+        "StringNormalizer" | "TfIdfVectorizer" | "Tokenizer" => "text preprocessing belongs outside the model: feed numeric features",
+        _ => "not implemented by tract 0.23.9; replace it in the model with an equivalent supported operator",
+    }
+}
+
+/// Adds what usually causes a shape error in recommenders exported from PyTorch.
+pub fn with_hint(detail: &str) -> String {
+    if detail.to_lowercase().contains("reshape") {
+        format!(
+            "{detail}\nhint: a Reshape with a fixed size usually means the sequence length was baked in at export \
+             (the legacy exporter does this for nn.MultiheadAttention); use the dynamo exporter \
+             (torch.onnx.export(..., dynamo=True, dynamic_shapes=...)) or write attention with matmul/softmax"
+        )
+    } else {
+        detail.to_owned()
+    }
+}
+
