@@ -390,6 +390,14 @@ impl<S: Storage, C: Clock> Client<S, C> {
         Ok(self.log.forget()?)
     }
 
+    /// Records why no recommender is loaded when a bundle could not even be fetched (the
+    /// browser layer downloads before the client exists).
+    pub fn note_bundle_failure(&mut self, error: String, code: &'static str) {
+        if self.recommender.is_none() && !matches!(self.recommender_status, ModelStatus::Failed { .. }) {
+            self.recommender_status = ModelStatus::Failed { error, code };
+        }
+    }
+
     pub fn recommender_status(&self) -> &ModelStatus {
         &self.recommender_status
     }

@@ -16,6 +16,16 @@ const INTENT: &[u8] = include_bytes!("../../tests/fixtures/intent_logreg.onnx");
 const CATALOG: &str = include_str!("../../tests/fixtures/catalog.json");
 const GRU_REF: &str = include_str!("../../tests/fixtures/session_gru.reference.json");
 const INTENT_REF: &str = include_str!("../../tests/fixtures/intent_logreg.reference.json");
+const GRU_BUNDLE: &[u8] = include_bytes!("../../tests/fixtures/bundles/session_gru.fsb");
+const INTENT_BUNDLE: &[u8] = include_bytes!("../../tests/fixtures/bundles/intent_logreg.fsb");
+const TEST_PUBLIC_KEY: &str = include_str!("../../tests/fixtures/bundles/test-signing.pub");
+
+/// A URL the page can fetch, serving these bytes.
+fn blob_url(bytes: &[u8]) -> String {
+    let parts = js_sys::Array::of1(&Uint8Array::from(bytes));
+    let blob = web_sys::Blob::new_with_u8_array_sequence(&parts).expect("blob");
+    web_sys::Url::create_object_url_with_blob(&blob).expect("object URL")
+}
 
 fn js(v: &Value) -> JsValue {
     js_sys::JSON::parse(&v.to_string()).expect("valid JSON")
@@ -300,4 +310,56 @@ async fn autocapture_records_data_attributes() {
     assert_eq!(history[0]["price"], 12.5);
     fs.forget().expect("forget");
     root.remove();
+}
+
+#[wasm_bindgen_test]
+async fn signed_bundles_download_with_progress_and_recommend_like_onnxruntime() {
+    let reference: Value = serde_json::from_str(GRU_REF).expect("reference");
+    let gru = blob_url(GRU_BUNDLE);
+    let intent = blob_url(INTENT_BUNDLE);
+    let cfg = js(&json!({"storageKey": "fs-test-bundle", "bundleUrls": [gru, intent], "publicKey": TEST_PUBLIC_KEY.trim()}));
+    let progress = js_sys::Function::new_with_args("e", "(globalThis.__fsProgress ||= []).push(e)");
+    Reflect::set(&cfg, &"onProgress".into(), &progress).expect("set");
+    let fs = WebForesight::init(cfg).await.map_err(|e| rust(&e)).expect("init");
+    let status = rust(&fs.status().expect("status"));
+    assert_eq!(status["recommender"]["state"], "ready", "{status}");
+    assert_eq!(status["intent"]["state"], "ready", "{status}");
+    let events = rust(&Reflect::get(&js_sys::global(), &"__fsProgress".into()).expect("progress"));
+    let last_for_gru = events.as_array().expect("events").iter().filter(|e| e["url"] == gru).last().cloned().expect("progress for the recommender");
+    assert_eq!(last_for_gru["loaded"].as_u64(), Some(GRU_BUNDLE.len() as u64), "{last_for_gru}");
+
+    fs.forget().expect("forget");
+    let case = &reference["cases"][2];
+    for id in case["item_ids"].as_array().expect("ids") {
+        fs.track(js(&json!({"type": "product_view", "itemId": id}))).expect("track");
+    }
+    let recs = rust(&fs.recommend(js(&json!({"k": 20}))).expect("recommend"));
+    assert_eq!(recs["source"], "model");
+    for (g, w) in recs["items"].as_array().expect("items").iter().zip(case["top20"].as_array().expect("top20")) {
+        assert_eq!(g["itemId"], w["id"]);
+        assert!((g["score"].as_f64().expect("score") - w["score"].as_f64().expect("score")).abs() <= 1e-4);
+    }
+    let p = rust(&fs.intent().expect("intent"))["probability"].as_f64().expect("p");
+    assert!((0.0..=1.0).contains(&p));
+    fs.forget().expect("forget");
+}
+
+#[wasm_bindgen_test]
+async fn a_tampered_or_missing_bundle_falls_back_to_popularity() {
+    let catalog: Value = serde_json::from_str(CATALOG).expect("catalog");
+    let mut tampered = GRU_BUNDLE.to_vec();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x5a;
+    for (url, code) in [(blob_url(&tampered), "bundle_tampered"), ("/no-such-bundle.fsb".to_owned(), "bundle_download")] {
+        let cfg = js(&json!({"storageKey": "fs-test-bad-bundle", "bundleUrl": url, "publicKey": TEST_PUBLIC_KEY.trim(), "catalog": catalog["items"]}));
+        let fs = WebForesight::init(cfg).await.map_err(|e| rust(&e)).expect("init resolves anyway");
+        let status = rust(&fs.status().expect("status"));
+        assert_eq!(status["recommender"]["state"], "failed", "{status}");
+        assert_eq!(status["recommender"]["code"], code, "{status}");
+        fs.track(js(&json!({"type": "product_view", "itemId": "sku-00001"}))).expect("track");
+        let recs = rust(&fs.recommend(JsValue::UNDEFINED).expect("recommend"));
+        assert_eq!(recs["source"], "popularity");
+        assert_eq!(recs["items"].as_array().expect("items").len(), 10);
+        fs.forget().expect("forget");
+    }
 }

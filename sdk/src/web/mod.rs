@@ -6,6 +6,7 @@
 //! become console warnings.
 
 mod autocapture;
+mod bundle_fetch;
 mod storage;
 
 use std::cell::RefCell;
@@ -63,14 +64,27 @@ impl WebForesight {
     /// to popularity.
     pub async fn init(config: JsValue) -> Result<WebForesight, JsValue> {
         console_error_panic_hook::set_once();
-        let config = config_from_js(&config)?;
+        let (mut config, downloads) = config_from_js(&config)?;
+        let mut download_errors = Vec::new();
+        for url in &downloads.urls {
+            match bundle_fetch::fetch(url, downloads.on_progress.as_ref()).await {
+                Ok(bytes) => config.bundles.push(serde_bytes::ByteBuf::from(bytes)),
+                Err(e) => {
+                    warn(&format!("bundle {url} could not be downloaded, using the popularity fallback: {e}"));
+                    download_errors.push(format!("{url}: {e}"));
+                }
+            }
+        }
         let autocapture_on = config.autocapture;
         let (storage, storage_warning) = WebStorage::open();
         if let Some(w) = storage_warning {
             warn(&format!("{w}; history is kept for this page only"));
         }
-        let (client, warnings) = Client::new(config, storage, JsClock).map_err(to_js)?;
+        let (mut client, warnings) = Client::new(config, storage, JsClock).map_err(to_js)?;
         warnings.iter().for_each(|w| warn(w));
+        if let Some(first) = download_errors.first() {
+            client.note_bundle_failure(format!("bundle download failed: {first}"), "bundle_download");
+        }
         let client = Rc::new(RefCell::new(client));
         let autocapture = if autocapture_on {
             let weak = Rc::downgrade(&client);
@@ -172,16 +186,73 @@ fn from_js<T: serde::de::DeserializeOwned>(value: &JsValue) -> Result<T, String>
     serde_json::from_value(json).map_err(|e| e.to_string())
 }
 
-/// The init config: model bytes (`Uint8Array` or `ArrayBuffer`) are taken out first, since
-/// JSON has no bytes; the rest goes through `from_js`. The page's object is not modified.
-fn config_from_js(config: &JsValue) -> Result<Config, JsValue> {
+/// What `init` must download before the client can be built.
+#[derive(Default)]
+struct Downloads {
+    urls: Vec<String>,
+    on_progress: Option<js_sys::Function>,
+}
+
+/// Bytes given as `Uint8Array` or `ArrayBuffer`.
+fn bytes_of(value: &JsValue) -> Option<Vec<u8>> {
+    if let Some(a) = value.dyn_ref::<js_sys::Uint8Array>() {
+        Some(a.to_vec())
+    } else {
+        value.dyn_ref::<js_sys::ArrayBuffer>().map(|b| js_sys::Uint8Array::new(b).to_vec())
+    }
+}
+
+/// Removes `key` from `obj` and returns its value (undefined when absent).
+fn take(obj: &js_sys::Object, key: &str) -> JsValue {
+    let value = js_sys::Reflect::get(obj, &key.into()).unwrap_or(JsValue::UNDEFINED);
+    let _ = js_sys::Reflect::delete_property(obj, &key.into());
+    value
+}
+
+/// The init config: everything JSON cannot carry — model and bundle bytes, bundle URLs, the
+/// progress callback — is taken out first; the rest goes through `from_js` (so a misspelt key
+/// is an error). The page's object is not modified.
+fn config_from_js(config: &JsValue) -> Result<(Config, Downloads), JsValue> {
+    let invalid = |m: String| js_error("invalid_option", &format!("invalid config: {m}"));
     if config.is_undefined() || config.is_null() {
-        return Ok(Config::default());
+        return Ok((Config::default(), Downloads::default()));
     }
     if !config.is_object() {
-        return Err(js_error("invalid_option", "invalid config: pass an object"));
+        return Err(invalid("pass an object".into()));
     }
     let copy = js_sys::Object::assign(&js_sys::Object::new(), config.unchecked_ref());
+    let mut downloads = Downloads::default();
+    let single = take(&copy, "bundleUrl");
+    let many = take(&copy, "bundleUrls");
+    if let Some(url) = single.as_string() {
+        downloads.urls.push(url);
+    } else if !single.is_undefined() && !single.is_null() {
+        return Err(invalid("bundleUrl must be a string".into()));
+    }
+    if let Some(list) = many.dyn_ref::<js_sys::Array>() {
+        for v in list.iter() {
+            downloads.urls.push(v.as_string().ok_or_else(|| invalid("bundleUrls must hold strings".into()))?);
+        }
+    } else if !many.is_undefined() && !many.is_null() {
+        return Err(invalid("bundleUrls must be an array of strings".into()));
+    }
+    let progress = take(&copy, "onProgress");
+    if let Some(f) = progress.dyn_ref::<js_sys::Function>() {
+        downloads.on_progress = Some(f.clone());
+    } else if !progress.is_undefined() && !progress.is_null() {
+        return Err(invalid("onProgress must be a function".into()));
+    }
+    let mut bundles = Vec::new();
+    let given = take(&copy, "bundles");
+    if let Some(list) = given.dyn_ref::<js_sys::Array>() {
+        for (i, v) in list.iter().enumerate() {
+            bundles.push(serde_bytes::ByteBuf::from(
+                bytes_of(&v).ok_or_else(|| invalid(format!("bundles[{i}] must be a Uint8Array or ArrayBuffer")))?,
+            ));
+        }
+    } else if !given.is_undefined() && !given.is_null() {
+        return Err(invalid("bundles must be an array of Uint8Array".into()));
+    }
     let mut models = Vec::new();
     for section in ["recommender", "intent"] {
         let part = js_sys::Reflect::get(&copy, &section.into()).unwrap_or(JsValue::UNDEFINED);
@@ -190,29 +261,20 @@ fn config_from_js(config: &JsValue) -> Result<Config, JsValue> {
             continue;
         }
         let part = js_sys::Object::assign(&js_sys::Object::new(), part.unchecked_ref());
-        let model = js_sys::Reflect::get(&part, &"model".into()).unwrap_or(JsValue::UNDEFINED);
-        let bytes = if let Some(a) = model.dyn_ref::<js_sys::Uint8Array>() {
-            a.to_vec()
-        } else if let Some(b) = model.dyn_ref::<js_sys::ArrayBuffer>() {
-            js_sys::Uint8Array::new(b).to_vec()
-        } else {
-            return Err(js_error(
-                "invalid_option",
-                &format!("invalid config: {section}.model must be the ONNX file's bytes (Uint8Array or ArrayBuffer)"),
-            ));
-        };
-        let _ = js_sys::Reflect::delete_property(&part, &"model".into());
+        let bytes = bytes_of(&take(&part, "model"))
+            .ok_or_else(|| invalid(format!("{section}.model must be the ONNX file's bytes (Uint8Array or ArrayBuffer)")))?;
         let _ = js_sys::Reflect::set(&copy, &section.into(), &part);
         models.push(Some(bytes));
     }
-    let mut parsed: Config = from_js(&copy).map_err(|e| js_error("invalid_option", &format!("invalid config: {e}")))?;
+    let mut parsed: Config = from_js(&copy).map_err(invalid)?;
+    parsed.bundles = bundles;
     if let (Some(rc), Some(Some(bytes))) = (parsed.recommender.as_mut(), models.first_mut()) {
         rc.model = std::mem::take(bytes);
     }
     if let (Some(ic), Some(Some(bytes))) = (parsed.intent.as_mut(), models.get_mut(1)) {
         ic.model = std::mem::take(bytes);
     }
-    Ok(parsed)
+    Ok((parsed, downloads))
 }
 
 fn busy() -> JsValue {

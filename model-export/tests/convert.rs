@@ -1,0 +1,221 @@
+//! `convert` → bundle → SDK, and every refusal, through the real binary and real files.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::rc::Rc;
+
+use foresight::bundle::Bundle;
+use foresight::client::Config;
+use foresight::recommend::{RecommendOptions, Source};
+use foresight::store::{ManualClock, MemoryStorage};
+use foresight::Client;
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_foresight-export");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures");
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(FIXTURES).join(name)
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("spawn");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn catalog_of(n: usize, dir: &Path) -> PathBuf {
+    let path = dir.join(format!("catalog{n}.csv"));
+    let mut text = String::from("id,category,price,popularity\n");
+    for i in 0..n {
+        text.push_str(&format!("item-{i},c{},{}.5,{}\n", i % 4, i + 1, 100 - i % 100));
+    }
+    std::fs::write(&path, text).expect("write catalog");
+    path
+}
+
+#[test]
+fn committed_bundles_are_reproduced_byte_for_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = fixture("bundles/test-signing.key");
+    for (model, kind, bundle) in [("session_gru.onnx", "recommender", "session_gru.fsb"), ("intent_logreg.onnx", "intent", "intent_logreg.fsb")] {
+        let out = dir.path().join(bundle);
+        let catalog = fixture("catalog.json");
+        let mut args = vec!["convert", s(&fixture(model)), "--kind", kind, "--signing-key", s(&key), "--no-onnxruntime", "--out", s(&out)]
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<String>>();
+        if kind == "recommender" {
+            args.extend(["--catalog".to_owned(), s(&catalog).to_owned()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 0, "{err}");
+        let committed = std::fs::read(fixture(&format!("bundles/{bundle}"))).expect("committed bundle");
+        assert!(std::fs::read(&out).expect("written") == committed, "{model}: run tests/fixtures/bundles/make_bundles.sh to refresh the committed bundle");
+    }
+}
+
+#[test]
+fn sdk_loads_the_signed_bundles_and_matches_onnxruntime() {
+    let key = std::fs::read_to_string(fixture("bundles/test-signing.pub")).expect("key");
+    let config = Config {
+        bundles: vec![
+            std::fs::read(fixture("bundles/session_gru.fsb")).expect("gru").into(),
+            std::fs::read(fixture("bundles/intent_logreg.fsb")).expect("intent").into(),
+        ],
+        public_key: Some(key.trim().to_owned()),
+        ..Config::default()
+    };
+    let clock = Rc::new(ManualClock::new(1_700_000_000_000.0));
+    let (mut client, warnings) = Client::new(config, MemoryStorage::default(), clock.clone()).expect("config");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let reference: Value = serde_json::from_slice(&std::fs::read(fixture("session_gru.reference.json")).expect("ref")).expect("json");
+    let case = &reference["cases"][2];
+    for id in case["item_ids"].as_array().expect("ids") {
+        clock.advance_ms(10_000.0);
+        client.track(&json!({"type": "product_view", "itemId": id})).expect("track");
+    }
+    let recs = client.recommend(&RecommendOptions { k: Some(20), exclude: vec![] }).expect("recommend");
+    assert_eq!(recs.source, Source::Model);
+    for (r, t) in recs.items.iter().zip(case["top20"].as_array().expect("top20")) {
+        assert_eq!(r.item_id, t["id"].as_str().expect("id"));
+        assert!((r.score as f64 - t["score"].as_f64().expect("score")).abs() <= 1e-4);
+    }
+    let p = client.intent().expect("intent from the bundle").probability;
+    assert!((0.0..=1.0).contains(&p));
+}
+
+#[test]
+fn pytorch_exports_convert_or_fail_with_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = catalog_of(50, dir.path());
+    let out = dir.path().join("out.fsb");
+    let convert = |model: &str| run(&["convert", s(&fixture(&format!("torch/{model}"))), "--kind", "recommender", "--catalog", s(&catalog), "--out", s(&out), "--json"]);
+
+    let (code, _, err) = convert("embedding_bag.onnx");
+    assert_eq!(code, 2);
+    assert!(err.contains("Loop") && err.contains("/bag/Loop") && err.contains("nn.Embedding"), "{err}");
+
+    let (code, _, err) = convert("mha_legacy_fixed_seq.onnx");
+    assert_eq!(code, 2);
+    assert!(err.contains("Reshape") && err.contains("dynamo"), "{err}");
+
+    // Both exporters, the dynamo one with external weights (.onnx.data), and both formats.
+    for model in ["gru_legacy.onnx", "gru_dynamo.onnx"] {
+        for format in ["nnef", "onnx"] {
+            let (code, stdout, err) = run(&["convert", s(&fixture(&format!("torch/{model}"))), "--kind", "recommender", "--catalog", s(&catalog), "--out", s(&out), "--format", format, "--json"]);
+            assert_eq!(code, 0, "{model} {format}: {err}");
+            let summary: Value = serde_json::from_str(&stdout).expect("json summary");
+            assert_eq!(summary["parity"][0]["maxAbsDelta"], 0.0, "{summary}");
+            let bundle = Bundle::parse(std::fs::read(&out).expect("bundle"), None).expect("valid bundle");
+            let reference: Value = serde_json::from_slice(&std::fs::read(fixture(&format!("torch/{}", model.replace(".onnx", ".reference.json")))).expect("ref")).expect("json");
+            let mut m = match bundle.manifest.model.format {
+                foresight::bundle::ModelFormat::Nnef => foresight::model::RecommenderModel::load_nnef(bundle.model_bytes().expect("model"), 50),
+                foresight::bundle::ModelFormat::Onnx => foresight::model::RecommenderModel::load(bundle.model_bytes().expect("model"), &Default::default(), 50),
+            }
+            .expect("loads like the SDK");
+            for case in reference["cases"].as_array().expect("cases") {
+                let seq: Vec<usize> = serde_json::from_value(case["indices"].clone()).expect("indices");
+                let mut scores = Vec::new();
+                m.scores_into(&seq, &mut scores).expect("runs");
+                let want: Vec<f32> = serde_json::from_value(case["scores"].clone()).expect("scores");
+                let delta = scores.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(delta <= 1e-4, "{model} {format}: max |Δ| {delta} vs onnxruntime");
+            }
+        }
+    }
+
+    let (code, stdout, err) = run(&["convert", s(&fixture("torch/lgbm_intent.onnx")), "--kind", "intent", "--out", s(&out), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let bundle = Bundle::parse(std::fs::read(&out).expect("bundle"), None).expect("valid");
+    let mut m = foresight::model::IntentModel::load_nnef(bundle.model_bytes().expect("model"), 18, 1).expect("loads");
+    let reference: Value = serde_json::from_slice(&std::fs::read(fixture("torch/lgbm_intent.reference.json")).expect("ref")).expect("json");
+    for case in reference["cases"].as_array().expect("cases") {
+        let f: Vec<f32> = serde_json::from_value(case["features"].clone()).expect("features");
+        let want = case["probabilities"][1].as_f64().expect("p") as f32;
+        assert!((m.probability(&f).expect("runs") - want).abs() <= 1e-5, "{stdout}");
+    }
+}
+
+#[test]
+fn catalog_and_argument_mistakes_are_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out.fsb");
+    let (code, _, err) = run(&["convert", s(&fixture("session_gru.onnx")), "--kind", "recommender", "--catalog", s(&catalog_of(4999, dir.path())), "--out", s(&out)]);
+    assert_eq!(code, 2);
+    assert!(err.contains("scores 5000 items but the catalog lists 4999"), "{err}");
+
+    let (code, _, err) = run(&["convert", s(&fixture("session_gru.onnx")), "--kind", "recommender", "--out", s(&out)]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--catalog"), "{err}");
+
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "id,price\na,1\nb,cheap\n").expect("write");
+    let (code, _, err) = run(&["convert", s(&fixture("session_gru.onnx")), "--kind", "recommender", "--catalog", s(&bad), "--out", s(&out)]);
+    assert_eq!(code, 2);
+    assert!(err.contains("line 3") && err.contains("price") && err.contains("cheap"), "{err}");
+
+    let (code, _, err) = run(&["convert", s(&fixture("catalog.json")), "--kind", "intent", "--out", s(&out)]);
+    assert_eq!(code, 2);
+    assert!(err.contains("catalog.json") && err.contains("ONNX"), "{err}");
+    assert!(!out.exists(), "nothing is written on failure");
+}
+
+#[test]
+fn verify_refuses_each_kind_of_damage_specifically() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = std::fs::read(fixture("bundles/intent_logreg.fsb")).expect("bundle");
+    let public = fixture("bundles/test-signing.pub");
+    let (code, stdout, err) = run(&["verify", s(&fixture("bundles/intent_logreg.fsb")), "--public-key", s(&public), "--against", s(&fixture("intent_logreg.onnx"))]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("signature valid"), "{stdout}");
+
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).expect("write");
+        p
+    };
+    let mut part = good.clone();
+    let last = part.len() - 1;
+    part[last] ^= 0xff;
+    let mut manifest = good.clone();
+    let pos = manifest.windows(9).position(|w| w == b"createdBy").expect("manifest field") + 13;
+    manifest[pos] ^= 0x01;
+    let mut version = good.clone();
+    version[8] = 2;
+    let (_, _, _) = run(&["keygen", "--out", s(&dir.path().join("other"))]);
+    let unsigned_out = dir.path().join("unsigned.fsb");
+    let (code, _, err) = run(&["convert", s(&fixture("intent_logreg.onnx")), "--kind", "intent", "--no-onnxruntime", "--out", s(&unsigned_out)]);
+    assert_eq!(code, 0, "{err}");
+
+    let cases: Vec<(PathBuf, String, &str)> = vec![
+        (write("part.fsb", &part), s(&public).to_owned(), "does not match its SHA-256"),
+        (write("manifest.fsb", &manifest), s(&public).to_owned(), "signature does not match"),
+        (write("truncated.fsb", &good[..good.len() / 2]), s(&public).to_owned(), "truncated"),
+        (write("version.fsb", &version), s(&public).to_owned(), "format version 2 is not supported"),
+        (fixture("bundles/intent_logreg.fsb"), s(&dir.path().join("other.pub")).to_owned(), "signed by another key"),
+        (unsigned_out.clone(), s(&public).to_owned(), "not signed"),
+        (write("html.fsb", b"<!doctype html><title>404</title>"), s(&public).to_owned(), "not a Foresight bundle"),
+    ];
+    for (path, key, expected) in cases {
+        let (code, _, err) = run(&["verify", s(&path), "--public-key", &key]);
+        assert_eq!(code, 2, "{}", path.display());
+        assert!(err.contains(expected), "{}: {err}", path.display());
+    }
+}
+
+#[test]
+fn keygen_refuses_to_overwrite_a_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prefix = dir.path().join("shop");
+    assert_eq!(run(&["keygen", "--out", s(&prefix)]).0, 0);
+    let first = std::fs::read(prefix.with_extension("key")).expect("key");
+    let (code, _, err) = run(&["keygen", "--out", s(&prefix)]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read(prefix.with_extension("key")).expect("key"), first, "the old key is kept");
+}
