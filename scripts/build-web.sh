@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
-# Release wasm of the SDK + its JS bindings (wasm-bindgen --target web) in target/web/pkg.
+# Release wasm of the SDK + its JS bindings (wasm-bindgen --target web).
+#   scripts/build-web.sh          → target/web/pkg       (loads ONNX and bundles)
+#   scripts/build-web.sh --lean   → target/web/pkg-lean  (bundles only: no tract-onnx inside)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build -p foresight --target wasm32-unknown-unknown --release --locked
-wasm-bindgen --target web --out-dir target/web/pkg target/wasm32-unknown-unknown/release/foresight.wasm
+features=() out=target/web/pkg
+if [ "${1:-}" = "--lean" ]; then
+  features=(--no-default-features --features web) out=target/web/pkg-lean
+fi
+# Cargo rebuilds the crate when features change, so each variant gets its own target dir.
+target_dir=target/wasm-${out##*/}
+CARGO_TARGET_DIR=$target_dir cargo build -p foresight --target wasm32-unknown-unknown --release --locked "${features[@]}"
+wasm-bindgen --target web --out-dir "$out" "$target_dir/wasm32-unknown-unknown/release/foresight.wasm"

@@ -8,6 +8,7 @@ rm -rf "$out" && mkdir -p "$out/fixtures"
 cp -r target/web/pkg "$out/pkg"
 cp examples/basic/*.html "$out/"
 cp tests/fixtures/{catalog.json,session_gru.onnx,intent_logreg.onnx} "$out/fixtures/"
+cp tests/fixtures/bundles/{session_gru.fsb,intent_logreg.fsb,test-signing.pub} "$out/fixtures/"
 port=${PORT:-8080}
 echo
 echo "  Foresight example store: http://127.0.0.1:${port}/"

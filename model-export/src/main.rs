@@ -9,6 +9,7 @@ mod keys;
 mod onnx_file;
 mod parity;
 mod progress;
+mod quantize;
 mod train;
 
 use std::fs::File;

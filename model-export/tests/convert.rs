@@ -219,3 +219,28 @@ fn keygen_refuses_to_overwrite_a_key() {
     assert!(err.contains("--force"), "{err}");
     assert_eq!(std::fs::read(prefix.with_extension("key")).expect("key"), first, "the old key is kept");
 }
+
+#[test]
+fn f16_weights_keep_the_ranking() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("f16.fsb");
+    let (code, stdout, err) = run(&[
+        "convert", s(&fixture("session_gru.onnx")), "--kind", "recommender", "--catalog", s(&fixture("catalog.json")),
+        "--quantize", "f16", "--no-onnxruntime", "--json", "--out", s(&out),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let summary: Value = serde_json::from_str(&stdout).expect("json");
+    let parity = &summary["parity"][0];
+    let delta = parity["maxAbsDelta"].as_f64().expect("delta");
+    assert!(delta > 0.0 && delta < 1e-2, "weights are rounded, scores move a little: {parity}");
+    assert!(parity["topKAgreement"].as_f64().expect("agreement") >= 0.9, "{parity}");
+    let bundle = Bundle::parse(std::fs::read(&out).expect("bundle"), None).expect("valid");
+    assert_eq!(bundle.manifest.model.quantization, foresight::bundle::Quantization::F16);
+
+    let (code, _, err) = run(&[
+        "convert", s(&fixture("session_gru.onnx")), "--kind", "recommender", "--catalog", s(&fixture("catalog.json")),
+        "--quantize", "f16", "--format", "onnx", "--out", s(&out),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("NNEF"), "{err}");
+}
