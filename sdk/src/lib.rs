@@ -16,7 +16,9 @@ pub use error::{Error, ModelError, Result, StorageError};
 pub mod client;
 pub mod intent;
 pub mod model;
+pub mod privacy;
 pub mod recommend;
+pub mod report;
 
 pub use client::{Client, Config};
 pub use recommend::{RecommendOptions, Recommendations};
