@@ -10,6 +10,7 @@ pub mod capture;
 pub mod error;
 pub mod features;
 pub mod store;
+pub mod sync;
 
 pub use capture::Event;
 pub use error::{Error, ModelError, Result, StorageError};
