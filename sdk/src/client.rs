@@ -7,6 +7,10 @@ use serde::Deserialize;
 
 use crate::bundle::{self, Bundle, BundleError, Manifest, ModelFormat, ModelKind};
 use crate::capture::Event;
+use crate::privacy::budget::{Consent, OptOutSignals};
+use crate::privacy::mechanism::Randomness;
+use crate::report::Report;
+use crate::sync::{Outcome, Sync, SyncConfig};
 use crate::error::{Error, Result};
 use crate::features::{self, Cart, DEFAULT_MAX_SEQ_LEN, INTENT_FEATURES};
 use crate::intent::{self, IntentScore};
@@ -34,6 +38,8 @@ pub struct Config {
     pub public_key: Option<String>,
     /// Record events from `data-fs-*` attributes in the page (browser only).
     pub autocapture: bool,
+    /// Where privatized aggregate reports go, once the visitor consents (see docs/privacy.md).
+    pub collector: Option<SyncConfig>,
 }
 
 impl Default for Config {
@@ -47,6 +53,7 @@ impl Default for Config {
             bundles: Vec::new(),
             public_key: None,
             autocapture: false,
+            collector: None,
         }
     }
 }
@@ -240,6 +247,27 @@ pub struct Client<S: Storage, C: Clock> {
     intent: Option<IntentModel>,
     intent_status: ModelStatus,
     scratch: Vec<f32>,
+    sync: Option<Sync>,
+    consent: Consent,
+    /// Today's highest intent score, for the report's intent statistic.
+    max_intent: Option<(String, f32)>,
+}
+
+/// What the privacy panel shows.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrivacyStatus {
+    pub consent: Consent,
+    /// Whether a report may leave now (consent, signals, a collector configured).
+    pub sending: bool,
+    pub global_privacy_control: bool,
+    pub do_not_track: bool,
+    pub epsilon_spent_today: f64,
+    pub epsilon_per_day: f64,
+    /// Reports waiting on the device, exactly as they will be sent.
+    pub pending: Vec<Report>,
+    /// Reports that left the device, exactly as sent (most recent last).
+    pub sent: Vec<Report>,
 }
 
 impl<S: Storage, C: Clock> Client<S, C> {
@@ -307,7 +335,24 @@ impl<S: Storage, C: Clock> Client<S, C> {
         };
         let recommender_status = status(loaded.recommender.is_some(), loaded.recommender_error, &loaded.bundle_error);
         let intent_status = status(loaded.intent.is_some(), loaded.intent_error, &None);
+        let consent_key = format!("{}.consent", log.key());
+        let consent = log
+            .storage()
+            .get(&consent_key)
+            .ok()
+            .flatten()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let sync = match config.collector {
+            Some(c) => Some(
+                Sync::open(c, format!("{}.outbox", log.key()), log.storage()).map_err(|e| Error::option("collector", e))?,
+            ),
+            None => None,
+        };
         let client = Client {
+            sync,
+            consent,
+            max_intent: None,
             log,
             clock,
             catalog,
@@ -371,7 +416,75 @@ impl<S: Storage, C: Clock> Client<S, C> {
     pub fn intent(&mut self) -> Result<IntentScore> {
         let features = self.intent_features();
         let model = self.intent.as_mut().ok_or(Error::NoModel("intent"))?;
-        Ok(intent::score(model, features)?)
+        let score = intent::score(model, features)?;
+        let day = crate::privacy::budget::utc_day(self.clock.now_ms());
+        let best = match self.max_intent.take() {
+            Some((d, p)) if d == day => p.max(score.probability),
+            _ => score.probability,
+        };
+        self.max_intent = Some((day, best));
+        Ok(score)
+    }
+
+    /// Records the visitor's choice about sending aggregates; kept on the device.
+    pub fn set_consent(&mut self, consent: Consent) -> Result<()> {
+        self.consent = consent;
+        let key = format!("{}.consent", self.log.key());
+        let text = serde_json::to_string(&consent).map_err(|e| Error::option("consent", e.to_string()))?;
+        Ok(self.log.storage_mut().set(&key, &text)?)
+    }
+
+    pub fn consent(&self) -> Consent {
+        self.consent
+    }
+
+    /// Builds today's report if everything allows it (see `Sync::maybe_report`).
+    pub fn prepare_report(&mut self, signals: OptOutSignals, rng: &mut impl Randomness) -> Option<Report> {
+        let now = self.clock.now_ms();
+        let day = crate::privacy::budget::utc_day(now);
+        let max_intent = self.max_intent.as_ref().filter(|(d, _)| *d == day).map(|(_, p)| *p);
+        let sync = self.sync.as_mut()?;
+        let (events, storage) = self.log.events_and_storage();
+        let events: Vec<&StoredEvent> = events.iter().collect();
+        sync.maybe_report(storage, self.consent, signals, &events, max_intent, now, rng)
+    }
+
+    /// The body and URL of the reports due now, with their keys for `settle_reports`.
+    pub fn due_reports(&self) -> Option<(Vec<String>, String, String)> {
+        let sync = self.sync.as_ref()?;
+        let (keys, body) = sync.due(self.clock.now_ms())?;
+        Some((keys, body, sync.config().endpoint()))
+    }
+
+    pub fn settle_reports(&mut self, keys: &[String], outcome: Outcome, rng: &mut impl Randomness) {
+        let now = self.clock.now_ms();
+        if let Some(sync) = self.sync.as_mut() {
+            sync.settle(self.log.storage_mut(), keys, outcome, now, rng);
+        }
+    }
+
+    pub fn privacy_status(&self, signals: OptOutSignals) -> PrivacyStatus {
+        let now = self.clock.now_ms();
+        let (spent, per_day, pending, sent, honour) = match &self.sync {
+            Some(s) => (
+                s.epsilon_spent(self.log.storage(), now),
+                s.config().epsilon_per_day,
+                s.pending().iter().map(|p| p.report.clone()).collect(),
+                s.sent().to_vec(),
+                s.config().honour_opt_out_signals,
+            ),
+            None => (0.0, 0.0, Vec::new(), Vec::new(), true),
+        };
+        PrivacyStatus {
+            consent: self.consent,
+            sending: self.sync.is_some() && crate::privacy::budget::may_send(self.consent, signals, honour),
+            global_privacy_control: signals.global_privacy_control,
+            do_not_track: signals.do_not_track,
+            epsilon_spent_today: spent,
+            epsilon_per_day: per_day,
+            pending,
+            sent,
+        }
     }
 
     /// The intent feature vector now, in `INTENT_FEATURES` order.
@@ -387,6 +500,10 @@ impl<S: Storage, C: Clock> Client<S, C> {
 
     /// Erases the visitor's history, on the device too.
     pub fn forget(&mut self) -> Result<()> {
+        if let Some(sync) = self.sync.as_mut() {
+            sync.forget(self.log.storage_mut());
+        }
+        self.max_intent = None;
         Ok(self.log.forget()?)
     }
 

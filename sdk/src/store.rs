@@ -271,6 +271,25 @@ impl<S: Storage> EventLog<S> {
         &self.config
     }
 
+    /// The storage underneath, for the other per-visitor state kept beside the log (consent,
+    /// the ε budget, the report outbox).
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The events and the storage at once (reading one while writing the other).
+    pub fn events_and_storage(&mut self) -> (&VecDeque<StoredEvent>, &mut S) {
+        (&self.events, &mut self.storage)
+    }
+
     pub fn events(&self) -> &VecDeque<StoredEvent> {
         &self.events
     }

@@ -363,3 +363,51 @@ async fn a_tampered_or_missing_bundle_falls_back_to_popularity() {
         fs.forget().expect("forget");
     }
 }
+
+#[wasm_bindgen_test]
+async fn reports_wait_for_consent_leave_privatized_and_survive_reload() {
+    let key = "fs-test-sync";
+    let storage = local_storage();
+    for suffix in ["", ".consent", ".outbox", ".outbox.budget"] {
+        storage.remove_item(&format!("{key}{suffix}")).expect("clean");
+    }
+    // Port 9 (discard) is closed here: every delivery is a network error, hence a retry.
+    let collector = json!({"url": "http://127.0.0.1:9/v1/reports", "site": "test-shop", "key": "site-key"});
+    let fs = WebForesight::init(config(key, json!({"collector": collector}))).await.map_err(|e| rust(&e)).expect("init");
+    for id in ["sku-00010", "sku-00011", "sku-00012"] {
+        fs.track(js(&json!({"type": "product_view", "itemId": id, "category": "cat-01"}))).expect("track");
+    }
+    let flushed = rust(&wasm_bindgen_futures::JsFuture::from(fs.flush()).await.expect("flush resolves"));
+    assert_eq!(flushed["prepared"], false, "no consent yet: {flushed}");
+    let privacy = rust(&fs.privacy().expect("privacy"));
+    assert_eq!(privacy["consent"], "unknown");
+    assert_eq!(privacy["epsilonSpentToday"], 0.0);
+    assert_eq!(privacy["pending"], json!([]));
+
+    let (code, _) = error_of(fs.consent("yes please"));
+    assert_eq!(code, "invalid_option");
+    fs.consent("granted").expect("consent");
+    let flushed = rust(&wasm_bindgen_futures::JsFuture::from(fs.flush()).await.expect("flush resolves"));
+    assert_eq!(flushed["prepared"], true, "{flushed}");
+    assert_eq!(flushed["outcome"], "retry", "{flushed}");
+    let privacy = rust(&fs.privacy().expect("privacy"));
+    assert_eq!(privacy["epsilonSpentToday"], 1.0);
+    let pending = privacy["pending"].as_array().expect("pending").clone();
+    assert_eq!(pending.len(), 1);
+    let text = pending[0].to_string();
+    assert!(!text.contains("sku-") && !text.contains("cat-01"), "nothing raw in the report: {text}");
+    assert_eq!(pending[0]["site"], "test-shop");
+    // Once a day: a second flush prepares nothing new.
+    let flushed = rust(&wasm_bindgen_futures::JsFuture::from(fs.flush()).await.expect("flush resolves"));
+    assert_eq!(flushed["prepared"], false);
+    drop(fs);
+
+    let again = WebForesight::init(config(key, json!({"collector": collector}))).await.expect("init");
+    let privacy = rust(&again.privacy().expect("privacy"));
+    assert_eq!(privacy["consent"], "granted", "consent is remembered");
+    assert_eq!(privacy["pending"].as_array().expect("pending").len(), 1, "the queue survives a reload");
+    assert_eq!(privacy["pending"][0]["idempotencyKey"], pending[0]["idempotencyKey"], "a retry is the same report");
+    again.forget().expect("forget");
+    assert_eq!(rust(&again.privacy().expect("privacy"))["pending"], json!([]));
+    again.consent("unknown").expect("reset");
+}

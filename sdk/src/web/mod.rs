@@ -7,6 +7,7 @@
 
 mod autocapture;
 mod bundle_fetch;
+mod delivery;
 mod storage;
 
 use std::cell::RefCell;
@@ -21,7 +22,7 @@ use crate::error::Error;
 use crate::recommend::RecommendOptions;
 pub use storage::{JsClock, WebStorage};
 
-type WebClient = Client<WebStorage, JsClock>;
+pub(crate) type WebClient = Client<WebStorage, JsClock>;
 
 const WARN_PREFIX: &str = "[foresight]";
 
@@ -53,6 +54,8 @@ fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
 pub struct WebForesight {
     client: Rc<RefCell<WebClient>>,
     autocapture: Option<autocapture::Autocapture>,
+    /// Sends today's report by beacon when the page goes (only with a collector configured).
+    _pagehide: Option<gloo_events::EventListener>,
 }
 
 #[wasm_bindgen(js_class = Foresight)]
@@ -76,6 +79,7 @@ impl WebForesight {
             }
         }
         let autocapture_on = config.autocapture;
+        let has_collector = config.collector.is_some();
         let (storage, storage_warning) = WebStorage::open();
         if let Some(w) = storage_warning {
             warn(&format!("{w}; history is kept for this page only"));
@@ -106,7 +110,24 @@ impl WebForesight {
         } else {
             None
         };
-        Ok(WebForesight { client, autocapture })
+        let pagehide = if has_collector {
+            // Deliver what earlier pages queued, without holding up init.
+            let queued = client.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                delivery::flush(queued).await;
+            });
+            web_sys::window().map(|w| {
+                let weak = Rc::downgrade(&client);
+                gloo_events::EventListener::new(&w, "pagehide", move |_| {
+                    if let Some(c) = weak.upgrade() {
+                        delivery::beacon(&c);
+                    }
+                })
+            })
+        } else {
+            None
+        };
+        Ok(WebForesight { client, autocapture, _pagehide: pagehide })
     }
 
     /// Records what the visitor did, e.g. `{type: "product_view", itemId: "sku-1"}`.
@@ -163,6 +184,37 @@ impl WebForesight {
             intent: client.intent_status(),
             events: client.history().len(),
             autocapture: self.autocapture.is_some(),
+        })
+    }
+
+    /// The visitor's choice about sending aggregates: `"granted"`, `"denied"` or `"unknown"`.
+    /// Kept on the device. Personalization works the same either way.
+    pub fn consent(&self, state: &str) -> Result<(), JsValue> {
+        let consent = match state {
+            "granted" => crate::privacy::budget::Consent::Granted,
+            "denied" => crate::privacy::budget::Consent::Denied,
+            "unknown" => crate::privacy::budget::Consent::Unknown,
+            other => {
+                return Err(js_error("invalid_option", &format!("consent must be \"granted\", \"denied\" or \"unknown\", got \"{other}\"")))
+            }
+        };
+        self.client()?.set_consent(consent).map_err(to_js)
+    }
+
+    /// `{consent, sending, globalPrivacyControl, doNotTrack, epsilonSpentToday, epsilonPerDay,
+    /// pending, sent}` — the reports exactly as they leave (or left) the device.
+    pub fn privacy(&self) -> Result<JsValue, JsValue> {
+        let client = self.client.try_borrow().map_err(|_| busy())?;
+        to_value(&client.privacy_status(delivery::signals()))
+    }
+
+    /// Prepares today's report if consent and the budget allow, and sends what is due.
+    /// Resolves with `{prepared, sent, outcome}`; never rejects.
+    pub fn flush(&self) -> js_sys::Promise {
+        let client = self.client.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let result = delivery::flush(client).await;
+            to_value(&result)
         })
     }
 

@@ -1,0 +1,114 @@
+//! Report delivery in the browser: `fetch` with `keepalive` while the page lives, `sendBeacon`
+//! when it goes, randomness from `crypto.getRandomValues`, and the opt-out signals.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+use super::storage::describe;
+use super::WebClient;
+use crate::privacy::budget::OptOutSignals;
+use crate::privacy::mechanism::Randomness;
+use crate::sync::Outcome;
+
+/// The browser's cryptographic generator.
+pub struct CryptoRandomness;
+
+impl Randomness for CryptoRandomness {
+    fn next_u64(&mut self) -> u64 {
+        let mut bytes = [0u8; 8];
+        if getrandom::fill(&mut bytes).is_err() {
+            // Every browser with WebAssembly has crypto.getRandomValues; this path only keeps a
+            // broken environment from panicking.
+            return (js_sys::Math::random() * u64::MAX as f64) as u64;
+        }
+        u64::from_le_bytes(bytes)
+    }
+}
+
+pub fn signals() -> OptOutSignals {
+    let Some(window) = web_sys::window() else { return OptOutSignals::default() };
+    let navigator: JsValue = window.navigator().into();
+    let get = |k: &str| js_sys::Reflect::get(&navigator, &k.into()).unwrap_or(JsValue::UNDEFINED);
+    OptOutSignals {
+        global_privacy_control: get("globalPrivacyControl").as_bool().unwrap_or(false),
+        do_not_track: get("doNotTrack").as_string().is_some_and(|v| v == "1" || v == "yes"),
+    }
+}
+
+/// What one flush did, for the page (and tests).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlushResult {
+    pub prepared: bool,
+    pub sent: usize,
+    pub outcome: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Prepares today's report if allowed, then posts whatever is due. Never fails: a network
+/// error is a retry later.
+pub async fn flush(client: Rc<RefCell<WebClient>>) -> FlushResult {
+    let (prepared, due) = {
+        let Ok(mut c) = client.try_borrow_mut() else {
+            return FlushResult { prepared: false, sent: 0, outcome: None, error: Some("busy".into()) };
+        };
+        let prepared = c.prepare_report(signals(), &mut CryptoRandomness).is_some();
+        (prepared, c.due_reports())
+    };
+    let Some((keys, body, url)) = due else {
+        return FlushResult { prepared, sent: 0, outcome: None, error: None };
+    };
+    let (status, error) = match post(&url, &body).await {
+        Ok(status) => (status, None),
+        Err(e) => (0, Some(e)),
+    };
+    let outcome = Outcome::from_status(status);
+    if let Ok(mut c) = client.try_borrow_mut() {
+        c.settle_reports(&keys, outcome, &mut CryptoRandomness);
+    }
+    let label = match outcome {
+        Outcome::Delivered => "delivered",
+        Outcome::Retry => "retry",
+        Outcome::Rejected => "rejected",
+    };
+    if outcome == Outcome::Rejected {
+        super::warn(&format!("the collector refused {} report(s) with HTTP {status}; they are dropped", keys.len()));
+    }
+    FlushResult { prepared, sent: keys.len(), outcome: Some(label), error }
+}
+
+async fn post(url: &str, body: &str) -> Result<u16, String> {
+    let window = web_sys::window().ok_or("no window")?;
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&JsValue::from_str(body));
+    // `keepalive` lets a request started during unload finish; web-sys lists it as unstable.
+    let _ = js_sys::Reflect::set(&init, &"keepalive".into(), &JsValue::TRUE);
+    init.set_credentials(web_sys::RequestCredentials::Omit);
+    let headers = web_sys::Headers::new().map_err(|e| describe(&e))?;
+    headers.set("content-type", "application/json").map_err(|e| describe(&e))?;
+    init.set_headers(&headers);
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
+        .await
+        .map_err(|e| describe(&e))?
+        .dyn_into()
+        .map_err(|_| "fetch did not return a Response".to_owned())?;
+    Ok(response.status())
+}
+
+/// On `pagehide`: today's report if allowed, and everything due, by `sendBeacon`. The reports
+/// stay queued: the next page resends them and the collector counts each key once.
+pub fn beacon(client: &Rc<RefCell<WebClient>>) {
+    let Ok(mut c) = client.try_borrow_mut() else { return };
+    c.prepare_report(signals(), &mut CryptoRandomness);
+    let Some((_, body, url)) = c.due_reports() else { return };
+    if let Some(window) = web_sys::window() {
+        if !window.navigator().send_beacon_with_opt_str(&url, Some(&body)).unwrap_or(false) {
+            super::warn("the browser refused to queue the report beacon; it will be sent on the next visit");
+        }
+    }
+}
