@@ -27,6 +27,8 @@ fi
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+# PostgreSQL for the collector's tests against a real server (they start a throwaway cluster).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]} from Debian"
   if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi

@@ -2,6 +2,7 @@
 
 mod evaluate;
 mod catalog;
+mod collect;
 mod convert;
 mod features;
 mod inspect;
@@ -53,6 +54,10 @@ enum Command {
     },
     /// Train the baseline session recommender from an interaction log and emit it as ONNX.
     Train(train::TrainArgs),
+    /// Run the report collector: an HTTP server that validates and stores aggregate reports.
+    Collect(collect::CollectArgs),
+    /// Debiased, k-thresholded estimates (95% intervals) from the collected reports.
+    Aggregates(collect::AggregatesArgs),
 }
 
 fn main() -> ExitCode {
@@ -87,5 +92,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Train(args) => train::run(args),
+        Command::Collect(args) => collect::run_collect(args),
+        Command::Aggregates(args) => collect::run_aggregates(args),
     }
 }

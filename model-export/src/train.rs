@@ -69,7 +69,8 @@ pub struct TrainArgs {
     /// catalog item its category (the first genre) and the year used in the price.
     #[arg(long, value_name = "FILE")]
     pub items: Option<PathBuf>,
-    /// Where to write the ONNX model (trained on every interaction).
+    /// Where to write the ONNX model: trained on every interaction, with the query weights chosen
+    /// on each user's second-to-last interaction by a model trained without the last two.
     #[arg(long, value_name = "FILE")]
     pub out_model: PathBuf,
     /// Where to write the catalog JSON, `{"items": [{"id", "category", "price", "popularity"}]}`,
@@ -77,7 +78,7 @@ pub struct TrainArgs {
     /// interaction count. MovieLens has no prices, so one is derived, deterministically:
     /// `3.99 + 0.10 * clamp(year - 1930, 0, 70) + 4.00 * popularity / max popularity`, rounded
     /// to cents (newer and more popular titles cost more; an unknown year counts as 1965).
-    #[arg(long, value_name = "FILE", verbatim_doc_comment)]
+    #[arg(long, value_name = "FILE")]
     pub out_catalog: PathBuf,
     /// Where to write titles and years, `{"items": [{"id", "title", "year"}]}`, same order as the
     /// catalog (kept apart: the SDK's catalog accepts only its own four fields).
@@ -264,12 +265,14 @@ impl Table {
             let fields: Vec<&str> = line.trim_end_matches('\r').split(self.delim).map(|f| unquote(f.trim())).collect();
             if fields.len() < needed {
                 bail!(
-                    "{}: line {}: {} field(s), expected {} (the header's columns, separated by {})",
+                    "{}: line {}: {} field(s), expected {} (the header's columns, separated by {}); column {} (`{}`) is missing",
                     self.path.display(),
                     i + 1,
                     fields.len(),
                     self.columns.len(),
-                    if self.delim == '\t' { "tabs" } else { "commas" }
+                    if self.delim == '\t' { "tabs" } else { "commas" },
+                    fields.len() + 1,
+                    self.columns[fields.len()]
                 );
             }
             Ok((i + 1, fields))
@@ -629,10 +632,12 @@ fn randomized_svd(a: &Csr, k: usize, seed: u64, progress: &Steps) -> (Vec<f64>, 
 
 /// Fits the factors and the popularity bias; the query weights are set afterwards.
 pub fn fit(sequences: &[Vec<u32>], n: usize, dim: usize, window: usize, seed: u64, progress: &Steps) -> Model {
+    let started = Instant::now();
     let t = transitions(sequences, n, window);
-    progress.step(format!("{} transitions counted", t.cols.len()));
+    progress.step(format!("{} item pairs counted ({})", t.cols.len(), secs(started.elapsed())));
+    let started = Instant::now();
     let (e, v, k, singular_values) = randomized_svd(&t, dim.min(n), seed, progress);
-    progress.step(format!("rank {k} factorization"));
+    progress.step(format!("rank {k} factorization ({})", secs(started.elapsed())));
     let mut counts = vec![0u64; n];
     for s in sequences {
         for &i in s {
@@ -955,7 +960,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         "--out-eval-model writes the evaluated model: it needs --eval or --json"
     );
     let started = Instant::now();
-    let steps = Steps::new(if evaluate { 9 } else { 7 });
+    let steps = Steps::new(if evaluate { 9 } else { 8 });
     steps.message("reading");
 
     let data = read_interactions(&args.interactions)?;
@@ -993,6 +998,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
     steps.message("held-out fit");
     let held_out_start = Instant::now();
     let split = evaluate::leave_one_out(&data.sequences);
+    ensure!(
+        !evaluate || !split.test.is_empty(),
+        "{}: no user has the 3 interactions leave-one-out evaluation needs (train, validation, test)",
+        args.interactions.display()
+    );
     let mut held_out = fit(&split.train, n, dim, window, args.seed, &steps);
     steps.message("tuning");
     let tuned = tune(&held_out, &split.validation, max_len, &steps);
@@ -1000,14 +1010,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         Some(t) => {
             held_out.query = t.query;
             steps.step(format!(
-                "query weights chosen on {} validation targets: recency {}, history weight {}, popularity weight {} \
-                 (x{:.3e} = {:.4}); validation NDCG@10 {:.4}",
+                "query weights chosen on {} validation targets: recency {}, history weight {}, popularity weight \
+                 {:.3e} ({} of the mean top score); validation NDCG@10 {:.4}",
                 t.validation.users,
                 t.query.recency,
                 t.query.history_weight,
-                t.relative_popularity_weight,
-                t.query.popularity_weight / t.relative_popularity_weight,
                 t.query.popularity_weight,
+                t.relative_popularity_weight,
                 t.validation.ndcg10()
             ));
         }
@@ -1020,11 +1029,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
     let mut report = None;
     if evaluate {
-        ensure!(
-            !split.test.is_empty(),
-            "{}: no user has the 3 interactions leave-one-out evaluation needs (train, validation, test)",
-            args.interactions.display()
-        );
         steps.message("evaluating");
         let bytes = export_onnx(&held_out, &metadata(&held_out, &args, "held-out (leave-one-out evaluation)"));
         if let Some(p) = &args.out_eval_model {
@@ -1051,8 +1055,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let full_start = Instant::now();
     let mut model = fit(&data.sequences, n, dim, window, args.seed, &steps);
     model.query = tuned.as_ref().map(|t| t.query).unwrap_or(held_out.query);
-    let bytes = export_onnx(&model, &metadata(&model, &args, "all interactions"));
     let full_seconds = full_start.elapsed();
+    let bytes = export_onnx(&model, &metadata(&model, &args, "all interactions"));
     // The export must load in the SDK as it will on the device.
     let mut sdk = foresight::model::RecommenderModel::load(&bytes, &foresight::model::RecommenderIo::default(), n)
         .context("the exported model does not load in the SDK")?;
@@ -1127,7 +1131,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             },
             "seconds": {
                 "held_out_fit_and_tuning": held_out_seconds.as_secs_f64(),
-                "full_fit_and_export": full_seconds.as_secs_f64(),
+                "full_fit": full_seconds.as_secs_f64(),
                 "total": total.as_secs_f64(),
             },
             "evaluation": {
@@ -1148,10 +1152,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         writeln!(
             text,
-            "trained in {} (held-out fit and tuning {}; full fit and export {}); {} is {} bytes ({} items, rank {})",
-            secs(total),
-            secs(held_out_seconds),
+            "training: {} on all {} interactions (plus {} for the held-out fit and tuning; {} in all); {} is {} bytes ({} items, rank {})",
             secs(full_seconds),
+            data.interactions,
+            secs(held_out_seconds),
+            secs(total),
             args.out_model.display(),
             bytes.len(),
             n,

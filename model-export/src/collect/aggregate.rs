@@ -1,0 +1,320 @@
+//! Debiased aggregates from stored reports.
+//!
+//! Reports are pooled per statistic only with reports that used the very same mechanism
+//! parameters (their estimators differ otherwise). A group is released only when at least
+//! `min_contributors` reports contributed to it (k-threshold); each released value carries
+//! its unbiased estimate and 95% interval from the SDK's own estimators
+//! (`HcmsSketch::estimate`, `KaryRr::estimate`).
+
+use std::collections::{BTreeMap, HashSet};
+
+use foresight::privacy::mechanism::{Estimate, HcmsSketch, KaryRr};
+use foresight::recommend::CatalogItem;
+use foresight::report::{Contribution, Report, INTENT_BUCKETS, NOTHING};
+use serde::Serialize;
+
+/// z for a two-sided 95% interval.
+pub const Z95: f64 = 1.959_964;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Aggregates {
+    pub site: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub min_contributors: u64,
+    pub confidence: f64,
+    /// Reports read.
+    pub reports: u64,
+    /// Stored rows that did not parse as reports (none unless the database was edited).
+    pub skipped: u64,
+    pub catalog_items: usize,
+    pub groups: Vec<Group>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    /// `item_view`, `item_transition`, `category_view` or `intent_bucket`.
+    pub statistic: String,
+    /// The mechanism's parameters, as in the reports.
+    pub mechanism: serde_json::Value,
+    /// Contributing reports.
+    pub reports: u64,
+    pub released: bool,
+    /// Why a group is not released.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withheld: Option<String>,
+    /// Released values, highest estimate first (intent buckets in bucket order).
+    pub estimates: Vec<Released>,
+    /// Reports whose true value was "nothing" (the visitor had none of this statistic).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nothing: Option<Released>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Released {
+    pub value: String,
+    pub estimate: f64,
+    pub std_error: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+impl Released {
+    fn new(value: impl Into<String>, e: Estimate) -> Self {
+        let (low, high) = e.interval(Z95);
+        Released { value: value.into(), estimate: e.value, std_error: e.std_error, low, high }
+    }
+}
+
+impl Group {
+    pub fn label(&self) -> String {
+        let m = &self.mechanism;
+        match self.statistic.as_str() {
+            "intent_bucket" => format!("{} [k-RR k={} ε={}]", self.statistic, m["k"], m["epsilon"]),
+            _ => format!("{} [HCMS {}×{} ε={}]", self.statistic, m["hashes"], m["width"], m["epsilon"]),
+        }
+    }
+}
+
+/// What to estimate for and how.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub site: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub min_contributors: u64,
+    /// Candidate values: the catalog's item ids and categories.
+    pub catalog: Option<Vec<CatalogItem>>,
+    /// Transitions `a>b` are estimated among this many top items.
+    pub top_items: usize,
+}
+
+const ORDER: [&str; 4] = ["item_view", "item_transition", "category_view", "intent_bucket"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct HcmsKey {
+    statistic: usize,
+    hashes: u32,
+    width: u32,
+    epsilon_bits: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct RrKey {
+    k: u32,
+    epsilon_bits: u64,
+}
+
+/// Pools the stored report bodies and releases what the k-threshold allows.
+pub fn aggregate(bodies: &[String], options: &Options) -> Aggregates {
+    let mut sketches: BTreeMap<HcmsKey, HcmsSketch> = BTreeMap::new();
+    let mut tallies: BTreeMap<RrKey, (KaryRr, Vec<u64>)> = BTreeMap::new();
+    let mut skipped = 0u64;
+    let mut reports = 0u64;
+    for body in bodies {
+        let Ok(report) = serde_json::from_str::<Report>(body) else {
+            skipped += 1;
+            continue;
+        };
+        reports += 1;
+        for c in &report.contributions {
+            match c {
+                Contribution::ItemView { mechanism, report }
+                | Contribution::ItemTransition { mechanism, report }
+                | Contribution::CategoryView { mechanism, report } => {
+                    let statistic = ORDER.iter().position(|s| *s == c.statistic()).unwrap_or(0);
+                    let key = HcmsKey { statistic, hashes: mechanism.hashes, width: mechanism.width, epsilon_bits: mechanism.epsilon.to_bits() };
+                    if mechanism.validate().is_err() {
+                        continue;
+                    }
+                    let sketch = sketches.entry(key).or_insert_with(|| HcmsSketch::new(*mechanism));
+                    let _ = sketch.add(report);
+                }
+                Contribution::IntentBucket { mechanism, value } => {
+                    if mechanism.validate().is_err() || *value >= mechanism.k {
+                        continue;
+                    }
+                    let key = RrKey { k: mechanism.k, epsilon_bits: mechanism.epsilon.to_bits() };
+                    let (_, t) = tallies.entry(key).or_insert_with(|| (*mechanism, vec![0; mechanism.k as usize]));
+                    t[*value as usize] += 1;
+                }
+            }
+        }
+    }
+
+    let mut notes = Vec::new();
+    let k = options.min_contributors;
+    let catalog = options.catalog.as_deref().unwrap_or(&[]);
+    if options.catalog.is_none() {
+        notes.push(
+            "no catalog given: item, transition and category counts need candidate values (--catalog); only the \"nothing\" counts and the intent histogram are estimated"
+                .into(),
+        );
+    }
+    let item_ids: Vec<&str> = catalog.iter().map(|i| i.id.as_str()).collect();
+    let mut categories: Vec<&str> = Vec::new();
+    let mut seen = HashSet::new();
+    for c in catalog.iter().filter_map(|i| i.category.as_deref()) {
+        if seen.insert(c) {
+            categories.push(c);
+        }
+    }
+
+    // The top items, for the transition candidates: by estimated views in the largest item_view
+    // group, else by the catalog's popularity.
+    let top_items: Vec<String> = {
+        let largest = sketches.iter().filter(|(key, _)| key.statistic == 0).max_by_key(|(_, s)| s.reports).map(|(_, s)| s);
+        let mut ranked: Vec<(String, f64)> = match largest {
+            Some(sketch) => {
+                let t = sketch.transformed();
+                item_ids.iter().map(|id| (id.to_string(), sketch.estimate(&t, id).value)).collect()
+            }
+            None => catalog.iter().map(|i| (i.id.clone(), i.popularity)).collect(),
+        };
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        ranked.into_iter().take(options.top_items).map(|(id, _)| id).collect()
+    };
+    let transitions: Vec<String> =
+        top_items.iter().flat_map(|a| top_items.iter().filter(move |b| *b != a).map(move |b| format!("{a}>{b}"))).collect();
+
+    let mut groups = Vec::new();
+    for (key, sketch) in &sketches {
+        let statistic = ORDER[key.statistic];
+        let mut group = new_group(statistic, serde_json::to_value(sketch.params).unwrap_or_default(), sketch.reports, k);
+        if group.released {
+            let t = sketch.transformed();
+            let candidates: Vec<String> = match key.statistic {
+                0 => item_ids.iter().map(|s| s.to_string()).collect(),
+                1 => transitions.clone(),
+                _ => categories.iter().map(|s| s.to_string()).collect(),
+            };
+            group.estimates = candidates.into_iter().map(|v| {
+                let e = sketch.estimate(&t, &v);
+                Released::new(v, e)
+            }).collect();
+            group.estimates.sort_by(|a, b| b.estimate.total_cmp(&a.estimate));
+            group.nothing = Some(Released::new(NOTHING, sketch.estimate(&t, NOTHING)));
+        }
+        groups.push(group);
+    }
+    for (rr, t) in tallies.values() {
+        let n: u64 = t.iter().sum();
+        let mut group = new_group("intent_bucket", serde_json::to_value(rr).unwrap_or_default(), n, k);
+        if group.released {
+            group.estimates = rr.estimate(t).into_iter().enumerate().map(|(b, e)| Released::new(bucket_label(b as u32, rr.k), e)).collect();
+        }
+        groups.push(group);
+    }
+    groups.sort_by_key(|g| std::cmp::Reverse(g.reports));
+    groups.sort_by_key(|g| ORDER.iter().position(|s| *s == g.statistic));
+    if reports == 0 {
+        notes.push("no stored reports match this site and period".into());
+    }
+    Aggregates {
+        site: options.site.clone(),
+        from: options.from.clone(),
+        to: options.to.clone(),
+        min_contributors: k,
+        confidence: 0.95,
+        reports,
+        skipped,
+        catalog_items: catalog.len(),
+        groups,
+        notes,
+    }
+}
+
+fn new_group(statistic: &str, mechanism: serde_json::Value, reports: u64, k: u64) -> Group {
+    let released = reports >= k && reports > 0;
+    Group {
+        statistic: statistic.to_owned(),
+        mechanism,
+        reports,
+        released,
+        withheld: (!released).then(|| format!("{reports} contributing reports, fewer than the minimum of {k}")),
+        estimates: Vec::new(),
+        nothing: None,
+    }
+}
+
+/// `0.0–0.1` … `0.9–1.0`, then `no score`.
+pub fn bucket_label(bucket: u32, k: u32) -> String {
+    if k == INTENT_BUCKETS + 1 {
+        if bucket == INTENT_BUCKETS {
+            "no score".to_owned()
+        } else {
+            let w = 1.0 / f64::from(INTENT_BUCKETS);
+            format!("{:.1}–{:.1}", f64::from(bucket) * w, f64::from(bucket + 1) * w)
+        }
+    } else {
+        format!("value {bucket}")
+    }
+}
+
+/// A few lines for a person.
+pub fn summary(a: &Aggregates) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let period = match (&a.from, &a.to) {
+        (Some(f), Some(t)) if f == t => format!("day {f}"),
+        (Some(f), Some(t)) => format!("{f} to {t}"),
+        (Some(f), None) => format!("from {f}"),
+        (None, Some(t)) => format!("until {t}"),
+        (None, None) => "all days".to_owned(),
+    };
+    let released = a.groups.iter().filter(|g| g.released).count();
+    let _ = writeln!(
+        s,
+        "site {}, {period}: {} reports; {} groups, {released} released (minimum {} contributors), 95% intervals",
+        a.site,
+        a.reports,
+        a.groups.len(),
+        a.min_contributors
+    );
+    for g in &a.groups {
+        if !g.released {
+            let _ = writeln!(s, "  {}: withheld — {}", g.label(), g.withheld.as_deref().unwrap_or(""));
+            continue;
+        }
+        let shown: Vec<String> = if g.statistic == "intent_bucket" {
+            g.estimates.iter().map(|e| format!("{} {:.0}±{:.0}", e.value, e.estimate, e.high - e.estimate)).collect()
+        } else {
+            g.estimates.iter().take(5).map(|e| format!("{} {:.0}±{:.0}", e.value, e.estimate, e.high - e.estimate)).collect()
+        };
+        let more = if g.statistic != "intent_bucket" && g.estimates.len() > 5 { format!(" (+{} more)", g.estimates.len() - 5) } else { String::new() };
+        let _ = writeln!(s, "  {}: {} reports — {}{more}", g.label(), g.reports, if shown.is_empty() { "no candidates".to_owned() } else { shown.join(", ") });
+    }
+    for n in &a.notes {
+        let _ = writeln!(s, "  note: {n}");
+    }
+    if a.skipped > 0 {
+        let _ = writeln!(s, "  note: {} stored rows did not parse as reports and were skipped", a.skipped);
+    }
+    s
+}
+
+/// One row per released value.
+pub fn csv(a: &Aggregates) -> anyhow::Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["statistic", "mechanism", "reports", "value", "estimate", "std_error", "ci95_low", "ci95_high"])?;
+    for g in a.groups.iter().filter(|g| g.released) {
+        let mechanism = g.mechanism.to_string();
+        for e in g.estimates.iter().chain(g.nothing.as_ref()) {
+            w.write_record([
+                g.statistic.clone(),
+                mechanism.clone(),
+                g.reports.to_string(),
+                e.value.clone(),
+                format!("{:.3}", e.estimate),
+                format!("{:.3}", e.std_error),
+                format!("{:.3}", e.low),
+                format!("{:.3}", e.high),
+            ])?;
+        }
+    }
+    Ok(w.into_inner().map_err(|e| anyhow::anyhow!("writing CSV: {e}"))?)
+}

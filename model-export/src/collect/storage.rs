@@ -1,0 +1,516 @@
+//! Where accepted reports are kept: a small trait with a SQLite and a PostgreSQL implementation.
+//!
+//! Both keep one row per report — the site, its idempotency key (unique per site, so a retried
+//! delivery is stored once), its day, its ε, the UTC day it arrived and the validated report as
+//! JSON — and nothing about the request that carried it (no IP address, no header). A write is
+//! acknowledged only once its transaction is durably committed.
+//!
+//! The schema is versioned: `schema_version` lists the migrations applied, and opening a
+//! database applies the missing ones in order (refusing one newer than this collector).
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot, RwLock};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("the database schema is at version {found}, newer than this collector understands ({known})")]
+    TooNew { found: i64, known: i64 },
+    #[error("{0} holds no collector schema (run `foresight-export collect` on it first)")]
+    NoSchema(String),
+    #[error("the SQLite database {0} does not exist")]
+    Missing(PathBuf),
+    #[error("the storage writer has stopped")]
+    WriterGone,
+    #[error("this storage was opened read-only")]
+    ReadOnly,
+    #[error("a blocking storage task failed: {0}")]
+    Task(String),
+}
+
+/// Which database: `sqlite:PATH` or `postgres://…` (also `postgresql://…`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Db {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl FromStr for Db {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Db, String> {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(Db::Postgres(s.to_owned()))
+        } else if let Some(path) = s.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err("`sqlite:` needs a file path, e.g. sqlite:collector.db".into());
+            }
+            Ok(Db::Sqlite(PathBuf::from(path)))
+        } else {
+            Err(format!("database `{s}` must be sqlite:PATH or postgres://USER@HOST:PORT/DBNAME"))
+        }
+    }
+}
+
+impl std::fmt::Display for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Db::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
+            // Never print a password.
+            Db::Postgres(url) => match (url.find("://"), url.rfind('@')) {
+                (Some(scheme), Some(at)) if at > scheme => {
+                    let creds = &url[scheme + 3..at];
+                    let user = creds.split(':').next().unwrap_or("");
+                    write!(f, "{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+                }
+                _ => write!(f, "{url}"),
+            },
+        }
+    }
+}
+
+/// One validated report to store.
+#[derive(Debug, Clone)]
+pub struct NewReport {
+    pub idempotency_key: String,
+    pub day: String,
+    pub epsilon: f64,
+    pub body_json: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Inserted {
+    /// Stored now.
+    pub accepted: usize,
+    /// Already stored (same site and idempotency key): acknowledged, not stored again.
+    pub duplicates: usize,
+}
+
+/// The reports of a site, optionally limited to report days `from..=to` (`YYYY-MM-DD`).
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub site: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+pub trait Storage: Send + Sync + 'static {
+    /// Stores the reports of one request atomically; resolves once they are committed.
+    fn insert<'a>(&'a self, site: &'a str, received_day: &'a str, reports: Vec<NewReport>) -> BoxFuture<'a, Result<Inserted, StorageError>>;
+    /// The stored report JSON bodies.
+    fn load<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<Vec<String>, StorageError>>;
+    /// The highest migration applied.
+    fn schema_version(&self) -> BoxFuture<'_, Result<i64, StorageError>>;
+}
+
+/// Whether the caller writes (the collector: creates and migrates the database) or only reads
+/// (`aggregates`: the database must exist and hold the schema).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Serve,
+    Read,
+}
+
+pub async fn open(db: &Db, mode: Mode) -> Result<Arc<dyn Storage>, StorageError> {
+    Ok(match db {
+        Db::Sqlite(path) => {
+            let path = path.clone();
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path, mode))
+                .await
+                .map_err(|e| StorageError::Task(e.to_string()))??;
+            Arc::new(store)
+        }
+        Db::Postgres(url) => Arc::new(PgStore::open(url, mode).await?),
+    })
+}
+
+/// The UTC day now, `YYYY-MM-DD` (the only arrival time stored).
+pub fn today() -> String {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as f64).unwrap_or(0.0);
+    foresight::privacy::budget::utc_day(ms)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Migrations
+
+/// SQLite migrations, in order; migration N is `SQLITE_MIGRATIONS[N - 1]`.
+const SQLITE_MIGRATIONS: &[&str] = &["
+    CREATE TABLE reports (
+        id INTEGER PRIMARY KEY,
+        site TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        day TEXT NOT NULL,
+        epsilon REAL NOT NULL,
+        received_day TEXT NOT NULL,
+        body_json TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX reports_site_idempotency_key ON reports (site, idempotency_key);
+    CREATE INDEX reports_site_day ON reports (site, day);
+"];
+
+/// PostgreSQL migrations, the same schema.
+const PG_MIGRATIONS: &[&str] = &["
+    CREATE TABLE reports (
+        id BIGSERIAL PRIMARY KEY,
+        site TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        day TEXT NOT NULL,
+        epsilon DOUBLE PRECISION NOT NULL,
+        received_day TEXT NOT NULL,
+        body_json TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX reports_site_idempotency_key ON reports (site, idempotency_key);
+    CREATE INDEX reports_site_day ON reports (site, day);
+"];
+
+const SCHEMA_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_day TEXT NOT NULL)";
+
+// ---------------------------------------------------------------------------------------------
+// SQLite
+
+/// SQLite in WAL mode with `synchronous=FULL`: a commit is on disk before it is acknowledged,
+/// so it survives the process being killed (and a power loss). All writes go through one
+/// dedicated thread that commits whatever requests are waiting in a single transaction (group
+/// commit): one fsync serves many concurrent requests.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Option<mpsc::Sender<Job>>,
+    version: i64,
+}
+
+struct Job {
+    site: String,
+    received_day: String,
+    reports: Vec<NewReport>,
+    reply: oneshot::Sender<Result<Inserted, StorageError>>,
+}
+
+/// How many waiting requests one transaction may take.
+const GROUP_COMMIT_MAX: usize = 128;
+
+impl SqliteStore {
+    pub fn open(path: &Path, mode: Mode) -> Result<SqliteStore, StorageError> {
+        let conn = match mode {
+            Mode::Serve => Connection::open(path)?,
+            Mode::Read => {
+                if !path.exists() {
+                    return Err(StorageError::Missing(path.to_owned()));
+                }
+                Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?
+            }
+        };
+        configure(&conn)?;
+        let version = match mode {
+            Mode::Serve => {
+                let mut conn = conn;
+                let version = migrate_sqlite(&mut conn)?;
+                let (tx, rx) = mpsc::channel::<Job>(1024);
+                std::thread::Builder::new()
+                    .name("sqlite-writer".into())
+                    .spawn(move || writer_loop(conn, rx))
+                    .map_err(|e| StorageError::Task(e.to_string()))?;
+                return Ok(SqliteStore { path: path.to_owned(), writer: Some(tx), version });
+            }
+            Mode::Read => sqlite_version(&conn)?.ok_or_else(|| StorageError::NoSchema(path.display().to_string()))?,
+        };
+        if version > SQLITE_MIGRATIONS.len() as i64 {
+            return Err(StorageError::TooNew { found: version, known: SQLITE_MIGRATIONS.len() as i64 });
+        }
+        Ok(SqliteStore { path: path.to_owned(), writer: None, version })
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), StorageError> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!("SQLite did not switch to WAL mode (journal_mode={mode})");
+    }
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+    Ok(())
+}
+
+fn sqlite_version(conn: &Connection) -> Result<Option<i64>, StorageError> {
+    let exists: Option<String> =
+        conn.query_row("SELECT name FROM sqlite_master WHERE type='table' AND name='schema_version'", [], |r| r.get(0)).optional()?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))?))
+}
+
+fn migrate_sqlite(conn: &mut Connection) -> Result<i64, StorageError> {
+    let known = SQLITE_MIGRATIONS.len() as i64;
+    // IMMEDIATE: two collectors starting on one file migrate one after the other.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(SCHEMA_VERSION_TABLE)?;
+    let current: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))?;
+    if current > known {
+        return Err(StorageError::TooNew { found: current, known });
+    }
+    for (i, sql) in SQLITE_MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(sql)?;
+        tx.execute("INSERT INTO schema_version (version, applied_day) VALUES (?1, ?2)", (i as i64 + 1, today()))?;
+        tracing::info!("applied schema migration {}", i + 1);
+    }
+    tx.commit()?;
+    Ok(known)
+}
+
+fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < GROUP_COMMIT_MAX {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        match insert_group(&mut conn, &jobs) {
+            Ok(results) => {
+                for (job, result) in jobs.into_iter().zip(results) {
+                    let _ = job.reply.send(Ok(result));
+                }
+            }
+            // The group failed as a whole (rolled back): each request on its own, so one cannot
+            // fail the others.
+            Err(_) if jobs.len() > 1 => {
+                for job in jobs {
+                    let result = insert_group(&mut conn, std::slice::from_ref(&job)).map(|mut r| r.remove(0));
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(e) => {
+                for job in jobs {
+                    let _ = job.reply.send(Err(StorageError::Task(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+fn insert_group(conn: &mut Connection, jobs: &[Job]) -> Result<Vec<Inserted>, StorageError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut results = Vec::with_capacity(jobs.len());
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO reports (site, idempotency_key, day, epsilon, received_day, body_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (site, idempotency_key) DO NOTHING",
+        )?;
+        for job in jobs {
+            let mut r = Inserted::default();
+            for report in &job.reports {
+                let n = stmt.execute((&job.site, &report.idempotency_key, &report.day, report.epsilon, &job.received_day, &report.body_json))?;
+                if n == 1 {
+                    r.accepted += 1;
+                } else {
+                    r.duplicates += 1;
+                }
+            }
+            results.push(r);
+        }
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
+impl Storage for SqliteStore {
+    fn insert<'a>(&'a self, site: &'a str, received_day: &'a str, reports: Vec<NewReport>) -> BoxFuture<'a, Result<Inserted, StorageError>> {
+        Box::pin(async move {
+            let writer = self.writer.as_ref().ok_or(StorageError::ReadOnly)?;
+            let (reply, answer) = oneshot::channel();
+            writer
+                .send(Job { site: site.to_owned(), received_day: received_day.to_owned(), reports, reply })
+                .await
+                .map_err(|_| StorageError::WriterGone)?;
+            answer.await.map_err(|_| StorageError::WriterGone)?
+        })
+    }
+
+    fn load<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
+        let path = self.path.clone();
+        let query = query.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || -> Result<Vec<String>, StorageError> {
+                let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+                conn.busy_timeout(std::time::Duration::from_secs(10))?;
+                let mut stmt = conn.prepare(
+                    "SELECT body_json FROM reports WHERE site = ?1 AND (?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3) ORDER BY id",
+                )?;
+                let rows = stmt.query_map((&query.site, &query.from, &query.to), |r| r.get::<_, String>(0))?;
+                let bodies = rows.collect::<Result<Vec<_>, _>>()?;
+                Ok(bodies)
+            })
+            .await
+            .map_err(|e| StorageError::Task(e.to_string()))?
+        })
+    }
+
+    fn schema_version(&self) -> BoxFuture<'_, Result<i64, StorageError>> {
+        Box::pin(async move { Ok(self.version) })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+
+/// PostgreSQL through a few `tokio-postgres` connections (each pipelines concurrent requests).
+/// One request's reports go in one `INSERT … SELECT FROM UNNEST … ON CONFLICT DO NOTHING`
+/// statement: atomic on its own, and acknowledged after PostgreSQL's durable commit
+/// (`synchronous_commit` on, its default).
+pub struct PgStore {
+    url: String,
+    conns: Vec<RwLock<Option<PgConn>>>,
+    next: AtomicUsize,
+    version: i64,
+}
+
+struct PgConn {
+    client: tokio_postgres::Client,
+    insert: tokio_postgres::Statement,
+}
+
+const PG_CONNECTIONS: usize = 4;
+const PG_INSERT: &str = "INSERT INTO reports (site, idempotency_key, day, epsilon, received_day, body_json)
+    SELECT $1, k, d, e, $2, b FROM UNNEST($3::text[], $4::text[], $5::float8[], $6::text[]) AS t(k, d, e, b)
+    ON CONFLICT (site, idempotency_key) DO NOTHING";
+
+async fn pg_connect(url: &str) -> Result<tokio_postgres::Client, StorageError> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!("PostgreSQL connection closed: {e}");
+        }
+    });
+    Ok(client)
+}
+
+impl PgStore {
+    pub async fn open(url: &str, mode: Mode) -> Result<PgStore, StorageError> {
+        let mut client = pg_connect(url).await?;
+        let known = PG_MIGRATIONS.len() as i64;
+        let version = match mode {
+            Mode::Serve => {
+                let tx = client.transaction().await?;
+                // Two collectors starting together migrate one after the other.
+                tx.execute("SELECT pg_advisory_xact_lock(4747700001)", &[]).await?;
+                tx.batch_execute(SCHEMA_VERSION_TABLE).await?;
+                let current: i64 = tx.query_one("SELECT COALESCE(MAX(version), 0)::bigint FROM schema_version", &[]).await?.get(0);
+                if current > known {
+                    return Err(StorageError::TooNew { found: current, known });
+                }
+                for (i, sql) in PG_MIGRATIONS.iter().enumerate().skip(current as usize) {
+                    tx.batch_execute(sql).await?;
+                    tx.execute("INSERT INTO schema_version (version, applied_day) VALUES ($1, $2)", &[&(i as i32 + 1), &today()]).await?;
+                    tracing::info!("applied schema migration {}", i + 1);
+                }
+                tx.commit().await?;
+                known
+            }
+            Mode::Read => {
+                let exists: bool = client.query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[]).await?.get(0);
+                if !exists {
+                    return Err(StorageError::NoSchema(Db::Postgres(url.to_owned()).to_string()));
+                }
+                let current: i64 = client.query_one("SELECT COALESCE(MAX(version), 0)::bigint FROM schema_version", &[]).await?.get(0);
+                if current > known {
+                    return Err(StorageError::TooNew { found: current, known });
+                }
+                current
+            }
+        };
+        let first = PgConn { insert: client.prepare(PG_INSERT).await?, client };
+        let mut conns = vec![RwLock::new(Some(first))];
+        if mode == Mode::Serve {
+            for _ in 1..PG_CONNECTIONS {
+                conns.push(RwLock::new(None));
+            }
+        }
+        Ok(PgStore { url: url.to_owned(), conns, next: AtomicUsize::new(0), version })
+    }
+
+    /// A live connection, (re)connecting the slot when it has none or lost it.
+    async fn conn(&self) -> Result<tokio::sync::RwLockReadGuard<'_, Option<PgConn>>, StorageError> {
+        let slot = &self.conns[self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len()];
+        {
+            let guard = slot.read().await;
+            if guard.as_ref().is_some_and(|c| !c.client.is_closed()) {
+                return Ok(guard);
+            }
+        }
+        let mut guard = slot.write().await;
+        if !guard.as_ref().is_some_and(|c| !c.client.is_closed()) {
+            let client = pg_connect(&self.url).await?;
+            *guard = Some(PgConn { insert: client.prepare(PG_INSERT).await?, client });
+        }
+        Ok(guard.downgrade())
+    }
+}
+
+impl Storage for PgStore {
+    fn insert<'a>(&'a self, site: &'a str, received_day: &'a str, reports: Vec<NewReport>) -> BoxFuture<'a, Result<Inserted, StorageError>> {
+        Box::pin(async move {
+            let total = reports.len();
+            let mut keys = Vec::with_capacity(total);
+            let mut days = Vec::with_capacity(total);
+            let mut epsilons = Vec::with_capacity(total);
+            let mut bodies = Vec::with_capacity(total);
+            for r in reports {
+                keys.push(r.idempotency_key);
+                days.push(r.day);
+                epsilons.push(r.epsilon);
+                bodies.push(r.body_json);
+            }
+            let guard = self.conn().await?;
+            let conn = guard.as_ref().expect("connected");
+            let stored = conn.client.execute(&conn.insert, &[&site, &received_day, &keys, &days, &epsilons, &bodies]).await? as usize;
+            Ok(Inserted { accepted: stored, duplicates: total - stored })
+        })
+    }
+
+    fn load<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
+        Box::pin(async move {
+            let guard = self.conn().await?;
+            let conn = guard.as_ref().expect("connected");
+            let rows = conn
+                .client
+                .query(
+                    "SELECT body_json FROM reports WHERE site = $1 AND ($2::text IS NULL OR day >= $2) AND ($3::text IS NULL OR day <= $3) ORDER BY id",
+                    &[&query.site, &query.from, &query.to],
+                )
+                .await?;
+            Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+        })
+    }
+
+    fn schema_version(&self) -> BoxFuture<'_, Result<i64, StorageError>> {
+        Box::pin(async move { Ok(self.version) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls() {
+        assert_eq!("sqlite:collector.db".parse::<Db>(), Ok(Db::Sqlite("collector.db".into())));
+        assert_eq!("sqlite:///tmp/x.db".parse::<Db>(), Ok(Db::Sqlite("/tmp/x.db".into())));
+        assert!(matches!("postgres://u@h/db".parse::<Db>(), Ok(Db::Postgres(_))));
+        assert!("mysql://x".parse::<Db>().is_err());
+        assert_eq!(Db::Postgres("postgres://u:secret@h:5432/db".into()).to_string(), "postgres://u@h:5432/db");
+    }
+}
