@@ -169,7 +169,11 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         Format::Onnx => "inlining ONNX weights",
     });
     let model_bytes = match args.format {
-        Format::Nnef => model::write_nnef(kind_name, &stored)?,
+        // tract 0.23.9 types some ONNX patterns into operators it cannot write as NNEF (Erf-based
+        // GELU becomes GeluExact); the full SDK build still runs them from ONNX.
+        Format::Nnef => model::write_nnef(kind_name, &stored).map_err(|e| {
+            anyhow::anyhow!("{e}\nhint: convert with --format onnx (the SDK's default build loads it; the lean NNEF-only build does not)")
+        })?,
         Format::Onnx => crate::onnx_file::self_contained(&args.model)?,
     };
 
