@@ -255,17 +255,24 @@ pub fn bucket_label(bucket: u32, k: u32) -> String {
     }
 }
 
+impl Aggregates {
+    /// The days covered, in words.
+    pub fn period(&self) -> String {
+        match (&self.from, &self.to) {
+            (Some(f), Some(t)) if f == t => format!("day {f}"),
+            (Some(f), Some(t)) => format!("{f} to {t}"),
+            (Some(f), None) => format!("from {f}"),
+            (None, Some(t)) => format!("until {t}"),
+            (None, None) => "all days".to_owned(),
+        }
+    }
+}
+
 /// A few lines for a person.
 pub fn summary(a: &Aggregates) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let period = match (&a.from, &a.to) {
-        (Some(f), Some(t)) if f == t => format!("day {f}"),
-        (Some(f), Some(t)) => format!("{f} to {t}"),
-        (Some(f), None) => format!("from {f}"),
-        (None, Some(t)) => format!("until {t}"),
-        (None, None) => "all days".to_owned(),
-    };
+    let period = a.period();
     let released = a.groups.iter().filter(|g| g.released).count();
     let _ = writeln!(
         s,

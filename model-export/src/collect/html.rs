@@ -12,13 +12,7 @@ const SHOWN: usize = 20;
 
 pub fn page(a: &Aggregates) -> String {
     let mut s = String::new();
-    let period = match (&a.from, &a.to) {
-        (Some(f), Some(t)) if f == t => format!("day {f}"),
-        (Some(f), Some(t)) => format!("{f} to {t}"),
-        (Some(f), None) => format!("from {f}"),
-        (None, Some(t)) => format!("until {t}"),
-        (None, None) => "all days".to_owned(),
-    };
+    let period = a.period();
     let _ = write!(
         s,
         r#"<!DOCTYPE html>
