@@ -15,7 +15,7 @@ test-native:
 	cargo test --workspace --locked
 
 test-browser:
-	cargo test -p foresight --target $(WASM_TARGET) --test web --locked
+	scripts/test-browser.sh
 
 ## The example storefront page on the committed fixture models.
 demo: setup

@@ -411,3 +411,62 @@ async fn reports_wait_for_consent_leave_privatized_and_survive_reload() {
     assert_eq!(rust(&again.privacy().expect("privacy"))["pending"], json!([]));
     again.consent("unknown").expect("reset");
 }
+
+/// The collector started by scripts/test-browser.sh (`make test` runs it).
+fn collector_url() -> &'static str {
+    option_env!("FORESIGHT_TEST_COLLECTOR")
+        .expect("build with FORESIGHT_TEST_COLLECTOR set: run scripts/test-browser.sh, which starts a collector")
+}
+
+#[wasm_bindgen_test]
+async fn reports_reach_a_real_collector_once() {
+    let key = "fs-test-delivery";
+    let storage = local_storage();
+    for suffix in ["", ".consent", ".outbox", ".outbox.budget"] {
+        storage.remove_item(&format!("{key}{suffix}")).expect("clean");
+    }
+    let collector = json!({"url": collector_url(), "site": "test-shop", "key": "site-key"});
+    let fs = WebForesight::init(config(key, json!({"collector": collector}))).await.map_err(|e| rust(&e)).expect("init");
+    fs.consent("granted").expect("consent");
+    fs.track(js(&json!({"type": "product_view", "itemId": "sku-00042", "category": "cat-02"}))).expect("track");
+    let flushed = rust(&wasm_bindgen_futures::JsFuture::from(fs.flush()).await.expect("flush"));
+    assert_eq!(flushed["outcome"], "delivered", "{flushed}");
+    let privacy = rust(&fs.privacy().expect("privacy"));
+    assert_eq!(privacy["pending"], json!([]));
+    let sent = privacy["sent"].as_array().expect("sent").clone();
+    assert_eq!(sent.len(), 1);
+
+    // The same report again (a beacon and a retry that both arrived): acknowledged, not stored twice.
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&JsValue::from_str(&json!([sent[0]]).to_string()));
+    let headers = web_sys::Headers::new().expect("headers");
+    headers.set("content-type", "application/json").expect("header");
+    init.set_headers(&headers);
+    let url = format!("{}?key=site-key", collector_url());
+    let window = web_sys::window().expect("window");
+    let response: web_sys::Response = wasm_bindgen_futures::JsFuture::from(window.fetch_with_str_and_init(&url, &init))
+        .await
+        .expect("fetch")
+        .dyn_into()
+        .expect("response");
+    assert_eq!(response.status(), 202);
+    let body = rust(&wasm_bindgen_futures::JsFuture::from(response.json().expect("json")).await.expect("body"));
+    assert_eq!(body, json!({"accepted": 0, "duplicates": 1}), "counted once");
+    fs.forget().expect("forget");
+    fs.consent("unknown").expect("reset");
+
+    // A wrong site key: refused by the collector, dropped by the SDK (retrying cannot help).
+    for suffix in ["", ".consent", ".outbox", ".outbox.budget"] {
+        storage.remove_item(&format!("{key}{suffix}")).expect("clean");
+    }
+    let wrong = json!({"url": collector_url(), "site": "test-shop", "key": "not-the-key"});
+    let fs = WebForesight::init(config(key, json!({"collector": wrong}))).await.expect("init");
+    fs.consent("granted").expect("consent");
+    fs.track(js(&json!({"type": "product_view", "itemId": "sku-00042"}))).expect("track");
+    let flushed = rust(&wasm_bindgen_futures::JsFuture::from(fs.flush()).await.expect("flush"));
+    assert_eq!(flushed["outcome"], "rejected", "{flushed}");
+    assert_eq!(rust(&fs.privacy().expect("privacy"))["pending"], json!([]));
+    fs.forget().expect("forget");
+    fs.consent("unknown").expect("reset");
+}
