@@ -130,6 +130,7 @@ fn the_model_learns_the_planted_successor_and_runs_in_the_sdk() {
     assert_ne!(evaluated, bytes);
     assert_eq!(report["evaluation"]["evaluated_onnx_bytes"], evaluated.len());
     RecommenderModel::load(&evaluated, &RecommenderIo::default(), items.len()).expect("the SDK loads it");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -176,6 +177,7 @@ fn recbole_atomic_files_give_categories_prices_and_titles() {
     assert_eq!(t["items"][7]["title"], Value::Null);
     let bytes = std::fs::read(dir.join("model.onnx")).expect("model");
     RecommenderModel::load(&bytes, &RecommenderIo::default(), items.len()).expect("the SDK loads it");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -188,6 +190,7 @@ fn same_data_same_seed_same_model() {
     let (code, _, err) = train(&dir, &data, &["--quiet"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(first, std::fs::read(dir.join("model.onnx")).expect("model"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -211,4 +214,5 @@ fn bad_input_exits_2_naming_the_file_and_line() {
         }
     }
     assert!(!dir.join("model.onnx").exists(), "nothing is written from bad input");
+    let _ = std::fs::remove_dir_all(&dir);
 }
