@@ -60,7 +60,7 @@ def price_for_year(year: int | None) -> float:
 @dataclass
 class MovieLens:
     item_ids: list[str]                       # catalog order: model index i == item_ids[i]
-    category: list[str]                       # first genre token of `class`
+    category: list[str]                       # first genre token of `class` (listed alphabetically)
     year: list[int | None]
     price: list[float]
     index: dict[str, int]                     # ml item id -> model index

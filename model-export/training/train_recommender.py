@@ -368,10 +368,17 @@ def export_onnx(model: nn.Module, path: Path) -> None:
         dynamic_axes={"item_seq": {1: "seq"}},
     )
     m = onnx.load(str(path))
-    onnx.checker.check_model(m)
-    # Batch stays 1 (the SDK scores one visitor); the output is [1, n_items].
+    # Batch stays 1 (the SDK scores one visitor). The legacy exporter sometimes cannot infer
+    # that for the output (SASRec's comes out as ['Addscores_dim_0', n_items]): declare it.
+    out_dims = m.graph.output[0].type.tensor_type.shape.dim
+    if out_dims[0].dim_param:
+        out_dims[0].dim_value = 1
+        onnx.save(m, str(path))
+    onnx.checker.check_model(m, full_check=True)
     dims = [d.dim_value or d.dim_param for d in m.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [1, "seq"], dims
+    dims = [d.dim_value or d.dim_param for d in m.graph.output[0].type.tensor_type.shape.dim]
+    assert dims == [1, model.n_items], dims
 
 
 def sig7(x: float) -> float:
@@ -485,8 +492,9 @@ def write_results_md(res: dict, path: Path) -> None:
         "## Catalog",
         "",
         "`out/catalog.json`: `{\"items\": [{\"id\", \"category\", \"price\", \"popularity\"}]}`, model index "
-        "i = item i, items in MovieLens id order. `category` is the first genre listed for the movie "
-        "(`unknown` for the few without one). `price` is made up, since MovieLens has none: tiered "
+        "i = item i, items in MovieLens id order. `category` is the first genre listed for the movie; "
+        "MovieLens lists genres in a fixed, alphabetical order, so that is the alphabetically first one "
+        "(Toy Story: Animation; `unknown` for the 2 items MovieLens marks so). `price` is made up, since MovieLens has none: tiered "
         "by release year (unknown 9.99; before 1970 4.99; 1970-89 7.99; 1990-95 12.99; 1996+ "
         "17.99). `popularity` is the item's count of training interactions (validation and test "
         "targets excluded).",
