@@ -21,6 +21,7 @@
 //! The ONNX graph (opset 17, IR 8, only Concat/Slice/Reshape/Gather/MatMul/ReduceMean/Mul/Add):
 //! `item_seq` int64 `[1, seq]` (model indices, oldest first) → `scores` float32 `[1, items]`.
 
+use foresight::privacy::mechanism::{Randomness, SeededRandomness};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -473,26 +474,12 @@ fn transitions(sequences: &[Vec<u32>], n: usize, window: usize) -> Csr {
     Csr { n, row_start, cols, vals }
 }
 
-/// splitmix64 and Box-Muller: deterministic Gaussian noise without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn gaussian(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
+/// Standard normal noise by Box-Muller over the SDK's seeded generator (deterministic per seed).
+fn gaussian(rng: &mut SeededRandomness) -> f64 {
+    // Shifted by half a step so the logarithm never sees 0.
+    let mut open_unit = || ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    let (u, v) = (open_unit(), open_unit());
+    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
 }
 
 /// Orthonormalizes the columns of row-major `[n, l]` in place (modified Gram-Schmidt, twice);
@@ -581,8 +568,8 @@ fn symmetric_eigen(mut a: Vec<f64>, l: usize) -> (Vec<f64>, Vec<f64>) {
 fn randomized_svd(a: &Csr, k: usize, seed: u64, progress: &Steps) -> (Vec<f64>, Vec<f64>, usize, Vec<f64>) {
     let n = a.n;
     let l = (k + OVERSAMPLE).min(n);
-    let mut rng = Rng(seed);
-    let omega: Vec<f64> = (0..n * l).map(|_| rng.gaussian()).collect();
+    let mut rng = SeededRandomness(seed);
+    let omega: Vec<f64> = (0..n * l).map(|_| gaussian(&mut rng)).collect();
     let mut q = a.mul(&omega, l);
     orthonormalize(&mut q, n, l);
     for _ in 0..POWER_ITERATIONS {
