@@ -40,6 +40,13 @@ fn local_storage() -> web_sys::Storage {
     web_sys::window().expect("window").local_storage().expect("allowed").expect("present")
 }
 
+/// Removes everything the SDK keeps for `key`: the log, consent, the outbox and the ε budget.
+fn clear_visitor(key: &str) {
+    for suffix in ["", ".consent", ".outbox", ".outbox.budget"] {
+        local_storage().remove_item(&format!("{key}{suffix}")).expect("clean");
+    }
+}
+
 /// A config with both fixture models, the catalog, and a storage key of its own.
 fn config(key: &str, extra: Value) -> JsValue {
     let catalog: Value = serde_json::from_str(CATALOG).expect("catalog");
@@ -367,10 +374,7 @@ async fn a_tampered_or_missing_bundle_falls_back_to_popularity() {
 #[wasm_bindgen_test]
 async fn reports_wait_for_consent_leave_privatized_and_survive_reload() {
     let key = "fs-test-sync";
-    let storage = local_storage();
-    for suffix in ["", ".consent", ".outbox", ".outbox.budget"] {
-        storage.remove_item(&format!("{key}{suffix}")).expect("clean");
-    }
+    clear_visitor(key);
     // Port 9 (discard) is closed here: every delivery is a network error, hence a retry.
     let collector = json!({"url": "http://127.0.0.1:9/v1/reports", "site": "test-shop", "key": "site-key"});
     let fs = WebForesight::init(config(key, json!({"collector": collector}))).await.map_err(|e| rust(&e)).expect("init");
@@ -421,10 +425,7 @@ fn collector_url() -> &'static str {
 #[wasm_bindgen_test]
 async fn reports_reach_a_real_collector_once() {
     let key = "fs-test-delivery";
-    let storage = local_storage();
-    for suffix in ["", ".consent", ".outbox", ".outbox.budget"] {
-        storage.remove_item(&format!("{key}{suffix}")).expect("clean");
-    }
+    clear_visitor(key);
     let collector = json!({"url": collector_url(), "site": "test-shop", "key": "site-key"});
     let fs = WebForesight::init(config(key, json!({"collector": collector}))).await.map_err(|e| rust(&e)).expect("init");
     fs.consent("granted").expect("consent");
@@ -457,9 +458,7 @@ async fn reports_reach_a_real_collector_once() {
     fs.consent("unknown").expect("reset");
 
     // A wrong site key: refused by the collector, dropped by the SDK (retrying cannot help).
-    for suffix in ["", ".consent", ".outbox", ".outbox.budget"] {
-        storage.remove_item(&format!("{key}{suffix}")).expect("clean");
-    }
+    clear_visitor(key);
     let wrong = json!({"url": collector_url(), "site": "test-shop", "key": "not-the-key"});
     let fs = WebForesight::init(config(key, json!({"collector": wrong}))).await.expect("init");
     fs.consent("granted").expect("consent");
