@@ -177,7 +177,20 @@ def markov_scores(sp: Splits, hists: list[np.ndarray]) -> np.ndarray:
 # Models
 # ---------------------------------------------------------------------------------------
 
-class GRU4Rec(nn.Module):
+class SessionModel(nn.Module):
+    """What both recommenders share: `encode` gives a state per position, `head` scores items."""
+
+    def all_logits(self, seq: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encode(seq))  # [B, L, n_items]
+
+    def train_logits(self, seq: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        # Right padding: the state at the last real position has only seen real items (the GRU
+        # runs left to right; SASRec's causal mask hides the padding after it).
+        out = self.encode(seq)
+        return self.head(out[torch.arange(len(lens)), lens - 1])
+
+
+class GRU4Rec(SessionModel):
     """Embedding -> GRU -> last hidden state -> tied output (item embeddings) + item bias."""
 
     kind = "gru4rec"
@@ -200,21 +213,13 @@ class GRU4Rec(nn.Module):
     def head(self, h: torch.Tensor) -> torch.Tensor:
         return self.drop(h) @ self.emb.weight[: self.n_items].T + self.bias
 
-    def all_logits(self, seq: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encode(seq))  # [B, L, n_items]
-
-    def train_logits(self, seq: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-        # Right padding: the output at the last real position only saw real items.
-        out = self.encode(seq)
-        return self.head(out[torch.arange(len(lens)), lens - 1])
-
     def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
         """Export path: [1, seq] int64, no padding -> [1, n_items]."""
         _, h = self.gru(self.emb(item_seq))
         return h[-1] @ self.emb.weight[: self.n_items].T + self.bias
 
 
-class SASRec(nn.Module):
+class SASRec(SessionModel):
     """Causal self-attention (pre-LayerNorm blocks) with manual attention, so the sequence
     length stays symbolic in the ONNX graph: the causal mask is built from arange(L) and the
     learned positional embedding is sliced to L (inputs longer than max_len are not
@@ -273,14 +278,6 @@ class SASRec(nn.Module):
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
         return h @ self.emb.weight[: self.n_items].T + self.bias
-
-    def all_logits(self, seq: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encode(seq))  # [B, L, n_items]
-
-    def train_logits(self, seq: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-        # Right padding + causal mask: real positions never see the padding after them.
-        out = self.encode(seq)
-        return self.head(out[torch.arange(len(lens)), lens - 1])
 
     def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
         return self.head(self.encode(item_seq)[:, -1])

@@ -76,6 +76,18 @@ async fn init(key: &str) -> WebForesight {
     WebForesight::init(config(key, json!({}))).await.map_err(|e| rust(&e)).expect("init")
 }
 
+/// The recommender failed with `code`, and recommendations still come, from popularity.
+fn assert_popularity_fallback(fs: &WebForesight, code: &str) {
+    let status = rust(&fs.status().expect("status"));
+    assert_eq!(status["recommender"]["state"], "failed", "{status}");
+    assert_eq!(status["recommender"]["code"], code, "{status}");
+    fs.track(js(&json!({"type": "product_view", "itemId": "sku-00001"}))).expect("track");
+    let recs = rust(&fs.recommend(JsValue::UNDEFINED).expect("recommend"));
+    assert_eq!(recs["source"], "popularity");
+    assert_eq!(recs["items"].as_array().expect("items").len(), 10);
+    fs.forget().expect("forget");
+}
+
 #[track_caller]
 fn error_of(result: Result<impl Sized, JsValue>) -> (String, String) {
     let err = result.err().expect("an error");
@@ -252,14 +264,7 @@ async fn a_broken_model_degrades_to_popularity() {
     let rec = Reflect::get(&cfg, &"recommender".into()).expect("recommender");
     Reflect::set(&rec, &"model".into(), &Uint8Array::from(&b"not a model"[..])).expect("set");
     let fs = WebForesight::init(cfg).await.expect("init still succeeds");
-    let status = rust(&fs.status().expect("status"));
-    assert_eq!(status["recommender"]["state"], "failed");
-    assert_eq!(status["recommender"]["code"], "model_parse");
-    fs.track(js(&json!({"type": "product_view", "itemId": "sku-00001"}))).expect("track");
-    let recs = rust(&fs.recommend(JsValue::UNDEFINED).expect("recommend"));
-    assert_eq!(recs["source"], "popularity");
-    assert_eq!(recs["items"].as_array().expect("items").len(), 10);
-    fs.forget().expect("forget");
+    assert_popularity_fallback(&fs, "model_parse");
 }
 
 #[wasm_bindgen_test]
@@ -360,14 +365,7 @@ async fn a_tampered_or_missing_bundle_falls_back_to_popularity() {
     for (url, code) in [(blob_url(&tampered), "bundle_tampered"), ("/no-such-bundle.fsb".to_owned(), "bundle_download")] {
         let cfg = js(&json!({"storageKey": "fs-test-bad-bundle", "bundleUrl": url, "publicKey": TEST_PUBLIC_KEY.trim(), "catalog": catalog["items"]}));
         let fs = WebForesight::init(cfg).await.map_err(|e| rust(&e)).expect("init resolves anyway");
-        let status = rust(&fs.status().expect("status"));
-        assert_eq!(status["recommender"]["state"], "failed", "{status}");
-        assert_eq!(status["recommender"]["code"], code, "{status}");
-        fs.track(js(&json!({"type": "product_view", "itemId": "sku-00001"}))).expect("track");
-        let recs = rust(&fs.recommend(JsValue::UNDEFINED).expect("recommend"));
-        assert_eq!(recs["source"], "popularity");
-        assert_eq!(recs["items"].as_array().expect("items").len(), 10);
-        fs.forget().expect("forget");
+        assert_popularity_fallback(&fs, code);
     }
 }
 
