@@ -34,6 +34,7 @@ fn main() {
                 transitions: vec![format!("sku-{i}>sku-{}", (i + 1) % 500)],
                 categories: vec![format!("cat-{}", i % 20)],
                 max_intent: Some(rng.unit() as f32),
+                ..Default::default()
             };
             report::build(&site, "2026-11-30", &summary, &mechanisms, &mut rng)
         })

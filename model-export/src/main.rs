@@ -11,6 +11,7 @@ mod onnx_file;
 mod parity;
 mod progress;
 mod quantize;
+mod retrain;
 mod train;
 
 use std::fs::File;

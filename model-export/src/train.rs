@@ -63,8 +63,19 @@ pub struct TrainArgs {
     /// names `user_id`, `item_id` and `timestamp` (other columns are ignored; quoted fields must
     /// not contain the delimiter). Each user's interactions are ordered by timestamp, ties in
     /// file order.
+    #[arg(long, value_name = "FILE", required_unless_present = "aggregates", conflicts_with = "aggregates")]
+    pub interactions: Option<PathBuf>,
+    /// Train with no raw data: the debiased aggregates of private sync (`foresight-export
+    /// aggregates --format json --catalog …`). The released `item_transition` estimates are the
+    /// transition weights (negative noise clamped to zero), the `item_view` estimates the
+    /// popularity. Needs --catalog; the query weights are the defaults (there are no held-out
+    /// sequences to choose them on), so --eval is not available.
+    #[arg(long, value_name = "FILE", requires = "catalog", conflicts_with_all = ["eval", "items", "out_eval_model"])]
+    pub aggregates: Option<PathBuf>,
+    /// The shop's catalog (JSON or CSV, `{id, category, price, popularity}`) for --aggregates: the
+    /// model's items, in this order; prices and categories are kept.
     #[arg(long, value_name = "FILE")]
-    pub interactions: PathBuf,
+    pub catalog: Option<PathBuf>,
     /// Item metadata: RecBole's `.item` TSV (`item_id`, `movie_title`, `release_year`, `class`)
     /// or a CSV/TSV with `item_id` and any of `title`, `year`, `genres`/`category`. Gives each
     /// catalog item its category (the first genre) and the year used in the price.
@@ -81,7 +92,7 @@ pub struct TrainArgs {
     /// to cents (newer and more popular titles cost more; an unknown year counts as 1965).
     #[arg(long, value_name = "FILE")]
     pub out_catalog: PathBuf,
-    /// Where to write titles and years, `{"items": [{"id", "title", "year"}]}`, same order as the
+    /// Where to write titles, years and genres, `{"items": [{"id", "title", "year", "genres"}]}`, same order as the
     /// catalog (kept apart: the SDK's catalog accepts only its own four fields).
     #[arg(long, value_name = "FILE")]
     pub out_titles: Option<PathBuf>,
@@ -132,7 +143,9 @@ impl Dataset {
 struct ItemMeta {
     title: Option<String>,
     year: Option<i32>,
+    /// The first genre; every genre is in `genres`.
     category: Option<String>,
+    genres: Vec<String>,
 }
 
 /// The query-time numbers of the model (see the module docs).
@@ -386,10 +399,10 @@ fn read_items(path: &Path) -> Result<HashMap<String, ItemMeta>> {
         };
         let title = title_col.map(|c| f[c].to_owned()).filter(|t| !t.is_empty());
         // RecBole token_seq is space-separated, MovieLens' own files use `|`.
-        let category = cat_col
-            .and_then(|c| f[c].split(['|', ' ', ',', ';']).map(str::trim).find(|s| !s.is_empty()))
-            .map(str::to_owned);
-        if out.insert(id.to_owned(), ItemMeta { title, year, category }).is_some() {
+        let genres: Vec<String> =
+            cat_col.map(|c| f[c].split(['|', ' ', ',', ';']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
+        let category = genres.first().cloned();
+        if out.insert(id.to_owned(), ItemMeta { title, year, category, genres }).is_some() {
             warn!("{}: line {line}: item `{id}` listed again; the last line wins", path.display());
         }
     }
@@ -439,29 +452,42 @@ impl Csr {
     }
 }
 
-/// The damped, windowed transition matrix of the sequences.
-fn transitions(sequences: &[Vec<u32>], n: usize, window: usize) -> Csr {
-    let mut rows: Vec<HashMap<u32, f64>> = vec![HashMap::new(); n];
+/// Transition weights `rows[a][b]`, before damping.
+pub type Counts = Vec<HashMap<u32, f64>>;
+
+/// The windowed transition weights of the sequences.
+fn windowed_counts(sequences: &[Vec<u32>], n: usize, window: usize) -> Counts {
+    let mut rows: Counts = vec![HashMap::new(); n];
     for seq in sequences {
         for t in 0..seq.len() {
             let mut w = 1.0;
             for d in 1..=window {
                 let Some(&next) = seq.get(t + d) else { break };
-                let cur = seq[t];
-                if next != cur {
-                    *rows[cur as usize].entry(next).or_default() += w;
-                    *rows[next as usize].entry(cur).or_default() += BACKWARD_WEIGHT * w;
-                }
+                add_step(&mut rows, seq[t], next, w);
                 w *= WINDOW_DECAY;
             }
         }
     }
+    rows
+}
+
+/// One step `a → b` of weight `w`: "came after" for `a`, the weaker "came before" for `b`.
+pub fn add_step(rows: &mut Counts, a: u32, b: u32, w: f64) {
+    if a != b {
+        *rows[a as usize].entry(b).or_default() += w;
+        *rows[b as usize].entry(a).or_default() += BACKWARD_WEIGHT * w;
+    }
+}
+
+/// The damped transition matrix.
+fn damped(rows: Counts) -> Csr {
+    let n = rows.len();
     let mut row_start = Vec::with_capacity(n + 1);
     let (mut cols, mut vals) = (Vec::new(), Vec::new());
     row_start.push(0);
     for row in rows {
         // Sorted before summing: the same data gives the same bits, whatever the hash order.
-        let mut entries: Vec<(u32, f64)> = row.into_iter().collect();
+        let mut entries: Vec<(u32, f64)> = row.into_iter().filter(|e| e.1 > 0.0).collect();
         entries.sort_unstable_by_key(|e| e.0);
         let sum: f64 = entries.iter().map(|e| e.1).sum();
         let scale = if sum > 0.0 { sum.powf(-ROW_DAMPING) } else { 0.0 };
@@ -620,17 +646,24 @@ fn randomized_svd(a: &Csr, k: usize, seed: u64, progress: &Steps) -> (Vec<f64>, 
 /// Fits the factors and the popularity bias; the query weights are set afterwards.
 pub fn fit(sequences: &[Vec<u32>], n: usize, dim: usize, window: usize, seed: u64, progress: &Steps) -> Model {
     let started = Instant::now();
-    let t = transitions(sequences, n, window);
-    progress.step(format!("{} item pairs counted ({})", t.cols.len(), secs(started.elapsed())));
-    let started = Instant::now();
-    let (e, v, k, singular_values) = randomized_svd(&t, dim.min(n), seed, progress);
-    progress.step(format!("rank {k} factorization ({})", secs(started.elapsed())));
+    let rows = windowed_counts(sequences, n, window);
     let mut counts = vec![0u64; n];
     for s in sequences {
         for &i in s {
             counts[i as usize] += 1;
         }
     }
+    fit_counts(rows, counts, dim, seed, started, progress)
+}
+
+/// Fits from transition weights and item counts directly (e.g. debiased aggregates).
+pub fn fit_counts(rows: Counts, counts: Vec<u64>, dim: usize, seed: u64, started: Instant, progress: &Steps) -> Model {
+    let n = rows.len();
+    let t = damped(rows);
+    progress.step(format!("{} item pairs counted ({})", t.cols.len(), secs(started.elapsed())));
+    let started = Instant::now();
+    let (e, v, k, singular_values) = randomized_svd(&t, dim.min(n), seed, progress);
+    progress.step(format!("rank {k} factorization ({})", secs(started.elapsed())));
     let max = counts.iter().copied().max().unwrap_or(0) as f64;
     let pop_unit = counts.iter().map(|&c| if max > 0.0 { ((c as f64).ln_1p() / max.ln_1p()) as f32 } else { 0.0 }).collect();
     let (recency, history_weight, popularity_weight) = DEFAULT_QUERY;
@@ -865,7 +898,7 @@ pub struct Steps {
 }
 
 impl Steps {
-    fn new(len: u64) -> Steps {
+    pub(crate) fn new(len: u64) -> Steps {
         let bar = ProgressBar::new(len);
         bar.set_style(
             ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
@@ -896,7 +929,7 @@ impl Steps {
     }
 }
 
-fn init_logging(quiet: bool) {
+pub(crate) fn init_logging(quiet: bool) {
     let level = if quiet { tracing::Level::WARN } else { tracing::Level::INFO };
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -906,7 +939,7 @@ fn init_logging(quiet: bool) {
         .try_init();
 }
 
-fn round2(x: f64) -> f64 {
+pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
@@ -917,14 +950,14 @@ fn derived_price(year: Option<i32>, popularity: u64, max_popularity: u64) -> f64
     round2(3.99 + age_term + pop_term)
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
-fn metadata(model: &Model, args: &TrainArgs, trained_on: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn metadata(model: &Model, args: &TrainArgs, trained_on: &str) -> Vec<(&'static str, String)> {
     vec![
         ("foresight.kind", "recommender".into()),
         ("foresight.model", "windowed-transitions-randomized-svd".into()),
@@ -950,11 +983,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let steps = Steps::new(if evaluate { 9 } else { 8 });
     steps.message("reading");
 
-    let data = read_interactions(&args.interactions)?;
+    let Some(interactions) = args.interactions.clone() else {
+        return crate::retrain::run(&args);
+    };
+    let data = read_interactions(&interactions)?;
     let n = data.n_items();
     steps.step(format!(
         "{}: {} interactions, {} users, {} items",
-        args.interactions.display(),
+        interactions.display(),
         data.interactions,
         data.sequences.len(),
         n
@@ -988,7 +1024,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     ensure!(
         !evaluate || !split.test.is_empty(),
         "{}: no user has the 3 interactions leave-one-out evaluation needs (train, validation, test)",
-        args.interactions.display()
+        interactions.display()
     );
     let mut held_out = fit(&split.train, n, dim, window, args.seed, &steps);
     steps.message("tuning");
@@ -1074,7 +1110,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .iter()
             .map(|id| {
                 let m = meta.get(id).cloned().unwrap_or_default();
-                json!({"id": id, "title": m.title, "year": m.year})
+                json!({"id": id, "title": m.title, "year": m.year, "genres": m.genres})
             })
             .collect();
         write_file(p, &serde_json::to_vec_pretty(&json!({ "items": titles }))?)?;
@@ -1093,7 +1129,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let (rows, onnx_check, eval_bytes) = report.as_ref().expect("evaluated with --json");
         let out = json!({
             "data": {
-                "interactions_file": args.interactions.display().to_string(),
+                "interactions_file": interactions.display().to_string(),
                 "interactions": data.interactions,
                 "users": data.sequences.len(),
                 "items": n,
@@ -1154,6 +1190,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn secs(d: Duration) -> String {
+pub(crate) fn secs(d: Duration) -> String {
     format!("{:.2}s", d.as_secs_f64())
 }

@@ -9,7 +9,7 @@ use crate::bundle::{self, Bundle, BundleError, Manifest, ModelFormat, ModelKind}
 use crate::capture::Event;
 use crate::privacy::budget::{Consent, OptOutSignals};
 use crate::privacy::mechanism::Randomness;
-use crate::report::Report;
+use crate::report::{Report, Shown};
 use crate::sync::{Outcome, Sync, SyncConfig};
 use crate::error::{Error, Result};
 use crate::features::{self, Cart, DEFAULT_MAX_SEQ_LEN, INTENT_FEATURES};
@@ -40,6 +40,22 @@ pub struct Config {
     pub autocapture: bool,
     /// Where privatized aggregate reports go, once the visitor consents (see docs/privacy.md).
     pub collector: Option<SyncConfig>,
+    /// Whether on-device personalization needs consent too (see [`Personalization`]).
+    pub personalization: Personalization,
+}
+
+/// When the visitor's behaviour may be recorded and used on the device. Sending aggregates
+/// always needs consent; this is about the device alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Personalization {
+    /// Events are recorded and models used whatever the consent (the data never leaves).
+    #[default]
+    Always,
+    /// Only after `consent("granted")`: until then nothing is recorded, recommendations are
+    /// the popular items and `intent()` fails with code `no_consent`; denying consent erases
+    /// what was recorded.
+    WithConsent,
 }
 
 impl Default for Config {
@@ -54,6 +70,7 @@ impl Default for Config {
             public_key: None,
             autocapture: false,
             collector: None,
+            personalization: Personalization::default(),
         }
     }
 }
@@ -251,6 +268,19 @@ pub struct Client<S: Storage, C: Clock> {
     consent: Consent,
     /// Today's highest intent score, for the report's intent statistic.
     max_intent: Option<(String, f32)>,
+    /// Items recommended today, for the report's outcome statistics (kept only with a collector).
+    shown: ShownToday,
+    personalization: Personalization,
+}
+
+/// At most this many distinct recommended items are remembered per day; later ones are not
+/// needed for one sampled item and a funnel stage.
+const MAX_SHOWN: usize = 200;
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, Deserialize)]
+struct ShownToday {
+    day: String,
+    items: Vec<Shown>,
 }
 
 /// What the privacy panel shows.
@@ -349,10 +379,14 @@ impl<S: Storage, C: Clock> Client<S, C> {
             ),
             None => None,
         };
-        let client = Client {
+        let shown_key = format!("{}.shown", log.key());
+        let shown = log.storage().get(&shown_key).ok().flatten().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let mut client = Client {
             sync,
             consent,
             max_intent: None,
+            shown,
+            personalization: config.personalization,
             log,
             clock,
             catalog,
@@ -362,7 +396,17 @@ impl<S: Storage, C: Clock> Client<S, C> {
             intent_status,
             scratch: Vec::new(),
         };
+        if !client.personalizing() && !client.log.events().is_empty() {
+            // Recorded under an earlier config that did not need consent.
+            client.forget()?;
+            warnings.push("personalization needs consent, which is not granted: the stored history was erased".into());
+        }
         Ok((client, warnings))
+    }
+
+    /// Whether behaviour may be recorded and used on this device now.
+    pub fn personalizing(&self) -> bool {
+        self.personalization == Personalization::Always || self.consent == Consent::Granted
     }
 
     /// Validates and records an event given as JSON.
@@ -370,15 +414,54 @@ impl<S: Storage, C: Clock> Client<S, C> {
         Ok(self.track_event(Event::from_json(event)?))
     }
 
+    /// Records an event — unless personalization waits for consent, when it is validated and
+    /// dropped (`recorded: false`).
     pub fn track_event(&mut self, event: Event) -> AppendOutcome {
+        if !self.personalizing() {
+            return AppendOutcome { recorded: false, ..Default::default() };
+        }
         let now = self.clock.now_ms();
         self.log.append(event, now)
     }
 
-    /// Top-k recommendations for the visitor now.
+    /// Top-k recommendations for the visitor now; what they contain is remembered for today's
+    /// outcome statistic when a collector is configured.
     pub fn recommend(&mut self, options: &RecommendOptions) -> Result<Recommendations> {
+        let recs = self.compute_recommendations(options)?;
+        self.remember_shown(&recs);
+        Ok(recs)
+    }
+
+    fn remember_shown(&mut self, recs: &Recommendations) {
+        if self.sync.is_none() || !self.personalizing() {
+            return;
+        }
+        let now = self.clock.now_ms();
+        let day = crate::privacy::budget::utc_day(now);
+        if self.shown.day != day {
+            self.shown = ShownToday { day, items: Vec::new() };
+        }
+        let before = self.shown.items.len();
+        for r in &recs.items {
+            if self.shown.items.len() < MAX_SHOWN && !self.shown.items.iter().any(|s| s.item == r.item_id) {
+                self.shown.items.push(Shown { item: r.item_id.clone(), at: now });
+            }
+        }
+        if self.shown.items.len() != before {
+            // Losing this record only loses an outcome statistic; recommendations go on.
+            if let Ok(text) = serde_json::to_string(&self.shown) {
+                let key = format!("{}.shown", self.log.key());
+                let _ = self.log.storage_mut().set(&key, &text);
+            }
+        }
+    }
+
+    fn compute_recommendations(&mut self, options: &RecommendOptions) -> Result<Recommendations> {
         let k = options.k()?;
         let excluded = self.excluded(&options.exclude);
+        if !self.personalizing() {
+            return Ok(recommend::popular(&self.catalog, k, &excluded, "personalization waits for the visitor's consent".into()));
+        }
         let Some(rec) = self.recommender.as_mut() else {
             let reason = match &self.recommender_status {
                 ModelStatus::Failed { error, .. } => format!("the recommender failed to load: {error}"),
@@ -414,6 +497,9 @@ impl<S: Storage, C: Clock> Client<S, C> {
 
     /// The purchase-intent score of the current session.
     pub fn intent(&mut self) -> Result<IntentScore> {
+        if !self.personalizing() {
+            return Err(Error::NoConsent);
+        }
         let features = self.intent_features();
         let model = self.intent.as_mut().ok_or(Error::NoModel("intent"))?;
         let score = intent::score(model, features)?;
@@ -431,7 +517,11 @@ impl<S: Storage, C: Clock> Client<S, C> {
         self.consent = consent;
         let key = format!("{}.consent", self.log.key());
         let text = serde_json::to_string(&consent).map_err(|e| Error::option("consent", e.to_string()))?;
-        Ok(self.log.storage_mut().set(&key, &text)?)
+        self.log.storage_mut().set(&key, &text)?;
+        if consent == Consent::Denied && self.personalization == Personalization::WithConsent {
+            self.forget()?;
+        }
+        Ok(())
     }
 
     pub fn consent(&self) -> Consent {
@@ -443,10 +533,11 @@ impl<S: Storage, C: Clock> Client<S, C> {
         let now = self.clock.now_ms();
         let day = crate::privacy::budget::utc_day(now);
         let max_intent = self.max_intent.as_ref().filter(|(d, _)| *d == day).map(|(_, p)| *p);
+        let shown: &[Shown] = if self.shown.day == day { &self.shown.items } else { &[] };
         let sync = self.sync.as_mut()?;
         let (events, storage) = self.log.events_and_storage();
         let events: Vec<&StoredEvent> = events.iter().collect();
-        sync.maybe_report(storage, self.consent, signals, &events, max_intent, now, rng)
+        sync.maybe_report(storage, self.consent, signals, &events, max_intent, shown, now, rng)
     }
 
     /// The body and URL of the reports due now, with their keys for `settle_reports`.
@@ -504,6 +595,9 @@ impl<S: Storage, C: Clock> Client<S, C> {
             sync.forget(self.log.storage_mut());
         }
         self.max_intent = None;
+        self.shown = ShownToday::default();
+        let key = format!("{}.shown", self.log.key());
+        self.log.storage_mut().remove(&key)?;
         Ok(self.log.forget()?)
     }
 
@@ -525,6 +619,11 @@ impl<S: Storage, C: Clock> Client<S, C> {
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// The storage back, e.g. to reopen the same visitor as after a reload.
+    pub fn into_storage(self) -> S {
+        self.log.into_storage()
     }
 
     pub fn clock(&self) -> &C {

@@ -25,6 +25,9 @@ pub enum Error {
     /// The call needs a model the SDK was not initialised with.
     #[error("no {0} model is loaded: pass one in the config given to init()")]
     NoModel(&'static str),
+    /// The shop's config makes personalization wait for consent, and there is none.
+    #[error("personalization waits for the visitor's consent (config `personalization: \"with_consent\"`)")]
+    NoConsent,
 }
 
 impl Error {
@@ -37,6 +40,7 @@ impl Error {
             Error::Storage(_) => "storage",
             Error::Bundle(e) => e.code(),
             Error::NoModel(_) => "no_model",
+            Error::NoConsent => "no_consent",
         }
     }
 

@@ -21,6 +21,23 @@ pub const NOTHING: &str = "\u{2205}";
 /// Intent probability is reported as one of this many equal-width buckets.
 pub const INTENT_BUCKETS: u32 = 10;
 
+/// How far today's on-device recommendations led the visitor: the deepest stage reached by any
+/// recommended item (a funnel, so "added" implies "clicked" implies "shown").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum RecStage {
+    #[default]
+    NoneShown = 0,
+    Shown = 1,
+    Clicked = 2,
+    Added = 3,
+    Bought = 4,
+}
+
+impl RecStage {
+    pub const COUNT: u32 = 5;
+    pub const LABELS: [&'static str; 5] = ["none shown", "shown", "clicked", "added to cart", "bought"];
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Report {
@@ -49,6 +66,10 @@ pub enum Contribution {
     /// The bucket of today's highest purchase-intent score (`INTENT_BUCKETS` + 1 values; the
     /// last means "no score").
     IntentBucket { mechanism: KaryRr, value: u32 },
+    /// The deepest `RecStage` today's recommendations reached (`RecStage::COUNT` values).
+    RecOutcome { mechanism: KaryRr, value: u32 },
+    /// One item shown in today's recommendations, sampled uniformly (catalog coverage).
+    RecItem { mechanism: Hcms, report: HcmsReport },
 }
 
 impl Contribution {
@@ -56,8 +77,9 @@ impl Contribution {
         match self {
             Contribution::ItemView { mechanism, .. }
             | Contribution::ItemTransition { mechanism, .. }
-            | Contribution::CategoryView { mechanism, .. } => mechanism.epsilon,
-            Contribution::IntentBucket { mechanism, .. } => mechanism.epsilon,
+            | Contribution::CategoryView { mechanism, .. }
+            | Contribution::RecItem { mechanism, .. } => mechanism.epsilon,
+            Contribution::IntentBucket { mechanism, .. } | Contribution::RecOutcome { mechanism, .. } => mechanism.epsilon,
         }
     }
 
@@ -67,6 +89,8 @@ impl Contribution {
             Contribution::ItemTransition { .. } => "item_transition",
             Contribution::CategoryView { .. } => "category_view",
             Contribution::IntentBucket { .. } => "intent_bucket",
+            Contribution::RecOutcome { .. } => "rec_outcome",
+            Contribution::RecItem { .. } => "rec_item",
         }
     }
 }
@@ -79,23 +103,34 @@ pub struct Mechanisms {
     pub item_transition: Hcms,
     pub category_view: Hcms,
     pub intent_bucket: KaryRr,
+    pub rec_outcome: KaryRr,
+    pub rec_item: Hcms,
 }
 
 impl Default for Mechanisms {
+    /// ε 1.0 in all: most to the item statistics retraining needs, the rest to the small
+    /// domains, whose estimates are tight even at low ε.
     fn default() -> Self {
         let sketch = |epsilon| Hcms { hashes: 16, width: 1024, epsilon };
         Mechanisms {
             item_view: sketch(0.3),
-            item_transition: sketch(0.3),
-            category_view: Hcms { hashes: 8, width: 256, epsilon: 0.2 },
-            intent_bucket: KaryRr { k: INTENT_BUCKETS + 1, epsilon: 0.2 },
+            item_transition: sketch(0.25),
+            category_view: Hcms { hashes: 8, width: 256, epsilon: 0.1 },
+            intent_bucket: KaryRr { k: INTENT_BUCKETS + 1, epsilon: 0.1 },
+            rec_outcome: KaryRr { k: RecStage::COUNT, epsilon: 0.15 },
+            rec_item: sketch(0.1),
         }
     }
 }
 
 impl Mechanisms {
     pub fn epsilon(&self) -> f64 {
-        self.item_view.epsilon + self.item_transition.epsilon + self.category_view.epsilon + self.intent_bucket.epsilon
+        self.item_view.epsilon
+            + self.item_transition.epsilon
+            + self.category_view.epsilon
+            + self.intent_bucket.epsilon
+            + self.rec_outcome.epsilon
+            + self.rec_item.epsilon
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -103,8 +138,13 @@ impl Mechanisms {
         self.item_transition.validate().map_err(|e| format!("itemTransition: {e}"))?;
         self.category_view.validate().map_err(|e| format!("categoryView: {e}"))?;
         self.intent_bucket.validate().map_err(|e| format!("intentBucket: {e}"))?;
+        self.rec_outcome.validate().map_err(|e| format!("recOutcome: {e}"))?;
+        self.rec_item.validate().map_err(|e| format!("recItem: {e}"))?;
         if self.intent_bucket.k != INTENT_BUCKETS + 1 {
             return Err(format!("intentBucket.k must be {}", INTENT_BUCKETS + 1));
+        }
+        if self.rec_outcome.k != RecStage::COUNT {
+            return Err(format!("recOutcome.k must be {}", RecStage::COUNT));
         }
         Ok(())
     }
@@ -117,16 +157,42 @@ pub struct DaySummary {
     pub transitions: Vec<String>,
     pub categories: Vec<String>,
     pub max_intent: Option<f32>,
+    /// Items shown in today's recommendations.
+    pub recommended: Vec<String>,
+    pub rec_stage: RecStage,
+}
+
+/// An item the SDK returned from `recommend`, and when it was first returned today.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shown {
+    pub item: String,
+    pub at: f64,
 }
 
 impl DaySummary {
     /// From the events of one UTC day (oldest first): product views, steps between
-    /// consecutive distinct viewed items within a session, viewed categories.
-    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a StoredEvent>, max_intent: Option<f32>) -> Self {
+    /// consecutive distinct viewed items within a session, viewed categories; and, against the
+    /// recommendations shown today, how far they led: a click (a `click` with a placement, or a
+    /// click or product view of a shown item), an add to cart or a purchase of a shown item
+    /// after it was shown.
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a StoredEvent>, max_intent: Option<f32>, shown: &[Shown]) -> Self {
         let mut s = DaySummary { max_intent, ..Default::default() };
+        s.recommended = shown.iter().map(|r| r.item.clone()).collect();
+        if !shown.is_empty() {
+            s.rec_stage = RecStage::Shown;
+        }
+        let was_shown = |id: &str, at: f64| shown.iter().any(|r| r.item == id && r.at < at);
         let mut categories = HashSet::new();
         let mut last: Option<(&str, u32)> = None;
         for e in events {
+            let stage = match &e.event {
+                Event::Click { placement: Some(_), .. } if !shown.is_empty() => RecStage::Clicked,
+                Event::Click { item_id, .. } | Event::ProductView { item_id, .. } if was_shown(item_id, e.at) => RecStage::Clicked,
+                Event::AddToCart { item_id, .. } if was_shown(item_id, e.at) => RecStage::Added,
+                Event::Purchase { items, .. } if items.iter().any(|l| was_shown(&l.item_id, e.at)) => RecStage::Bought,
+                _ => RecStage::NoneShown,
+            };
+            s.rec_stage = s.rec_stage.max(stage);
             if let Event::ProductView { item_id, category, .. } = &e.event {
                 s.viewed_items.push(item_id.clone());
                 if let Some(c) = category {
@@ -158,6 +224,7 @@ pub fn build(site: &str, day: &str, summary: &DaySummary, mechanisms: &Mechanism
     let item = pick(&summary.viewed_items);
     let transition = pick(&summary.transitions);
     let category = pick(&summary.categories);
+    let recommended = pick(&summary.recommended);
     let bucket = match summary.max_intent {
         Some(p) if p.is_finite() => ((p.clamp(0.0, 1.0) * INTENT_BUCKETS as f32) as u32).min(INTENT_BUCKETS - 1),
         _ => INTENT_BUCKETS,
@@ -170,6 +237,11 @@ pub fn build(site: &str, day: &str, summary: &DaySummary, mechanisms: &Mechanism
         },
         Contribution::CategoryView { mechanism: mechanisms.category_view, report: mechanisms.category_view.encode(&category, rng) },
         Contribution::IntentBucket { mechanism: mechanisms.intent_bucket, value: mechanisms.intent_bucket.encode(bucket, rng) },
+        Contribution::RecOutcome {
+            mechanism: mechanisms.rec_outcome,
+            value: mechanisms.rec_outcome.encode(summary.rec_stage as u32, rng),
+        },
+        Contribution::RecItem { mechanism: mechanisms.rec_item, report: mechanisms.rec_item.encode(&recommended, rng) },
     ];
     let key: String = (0..2).map(|_| format!("{:016x}", rng.next_u64())).collect();
     Report {
@@ -195,7 +267,8 @@ pub fn validate(report: &Report, max_epsilon: f64) -> Result<(), String> {
         return Err(format!("day `{}` is not YYYY-MM-DD", report.day));
     }
     let total: f64 = report.contributions.iter().map(Contribution::epsilon).sum();
-    if !(report.epsilon > 0.0 && report.epsilon <= max_epsilon) {
+    // Sums of decimal ε's land a rounding step either side of the limit they were chosen for.
+    if !(report.epsilon > 0.0 && report.epsilon <= max_epsilon + 1e-9) {
         return Err(format!("epsilon {} is outside (0, {max_epsilon}]", report.epsilon));
     }
     if (total - report.epsilon).abs() > 1e-9 {
@@ -209,10 +282,13 @@ pub fn validate(report: &Report, max_epsilon: f64) -> Result<(), String> {
         let ok = match c {
             Contribution::ItemView { mechanism, report }
             | Contribution::ItemTransition { mechanism, report }
-            | Contribution::CategoryView { mechanism, report } => {
+            | Contribution::CategoryView { mechanism, report }
+            | Contribution::RecItem { mechanism, report } => {
                 mechanism.validate().is_ok() && report.hash < mechanism.hashes && report.coord < mechanism.width && report.sign.abs() == 1
             }
-            Contribution::IntentBucket { mechanism, value } => mechanism.validate().is_ok() && *value < mechanism.k,
+            Contribution::IntentBucket { mechanism, value } | Contribution::RecOutcome { mechanism, value } => {
+                mechanism.validate().is_ok() && *value < mechanism.k
+            }
         };
         if !ok {
             return Err(format!("{} is malformed or outside its mechanism", c.statistic()));
@@ -234,7 +310,7 @@ mod tests {
     #[test]
     fn summary_keeps_transitions_within_sessions() {
         let events = [stored(0.0, 0, "a", "c1"), stored(1.0, 0, "b", "c2"), stored(2.0, 0, "b", "c2"), stored(3.0, 1, "c", "c1")];
-        let s = DaySummary::from_events(&events, Some(0.4));
+        let s = DaySummary::from_events(&events, Some(0.4), &[]);
         assert_eq!(s.viewed_items, ["a", "b", "b", "c"]);
         assert_eq!(s.transitions, ["a>b"]);
         assert_eq!(s.categories, ["c1", "c2"]);
@@ -248,8 +324,9 @@ mod tests {
         let mechanisms = Mechanisms::default();
         let mut shapes = HashSet::new();
         for v in 0..2000u32 {
+            let shown: Vec<Shown> = (0..(v % 4)).map(|i| Shown { item: format!("secret-rec-{v}-{i}"), at: 0.0 }).collect();
             let items: Vec<StoredEvent> = (0..(v % 7)).map(|i| stored(f64::from(i), 0, &format!("secret-item-{v}-{i}"), "secret-category")).collect();
-            let summary = DaySummary::from_events(&items, (v % 3 == 0).then_some(0.7));
+            let summary = DaySummary::from_events(&items, (v % 3 == 0).then_some(0.7), &shown);
             let report = build("shop-1", "2026-11-30", &summary, &mechanisms, &mut rng);
             validate(&report, 1.0).expect("valid");
             let text = serde_json::to_string(&report).expect("json");
@@ -315,7 +392,7 @@ mod tests {
             let events = [stored(0.0, 0, &catalog[i], "c")];
             let p = ((v % 10) as f32 + 0.5) / 10.0;
             true_buckets[(v % 10) as usize] += 1;
-            let report = build("s", "2026-11-30", &DaySummary::from_events(&events, Some(p)), &mechanisms, &mut rng);
+            let report = build("s", "2026-11-30", &DaySummary::from_events(&events, Some(p), &[]), &mechanisms, &mut rng);
             for c in &report.contributions {
                 match c {
                     Contribution::ItemView { report, .. } => sketch.add(report).expect("in range"),

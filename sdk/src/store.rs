@@ -213,6 +213,8 @@ impl std::fmt::Display for StoreWarning {
 /// What one append did besides storing the event.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AppendOutcome {
+    /// Whether the event was stored (not when personalization waits for consent).
+    pub recorded: bool,
     /// Oldest events dropped to respect the bounds or the storage quota.
     pub evicted: usize,
     pub warning: Option<StoreWarning>,
@@ -273,6 +275,10 @@ impl<S: Storage> EventLog<S> {
 
     /// The storage underneath, for the other per-visitor state kept beside the log (consent,
     /// the ε budget, the report outbox).
+    pub fn into_storage(self) -> S {
+        self.storage
+    }
+
     pub fn storage(&self) -> &S {
         &self.storage
     }
@@ -330,7 +336,7 @@ impl<S: Storage> EventLog<S> {
         while self.events.len() > self.config.max_events || self.bytes() > self.config.max_bytes {
             self.pop_oldest();
         }
-        let mut outcome = AppendOutcome { evicted: before - self.events.len(), warning: None };
+        let mut outcome = AppendOutcome { recorded: true, evicted: before - self.events.len(), warning: None };
         outcome.warning = self.persist_evicting(&mut outcome.evicted);
         outcome
     }

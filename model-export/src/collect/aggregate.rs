@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use foresight::privacy::mechanism::{Estimate, HcmsSketch, KaryRr};
 use foresight::recommend::CatalogItem;
-use foresight::report::{Contribution, Report, INTENT_BUCKETS, NOTHING};
+use foresight::report::{Contribution, RecStage, Report, INTENT_BUCKETS, NOTHING};
 use serde::Serialize;
 
 /// z for a two-sided 95% interval.
@@ -30,13 +30,42 @@ pub struct Aggregates {
     pub skipped: u64,
     pub catalog_items: usize,
     pub groups: Vec<Group>,
+    /// The recommendation funnel, from the largest released `rec_outcome` group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub funnel: Option<Funnel>,
+    /// Catalog coverage of the on-device recommendations, from the largest released `rec_item` group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
     pub notes: Vec<String>,
+}
+
+/// Visitor-days whose recommendations reached at least each stage, and the rates between.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Funnel {
+    pub reports: u64,
+    /// `shown`, `clicked`, `added to cart`, `bought`: visitor-days reaching at least that stage.
+    pub stages: Vec<Released>,
+    /// clicked / shown (CTR per visitor-day), added / shown, bought / shown (hit rate), as
+    /// ratios of the debiased counts (no interval: both sides are noisy).
+    pub click_rate: Option<f64>,
+    pub add_rate: Option<f64>,
+    pub purchase_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Coverage {
+    pub reports: u64,
+    /// Catalog items whose recommended-count lower 95% bound is above zero: certainly recommended.
+    pub items_recommended: usize,
+    pub catalog_items: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Group {
-    /// `item_view`, `item_transition`, `category_view` or `intent_bucket`.
+    /// One of `ORDER`.
     pub statistic: String,
     /// The mechanism's parameters, as in the reports.
     pub mechanism: serde_json::Value,
@@ -74,7 +103,7 @@ impl Group {
     pub fn label(&self) -> String {
         let m = &self.mechanism;
         match self.statistic.as_str() {
-            "intent_bucket" => format!("{} [k-RR k={} ε={}]", self.statistic, m["k"], m["epsilon"]),
+            "intent_bucket" | "rec_outcome" => format!("{} [k-RR k={} ε={}]", self.statistic, m["k"], m["epsilon"]),
             _ => format!("{} [HCMS {}×{} ε={}]", self.statistic, m["hashes"], m["width"], m["epsilon"]),
         }
     }
@@ -93,7 +122,8 @@ pub struct Options {
     pub top_items: usize,
 }
 
-const ORDER: [&str; 4] = ["item_view", "item_transition", "category_view", "intent_bucket"];
+const ORDER: [&str; 6] = ["item_view", "item_transition", "category_view", "intent_bucket", "rec_outcome", "rec_item"];
+const REC_ITEM: usize = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct HcmsKey {
@@ -105,6 +135,7 @@ struct HcmsKey {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct RrKey {
+    statistic: usize,
     k: u32,
     epsilon_bits: u64,
 }
@@ -125,7 +156,8 @@ pub fn aggregate(bodies: &[String], options: &Options) -> Aggregates {
             match c {
                 Contribution::ItemView { mechanism, report }
                 | Contribution::ItemTransition { mechanism, report }
-                | Contribution::CategoryView { mechanism, report } => {
+                | Contribution::CategoryView { mechanism, report }
+                | Contribution::RecItem { mechanism, report } => {
                     let statistic = ORDER.iter().position(|s| *s == c.statistic()).unwrap_or(0);
                     let key = HcmsKey { statistic, hashes: mechanism.hashes, width: mechanism.width, epsilon_bits: mechanism.epsilon.to_bits() };
                     if mechanism.validate().is_err() {
@@ -134,11 +166,12 @@ pub fn aggregate(bodies: &[String], options: &Options) -> Aggregates {
                     let sketch = sketches.entry(key).or_insert_with(|| HcmsSketch::new(*mechanism));
                     let _ = sketch.add(report);
                 }
-                Contribution::IntentBucket { mechanism, value } => {
+                Contribution::IntentBucket { mechanism, value } | Contribution::RecOutcome { mechanism, value } => {
                     if mechanism.validate().is_err() || *value >= mechanism.k {
                         continue;
                     }
-                    let key = RrKey { k: mechanism.k, epsilon_bits: mechanism.epsilon.to_bits() };
+                    let statistic = ORDER.iter().position(|s| *s == c.statistic()).unwrap_or(0);
+                    let key = RrKey { statistic, k: mechanism.k, epsilon_bits: mechanism.epsilon.to_bits() };
                     let (_, t) = tallies.entry(key).or_insert_with(|| (*mechanism, vec![0; mechanism.k as usize]));
                     t[*value as usize] += 1;
                 }
@@ -188,7 +221,7 @@ pub fn aggregate(bodies: &[String], options: &Options) -> Aggregates {
         if group.released {
             let t = sketch.transformed();
             let candidates: Vec<String> = match key.statistic {
-                0 => item_ids.iter().map(|s| s.to_string()).collect(),
+                0 | REC_ITEM => item_ids.iter().map(|s| s.to_string()).collect(),
                 1 => transitions.clone(),
                 _ => categories.iter().map(|s| s.to_string()).collect(),
             };
@@ -201,14 +234,29 @@ pub fn aggregate(bodies: &[String], options: &Options) -> Aggregates {
         }
         groups.push(group);
     }
-    for (rr, t) in tallies.values() {
+    let mut funnel: Option<Funnel> = None;
+    for (key, (rr, t)) in &tallies {
         let n: u64 = t.iter().sum();
-        let mut group = new_group("intent_bucket", serde_json::to_value(rr).unwrap_or_default(), n, k);
+        let statistic = ORDER[key.statistic];
+        let mut group = new_group(statistic, serde_json::to_value(rr).unwrap_or_default(), n, k);
         if group.released {
-            group.estimates = rr.estimate(t).into_iter().enumerate().map(|(b, e)| Released::new(bucket_label(b as u32, rr.k), e)).collect();
+            let label = |b: u32| if statistic == "rec_outcome" { stage_label(b, rr.k) } else { bucket_label(b, rr.k) };
+            group.estimates = rr.estimate(t).into_iter().enumerate().map(|(b, e)| Released::new(label(b as u32), e)).collect();
+            if statistic == "rec_outcome" && rr.k == RecStage::COUNT && funnel.as_ref().is_none_or(|f| f.reports < n) {
+                funnel = Some(funnel_from(rr, t, n));
+            }
         }
         groups.push(group);
     }
+    let coverage = sketches
+        .iter()
+        .filter(|(key, s)| key.statistic == REC_ITEM && s.reports >= k && s.reports > 0)
+        .max_by_key(|(_, s)| s.reports)
+        .map(|(_, sketch)| {
+            let t = sketch.transformed();
+            let items_recommended = item_ids.iter().filter(|id| sketch.estimate(&t, id).interval(Z95).0 > 0.0).count();
+            Coverage { reports: sketch.reports, items_recommended, catalog_items: item_ids.len() }
+        });
     groups.sort_by_key(|g| std::cmp::Reverse(g.reports));
     groups.sort_by_key(|g| ORDER.iter().position(|s| *s == g.statistic));
     if reports == 0 {
@@ -224,7 +272,29 @@ pub fn aggregate(bodies: &[String], options: &Options) -> Aggregates {
         skipped,
         catalog_items: catalog.len(),
         groups,
+        funnel,
+        coverage,
         notes,
+    }
+}
+
+/// Cumulative stages: "at least shown" pools the values shown, clicked, added and bought.
+fn funnel_from(rr: &KaryRr, tallies: &[u64], reports: u64) -> Funnel {
+    let stages: Vec<Released> = (RecStage::Shown as u32..RecStage::COUNT)
+        .map(|from| {
+            let set: Vec<u32> = (from..RecStage::COUNT).collect();
+            Released::new(RecStage::LABELS[from as usize], rr.estimate_set(tallies, &set))
+        })
+        .collect();
+    let shown = stages[0].estimate;
+    let rate = |i: usize| (shown > 0.0).then(|| (stages[i].estimate / shown).clamp(0.0, 1.0));
+    Funnel { reports, click_rate: rate(1), add_rate: rate(2), purchase_rate: rate(3), stages }
+}
+
+pub fn stage_label(value: u32, k: u32) -> String {
+    match RecStage::LABELS.get(value as usize) {
+        Some(l) if k == RecStage::COUNT => (*l).to_owned(),
+        _ => format!("value {value}"),
     }
 }
 
@@ -287,13 +357,30 @@ pub fn summary(a: &Aggregates) -> String {
             let _ = writeln!(s, "  {}: withheld — {}", g.label(), g.withheld.as_deref().unwrap_or(""));
             continue;
         }
-        let shown: Vec<String> = if g.statistic == "intent_bucket" {
+        let small_domain = g.statistic == "intent_bucket" || g.statistic == "rec_outcome";
+        let shown: Vec<String> = if small_domain {
             g.estimates.iter().map(|e| format!("{} {:.0}±{:.0}", e.value, e.estimate, e.high - e.estimate)).collect()
         } else {
             g.estimates.iter().take(5).map(|e| format!("{} {:.0}±{:.0}", e.value, e.estimate, e.high - e.estimate)).collect()
         };
-        let more = if g.statistic != "intent_bucket" && g.estimates.len() > 5 { format!(" (+{} more)", g.estimates.len() - 5) } else { String::new() };
+        let more = if !small_domain && g.estimates.len() > 5 { format!(" (+{} more)", g.estimates.len() - 5) } else { String::new() };
         let _ = writeln!(s, "  {}: {} reports — {}{more}", g.label(), g.reports, if shown.is_empty() { "no candidates".to_owned() } else { shown.join(", ") });
+    }
+    if let Some(f) = &a.funnel {
+        let stages: Vec<String> = f.stages.iter().map(|e| format!("{} {:.0}±{:.0}", e.value, e.estimate, e.high - e.estimate)).collect();
+        let pct = |r: Option<f64>| r.map_or("–".to_owned(), |r| format!("{:.1}%", r * 100.0));
+        let _ = writeln!(
+            s,
+            "  recommendation funnel ({} reports): {}; click rate {}, add rate {}, purchase rate {}",
+            f.reports,
+            stages.join(" → "),
+            pct(f.click_rate),
+            pct(f.add_rate),
+            pct(f.purchase_rate)
+        );
+    }
+    if let Some(c) = &a.coverage {
+        let _ = writeln!(s, "  catalog coverage: {} of {} items certainly recommended ({} reports)", c.items_recommended, c.catalog_items, c.reports);
     }
     for n in &a.notes {
         let _ = writeln!(s, "  note: {n}");
@@ -315,6 +402,20 @@ pub fn csv(a: &Aggregates) -> anyhow::Result<Vec<u8>> {
                 g.statistic.clone(),
                 mechanism.clone(),
                 g.reports.to_string(),
+                e.value.clone(),
+                format!("{:.3}", e.estimate),
+                format!("{:.3}", e.std_error),
+                format!("{:.3}", e.low),
+                format!("{:.3}", e.high),
+            ])?;
+        }
+    }
+    if let Some(f) = &a.funnel {
+        for e in &f.stages {
+            w.write_record([
+                "rec_funnel".to_owned(),
+                "at least this stage".to_owned(),
+                f.reports.to_string(),
                 e.value.clone(),
                 format!("{:.3}", e.estimate),
                 format!("{:.3}", e.std_error),

@@ -66,6 +66,32 @@ table{{border-collapse:collapse}} td,th{{padding:.2rem .6rem;border-bottom:1px s
             }
         }
     }
+    s.push_str("<h2>Recommendation funnel (on-device recommendations, per visitor-day)</h2>\n");
+    match &a.funnel {
+        Some(f) => {
+            let pct = |r: Option<f64>| r.map_or("–".to_owned(), |r| format!("{:.1}%", r * 100.0));
+            let _ = writeln!(
+                s,
+                r#"<p class="meta">{} reports · visitor-days reaching at least each stage · click rate {} · add-to-cart rate {} · purchase rate {}</p>"#,
+                f.reports,
+                pct(f.click_rate),
+                pct(f.add_rate),
+                pct(f.purchase_rate)
+            );
+            let rows: Vec<&Released> = f.stages.iter().collect();
+            s.push_str(&bars(&rows));
+        }
+        None => {
+            let _ = writeln!(s, r#"<p class="meta">not released (no outcome group reaches {} contributors)</p>"#, a.min_contributors);
+        }
+    }
+    if let Some(c) = &a.coverage {
+        let _ = writeln!(
+            s,
+            r#"<p class="meta">Catalog coverage: {} of {} catalog items are certainly among those recommended (lower 95% bound above zero; {} reports). Rarely shown items cannot be told from noise, so this is a lower bound.</p>"#,
+            c.items_recommended, c.catalog_items, c.reports
+        );
+    }
     let withheld: Vec<&Group> = a.groups.iter().filter(|g| !g.released).collect();
     if !withheld.is_empty() {
         s.push_str("<h2>Withheld groups</h2>\n<table><tr><th>statistic and mechanism</th><th>reports</th><th>why</th></tr>\n");
