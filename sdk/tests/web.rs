@@ -42,7 +42,7 @@ fn local_storage() -> web_sys::Storage {
 
 /// Removes everything the SDK keeps for `key`: the log, consent, the outbox and the ε budget.
 fn clear_visitor(key: &str) {
-    for suffix in ["", ".consent", ".outbox", ".outbox.budget"] {
+    for suffix in ["", ".consent", ".outbox", ".outbox.budget", ".shown"] {
         local_storage().remove_item(&format!("{key}{suffix}")).expect("clean");
     }
 }
@@ -463,6 +463,126 @@ async fn reports_reach_a_real_collector_once() {
     fs.track(js(&json!({"type": "product_view", "itemId": "sku-00042"}))).expect("track");
     let flushed = rust(&wasm_bindgen_futures::JsFuture::from(fs.flush()).await.expect("flush"));
     assert_eq!(flushed["outcome"], "rejected", "{flushed}");
+    assert_eq!(rust(&fs.privacy().expect("privacy"))["pending"], json!([]));
+    fs.forget().expect("forget");
+    fs.consent("unknown").expect("reset");
+}
+
+/// A channel of its own on the scriptable front of the collector started by
+/// scripts/test-browser.sh (the browser tests run concurrently).
+fn flaky_url(channel: &str) -> String {
+    let base = option_env!("FORESIGHT_TEST_FLAKY").expect("build with FORESIGHT_TEST_FLAKY set: run scripts/test-browser.sh");
+    format!("{base}/c/{channel}")
+}
+
+async fn fetch_json(method: &str, url: &str, body: Option<&str>) -> Value {
+    let init = web_sys::RequestInit::new();
+    init.set_method(method);
+    if let Some(b) = body {
+        init.set_body(&JsValue::from_str(b));
+    }
+    let window = web_sys::window().expect("window");
+    let response: web_sys::Response =
+        wasm_bindgen_futures::JsFuture::from(window.fetch_with_str_and_init(url, &init)).await.expect("fetch").dyn_into().expect("response");
+    rust(&wasm_bindgen_futures::JsFuture::from(response.json().expect("json")).await.expect("body"))
+}
+
+async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        web_sys::window().expect("window").set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms).expect("timer");
+    });
+    wasm_bindgen_futures::JsFuture::from(promise).await.expect("timer");
+}
+
+async fn flush(fs: &WebForesight) -> Value {
+    rust(&wasm_bindgen_futures::JsFuture::from(fs.flush()).await.expect("flush resolves"))
+}
+
+/// The collector answers 500, then 429: the report stays queued, each retry waits for its
+/// backoff (flushes in between send nothing), the third attempt lands, and the collector
+/// holds it once.
+#[wasm_bindgen_test]
+async fn server_errors_and_rate_limits_are_retried_with_backoff() {
+    let key = "fs-test-retry";
+    let flaky_url = || flaky_url("retry");
+    clear_visitor(key);
+    fetch_json("POST", &format!("{}/script", flaky_url()), Some("500,429")).await;
+    let collector = json!({"url": format!("{}/v1/reports", flaky_url()), "site": "test-shop", "key": "site-key"});
+    let fs = WebForesight::init(config(key, json!({"collector": collector}))).await.map_err(|e| rust(&e)).expect("init");
+    fs.consent("granted").expect("consent");
+    fs.track(js(&json!({"type": "product_view", "itemId": "sku-00077"}))).expect("track");
+    let first = flush(&fs).await;
+    assert_eq!(first["outcome"], "retry", "{first}");
+    let key_sent = rust(&fs.privacy().expect("privacy"))["pending"][0]["idempotencyKey"].clone();
+
+    let mut outcomes = vec!["retry".to_owned()];
+    let mut waits = 0;
+    for _ in 0..120 {
+        sleep_ms(150).await;
+        let r = flush(&fs).await;
+        match r["outcome"].as_str() {
+            Some(o) => outcomes.push(o.to_owned()),
+            None => waits += 1,
+        }
+        if outcomes.last().map(String::as_str) == Some("delivered") {
+            break;
+        }
+    }
+    // (A `pagehide` dispatched by a concurrent test makes this instance send a beacon too,
+    // which takes its turn in the script: the collector's log below is the exact sequence.)
+    assert_eq!(outcomes.first().map(String::as_str), Some("retry"));
+    assert_eq!(outcomes.last().map(String::as_str), Some("delivered"), "{outcomes:?}");
+    assert!(waits > 0, "a retry waits for its backoff instead of going at once");
+    let privacy = rust(&fs.privacy().expect("privacy"));
+    assert_eq!(privacy["pending"], json!([]));
+    assert_eq!(privacy["sent"][0]["idempotencyKey"], key_sent);
+    let log = fetch_json("GET", &format!("{}/log", flaky_url()), None).await;
+    let statuses: Vec<u64> = log.as_array().expect("log").iter().map(|e| e["status"].as_u64().expect("status")).collect();
+    assert_eq!(statuses, [500, 429, 202]);
+    let keys: Vec<String> = log.as_array().expect("log").iter().map(|e| {
+        let body: Value = serde_json::from_str(e["body"].as_str().expect("body")).expect("report JSON");
+        body[0]["idempotencyKey"].as_str().expect("key").to_owned()
+    }).collect();
+    assert!(keys.iter().all(|k| *k == key_sent), "every attempt is the same report: {keys:?}");
+    fs.forget().expect("forget");
+    fs.consent("unknown").expect("reset");
+}
+
+/// Leaving the page (`pagehide`) sends today's report by beacon, with no `flush()` from the page.
+#[wasm_bindgen_test]
+async fn pagehide_sends_the_report_by_beacon() {
+    let key = "fs-test-pagehide";
+    let flaky_url = || flaky_url("pagehide");
+    clear_visitor(key);
+    fetch_json("POST", &format!("{}/script", flaky_url()), Some("")).await;
+    let collector = json!({"url": format!("{}/v1/reports", flaky_url()), "site": "test-shop", "key": "site-key"});
+    let fs = WebForesight::init(config(key, json!({"collector": collector}))).await.map_err(|e| rust(&e)).expect("init");
+    fs.consent("granted").expect("consent");
+    fs.track(js(&json!({"type": "product_view", "itemId": "sku-00078"}))).expect("track");
+    fs.recommend(JsValue::UNDEFINED).expect("recommend");
+    let window = web_sys::window().expect("window");
+    window.dispatch_event(&web_sys::Event::new("pagehide").expect("event")).expect("dispatch");
+    let pending = rust(&fs.privacy().expect("privacy"))["pending"].clone();
+    assert_eq!(pending.as_array().expect("pending").len(), 1, "built on pagehide, kept until acknowledged: {pending}");
+    let mut seen = None;
+    for _ in 0..50 {
+        let log = fetch_json("GET", &format!("{}/log", flaky_url()), None).await;
+        if let Some(entry) = log.as_array().expect("log").first() {
+            seen = Some(entry.clone());
+            break;
+        }
+        sleep_ms(100).await;
+    }
+    let entry = seen.expect("the beacon reached the collector within 5 s");
+    assert_eq!(entry["status"], 202);
+    assert!(entry["contentType"].as_str().expect("type").starts_with("text/plain"), "a beacon: {entry}");
+    let body: Value = serde_json::from_str(entry["body"].as_str().expect("body")).expect("JSON");
+    assert_eq!(body[0]["idempotencyKey"], pending[0]["idempotencyKey"]);
+    let statistics: Vec<&str> = body[0]["contributions"].as_array().expect("list").iter().map(|c| c["statistic"].as_str().expect("name")).collect();
+    assert_eq!(statistics, ["item_view", "item_transition", "category_view", "intent_bucket", "rec_outcome", "rec_item"]);
+    assert!(!entry["body"].as_str().expect("body").contains("sku-"), "nothing raw leaves");
+    // The next flush finds it already committed: acknowledged, and the queue empties.
+    assert_eq!(flush(&fs).await["outcome"], "delivered");
     assert_eq!(rust(&fs.privacy().expect("privacy"))["pending"], json!([]));
     fs.forget().expect("forget");
     fs.consent("unknown").expect("reset");
