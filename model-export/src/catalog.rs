@@ -51,6 +51,16 @@ fn from_csv(text: &str) -> Result<Vec<CatalogItem>> {
             category: field(category).map(str::to_owned),
             price: number(price, "price")?,
             popularity: number(popularity, "popularity")?.unwrap_or(0.0),
+            trend: number(column("trend"), "trend")?,
+            in_stock: match field(column("in_stock")) {
+                None => None,
+                Some(v) => Some(match v.to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" => true,
+                    "false" | "0" | "no" => false,
+                    other => bail!("line {line}, column `in_stock`: `{other}` is not true/false"),
+                }),
+            },
+            ..Default::default()
         });
     }
     Ok(out)

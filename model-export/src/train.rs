@@ -131,7 +131,12 @@ pub struct Dataset {
     pub items: Vec<String>,
     pub sequences: Vec<Vec<u32>>,
     pub interactions: usize,
+    /// Interactions per item in the last `TREND_WINDOW_SECONDS` of the log: the catalog's `trend`.
+    pub recent: Vec<u64>,
 }
+
+/// The window of the catalog's `trend` (the `trending` placement), before the log's last timestamp.
+pub const TREND_WINDOW_SECONDS: f64 = 30.0 * 86_400.0;
 
 impl Dataset {
     pub fn n_items(&self) -> usize {
@@ -323,6 +328,7 @@ pub fn read_interactions(path: &Path) -> Result<Dataset> {
     let mut item_ids: HashMap<String, u32> = HashMap::new();
     let mut names: Vec<String> = Vec::new();
     let mut interactions = 0usize;
+    let mut last_ts = f64::NEG_INFINITY;
     for row in table.rows(needed) {
         let (line, f) = row?;
         let (user, item, ts) = (f[user_col], f[item_col], f[ts_col]);
@@ -342,6 +348,7 @@ pub fn read_interactions(path: &Path) -> Result<Dataset> {
             next
         });
         users.entry(user.to_owned()).or_default().push((ts, id));
+        last_ts = last_ts.max(ts);
         interactions += 1;
     }
     if interactions == 0 {
@@ -357,6 +364,14 @@ pub fn read_interactions(path: &Path) -> Result<Dataset> {
     }
     let items: Vec<String> = order.iter().map(|&o| names[o as usize].clone()).collect();
 
+    let mut recent = vec![0u64; items.len()];
+    for events in users.values() {
+        for &(ts, i) in events {
+            if ts > last_ts - TREND_WINDOW_SECONDS {
+                recent[remap[i as usize] as usize] += 1;
+            }
+        }
+    }
     let mut user_names: Vec<String> = users.keys().cloned().collect();
     user_names.sort_by(|a, b| natural_order(a, b));
     let sequences = user_names
@@ -368,7 +383,7 @@ pub fn read_interactions(path: &Path) -> Result<Dataset> {
             events.into_iter().map(|(_, i)| remap[i as usize]).collect()
         })
         .collect();
-    Ok(Dataset { items, sequences, interactions })
+    Ok(Dataset { items, sequences, interactions, recent })
 }
 
 fn read_items(path: &Path) -> Result<HashMap<String, ItemMeta>> {
@@ -1099,6 +1114,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 category: m.category,
                 price: Some(derived_price(m.year, model.counts[i], max_pop)),
                 popularity: model.counts[i] as f64,
+                trend: Some(data.recent[i] as f64),
+                ..Default::default()
             }
         })
         .collect();

@@ -409,7 +409,7 @@ mod tests {
                 outputs: vec![],
                 quantization: Quantization::None,
             },
-            items: vec![CatalogItem { id: "a".into(), category: None, price: None, popularity: 1.0 }],
+            items: vec![CatalogItem { id: "a".into(), popularity: 1.0, ..Default::default() }],
             max_seq_len: Some(50),
             intent: None,
             embeddings: None,

@@ -17,7 +17,9 @@ use crate::intent::{self, IntentScore};
 use crate::model::{IntentIo, IntentModel, RecommenderModel};
 #[cfg(feature = "onnx")]
 use crate::model::RecommenderIo;
-use crate::recommend::{self, Catalog, CatalogItem, RecommendOptions, Recommendations};
+use crate::placements::Placement;
+use crate::recommend::{Catalog, CatalogItem, Recommendation, RecommendOptions, Recommendations, Source};
+use crate::rules::{CompiledRules, Rules};
 use crate::store::{AppendOutcome, Clock, EventLog, Storage, StoreConfig, StoredEvent};
 
 /// What `init` takes.
@@ -42,6 +44,8 @@ pub struct Config {
     pub collector: Option<SyncConfig>,
     /// Whether on-device personalization needs consent too (see [`Personalization`]).
     pub personalization: Personalization,
+    /// Merchandising rules every placement obeys; contradictions are an error at init.
+    pub rules: Rules,
 }
 
 /// When the visitor's behaviour may be recorded and used on the device. Sending aggregates
@@ -71,6 +75,7 @@ impl Default for Config {
             autocapture: false,
             collector: None,
             personalization: Personalization::default(),
+            rules: Rules::default(),
         }
     }
 }
@@ -148,9 +153,9 @@ pub enum ModelStatus {
     Failed { error: String, code: &'static str },
 }
 
-struct Recommender {
-    model: RecommenderModel,
-    max_seq_len: usize,
+pub(crate) struct Recommender {
+    pub(crate) model: RecommenderModel,
+    pub(crate) max_seq_len: usize,
 }
 
 /// Models gathered while initialising, with why each slot is empty when it is.
@@ -256,14 +261,17 @@ fn load_intent_onnx(_: &IntentConfig) -> Result<IntentModel> {
 
 /// One visitor's SDK instance.
 pub struct Client<S: Storage, C: Clock> {
-    log: EventLog<S>,
+    pub(crate) log: EventLog<S>,
     clock: C,
-    catalog: Catalog,
-    recommender: Option<Recommender>,
+    pub(crate) catalog: Catalog,
+    pub(crate) recommender: Option<Recommender>,
     recommender_status: ModelStatus,
     intent: Option<IntentModel>,
     intent_status: ModelStatus,
-    scratch: Vec<f32>,
+    pub(crate) scratch: Vec<f32>,
+    pub(crate) rules: CompiledRules,
+    /// Lists returned so far (the id of the next one).
+    lists: u64,
     sync: Option<Sync>,
     consent: Consent,
     /// Today's highest intent score, for the report's intent statistic.
@@ -379,6 +387,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
             ),
             None => None,
         };
+        let rules = CompiledRules::new(config.rules, &catalog)?;
         let shown_key = format!("{}.shown", log.key());
         let shown = log.storage().get(&shown_key).ok().flatten().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
         let mut client = Client {
@@ -395,6 +404,8 @@ impl<S: Storage, C: Clock> Client<S, C> {
             intent: loaded.intent,
             intent_status,
             scratch: Vec::new(),
+            rules,
+            lists: 0,
         };
         if !client.personalizing() && !client.log.events().is_empty() {
             // Recorded under an earlier config that did not need consent.
@@ -424,19 +435,27 @@ impl<S: Storage, C: Clock> Client<S, C> {
         self.log.append(event, now)
     }
 
-    /// Top-k recommendations for the visitor now; what they contain is remembered for today's
-    /// outcome statistic when a collector is configured.
+    /// Top-k recommendations for the visitor now: the `forYou` placement.
     pub fn recommend(&mut self, options: &RecommendOptions) -> Result<Recommendations> {
-        let recs = self.compute_recommendations(options)?;
-        self.remember_shown(&recs);
-        Ok(recs)
+        self.place(&Placement::ForYou { k: options.k, exclude: options.exclude.clone() })
     }
 
-    fn remember_shown(&mut self, recs: &Recommendations) {
-        if self.sync.is_none() || !self.personalizing() {
+    /// Gives a list its id and remembers what it showed (for the outcome statistics and the
+    /// `excludeRecentlyShown` rule).
+    pub(crate) fn finish(&mut self, placement: &'static str, items: Vec<Recommendation>, source: Source, fallback: Option<String>) -> Recommendations {
+        let now = self.clock.now_ms();
+        self.lists += 1;
+        let id = format!("{:x}-{}", now as u64, self.lists);
+        let recs = Recommendations { items, source, fallback_reason: fallback, placement, variant: None, id };
+        self.remember_shown(&recs, now);
+        recs
+    }
+
+    fn remember_shown(&mut self, recs: &Recommendations, now: f64) {
+        let wanted = self.sync.is_some() || self.rules.rules.exclude_recently_shown;
+        if !wanted || !self.personalizing() {
             return;
         }
-        let now = self.clock.now_ms();
         let day = crate::privacy::budget::utc_day(now);
         if self.shown.day != day {
             self.shown = ShownToday { day, items: Vec::new() };
@@ -456,26 +475,10 @@ impl<S: Storage, C: Clock> Client<S, C> {
         }
     }
 
-    fn compute_recommendations(&mut self, options: &RecommendOptions) -> Result<Recommendations> {
-        let k = options.k()?;
-        let excluded = self.excluded(&options.exclude);
-        if !self.personalizing() {
-            return Ok(recommend::popular(&self.catalog, k, &excluded, "personalization waits for the visitor's consent".into()));
-        }
-        let Some(rec) = self.recommender.as_mut() else {
-            let reason = match &self.recommender_status {
-                ModelStatus::Failed { error, .. } => format!("the recommender failed to load: {error}"),
-                _ => "no recommender model".to_owned(),
-            };
-            return Ok(recommend::popular(&self.catalog, k, &excluded, reason));
-        };
-        let seq = features::item_sequence(self.log.events(), self.catalog.vocab(), rec.max_seq_len);
-        if seq.is_empty() {
-            return Ok(recommend::popular(&self.catalog, k, &excluded, "no history yet".into()));
-        }
-        match recommend::from_model(&mut rec.model, &self.catalog, &seq, k, &excluded, &mut self.scratch) {
-            Ok(recs) => Ok(recs),
-            Err(e) => Ok(recommend::popular(&self.catalog, k, &excluded, format!("the recommender failed: {e}"))),
+    pub(crate) fn no_model_reason(&self) -> String {
+        match &self.recommender_status {
+            ModelStatus::Failed { error, .. } => format!("the recommender failed to load: {error}"),
+            _ => "no recommender model".to_owned(),
         }
     }
 
@@ -630,9 +633,10 @@ impl<S: Storage, C: Clock> Client<S, C> {
         &self.clock
     }
 
-    /// Cart contents, purchased items and the caller's list, as a mask over the catalog.
-    fn excluded(&self, extra: &[String]) -> Vec<bool> {
-        let mut mask = vec![false; self.catalog.len()];
+    /// What the rules exclude for this visitor (cart, purchases, already shown today) and the
+    /// caller's list, as a mask over the catalog.
+    pub(crate) fn excluded(&self, extra: &[String]) -> Vec<bool> {
+        let mut mask = self.excluded_by_caller(extra);
         let vocab = self.catalog.vocab();
         let mut mark = |id: &str| {
             if let Some(i) = vocab.index_of(id) {
@@ -640,13 +644,29 @@ impl<S: Storage, C: Clock> Client<S, C> {
             }
         };
         let events = self.log.events();
-        Cart::from_events(events.iter().map(|e| &e.event)).item_ids().for_each(&mut mark);
-        for e in events {
-            if let Event::Purchase { items, .. } = &e.event {
-                items.iter().for_each(|l| mark(&l.item_id));
+        if self.rules.rules.exclude_cart {
+            Cart::from_events(events.iter().map(|e| &e.event)).item_ids().for_each(&mut mark);
+        }
+        if self.rules.rules.exclude_purchased {
+            for e in events {
+                if let Event::Purchase { items, .. } = &e.event {
+                    items.iter().for_each(|l| mark(&l.item_id));
+                }
             }
         }
-        extra.iter().for_each(|id| mark(id));
+        if self.rules.rules.exclude_recently_shown && self.shown.day == crate::privacy::budget::utc_day(self.clock.now_ms()) {
+            self.shown.items.iter().for_each(|s| mark(&s.item));
+        }
+        mask
+    }
+
+    pub(crate) fn excluded_by_caller(&self, extra: &[String]) -> Vec<bool> {
+        let mut mask = vec![false; self.catalog.len()];
+        for id in extra {
+            if let Some(i) = self.catalog.vocab().index_of(id) {
+                mask[i] = true;
+            }
+        }
         mask
     }
 }

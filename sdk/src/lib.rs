@@ -19,7 +19,9 @@ pub mod intent;
 pub mod model;
 pub mod privacy;
 pub mod recommend;
+pub mod placements;
 pub mod report;
+pub mod rules;
 
 pub use client::{Client, Config};
 pub use recommend::{RecommendOptions, Recommendations};

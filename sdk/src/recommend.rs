@@ -16,7 +16,7 @@ pub const MAX_K: usize = 100;
 pub const EXPLAIN_PROBES: usize = 5;
 
 /// One item of the shop's catalog. Its position in the catalog is its model index.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CatalogItem {
     pub id: String,
@@ -27,14 +27,23 @@ pub struct CatalogItem {
     /// Any non-negative popularity measure (views, sales); orders the fallback.
     #[serde(default)]
     pub popularity: f64,
+    /// Recent popularity (e.g. the last weeks' interactions); orders `trending`. Absent: the
+    /// `trending` placement falls back to `popularity` and says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trend: Option<f64>,
+    /// `false` when out of stock (merchandising rules can filter on it); absent means in stock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_stock: Option<bool>,
+    /// Free-form attributes for rules (`{"brand": "Acme"}`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
-/// The catalog: the recommender's vocabulary and the popularity order of the fallback.
+/// The catalog: the recommender's vocabulary and what the rules and the popularity placements read.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     vocab: Vocabulary,
     items: Vec<CatalogItem>,
-    by_popularity: Vec<usize>,
 }
 
 impl Catalog {
@@ -46,12 +55,16 @@ impl Catalog {
             if !(item.popularity.is_finite() && item.popularity >= 0.0) {
                 return Err(Error::option(format!("catalog[{i}].popularity"), "must be a non-negative number"));
             }
+            if item.trend.is_some_and(|t| !(t.is_finite() && t >= 0.0)) {
+                return Err(Error::option(format!("catalog[{i}].trend"), "must be a non-negative number"));
+            }
+            if item.price.is_some_and(|p| !(p.is_finite() && p >= 0.0)) {
+                return Err(Error::option(format!("catalog[{i}].price"), "must be a non-negative number"));
+            }
         }
         let vocab = Vocabulary::new(items.iter().map(|i| i.id.clone()).collect())
             .map_err(|dup| Error::option("catalog", format!("lists item `{dup}` twice")))?;
-        let mut by_popularity: Vec<usize> = (0..items.len()).collect();
-        by_popularity.sort_by(|&a, &b| items[b].popularity.total_cmp(&items[a].popularity).then(a.cmp(&b)));
-        Ok(Catalog { vocab, items, by_popularity })
+        Ok(Catalog { vocab, items })
     }
 
     pub fn vocab(&self) -> &Vocabulary {
@@ -102,14 +115,26 @@ pub enum Explanation {
     RecentEvent { event: &'static str, item_id: String, text: String },
     /// The fallback: what is popular in the shop.
     PopularNow { text: String },
+    /// What visitors looked at after this item (`similarTo`).
+    SimilarTo { item_id: String, text: String },
+    /// Goes with an item the visitor has or looks at (`boughtTogether`).
+    GoesWith { item_id: String, text: String },
+    /// Rising in the shop lately (`trending`).
+    Trending { text: String },
+    /// From the visitor's own history (`recentlyViewed`).
+    RecentlyViewed { text: String },
+    /// Placed at this position by the shop's rules.
+    Pinned { text: String },
+    /// `rerank`: where the shop's list had it.
+    Reranked { shop_position: usize, text: String },
 }
 
 impl Explanation {
-    fn popular() -> Self {
+    pub(crate) fn popular() -> Self {
         Explanation::PopularNow { text: "popular now".into() }
     }
 
-    fn because(event: &Event, item_id: &str) -> Self {
+    pub(crate) fn because(event: &Event, item_id: &str) -> Self {
         let verb = match event {
             Event::AddToCart { .. } => "added",
             Event::Purchase { .. } => "bought",
@@ -136,6 +161,10 @@ pub struct Recommendation {
 pub enum Source {
     Model,
     Popularity,
+    /// The catalog's recent popularity (`trending`).
+    Trend,
+    /// The visitor's own history (`recentlyViewed`).
+    History,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -146,6 +175,14 @@ pub struct Recommendations {
     /// Why the popularity fallback answered, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback_reason: Option<String>,
+    /// The placement that produced the list (`forYou`, `similarTo`, …).
+    pub placement: &'static str,
+    /// The experiment variant this visitor sees for the placement, if one runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// Identifies this list on the device: clicks, cart adds and purchases of its items are
+    /// attributed to it (never sent).
+    pub id: String,
 }
 
 /// The `k` best (index, score) pairs, best first, skipping excluded and NaN scores; ties go to
@@ -166,51 +203,10 @@ pub fn top_k(scores: &[f32], k: usize, excluded: &[bool]) -> Vec<(usize, f32)> {
     candidates
 }
 
-/// Popularity ranking for the fallback.
-pub fn popular(catalog: &Catalog, k: usize, excluded: &[bool], reason: String) -> Recommendations {
-    let items = catalog
-        .by_popularity
-        .iter()
-        .filter(|&&i| !excluded.get(i).copied().unwrap_or(false))
-        .take(k)
-        .map(|&i| Recommendation {
-            item_id: catalog.items[i].id.clone(),
-            score: catalog.items[i].popularity as f32,
-            because: Explanation::popular(),
-        })
-        .collect();
-    Recommendations { items, source: Source::Popularity, fallback_reason: Some(reason) }
-}
-
-/// Runs the model on the sequence, picks the top-k and explains each pick.
-pub fn from_model(
-    model: &mut RecommenderModel,
-    catalog: &Catalog,
-    seq: &[SeqItem<'_>],
-    k: usize,
-    excluded: &[bool],
-    scratch: &mut Vec<f32>,
-) -> Result<Recommendations, ModelError> {
-    let indices: Vec<usize> = seq.iter().map(|s| s.index).collect();
-    model.scores_into(&indices, scratch)?;
-    let picks = top_k(scratch, k, excluded);
-    let explanations = explain(model, seq, &picks, scratch)?;
-    let items = picks
-        .iter()
-        .zip(explanations)
-        .map(|(&(i, score), because)| Recommendation {
-            item_id: catalog.vocab.id(i).unwrap_or_default().to_owned(),
-            score,
-            because,
-        })
-        .collect();
-    Ok(Recommendations { items, source: Source::Model, fallback_reason: None })
-}
-
 /// Attribution by occlusion: for each of the last few distinct items in the sequence, rerun
 /// the model without it; a recommendation is explained by the item whose removal lowers its
 /// score most (the most recent one on ties). Works for any model, with a handful of extra runs.
-fn explain(
+pub(crate) fn explain(
     model: &mut RecommenderModel,
     seq: &[SeqItem<'_>],
     picks: &[(usize, f32)],
@@ -270,20 +266,10 @@ mod tests {
     }
 
     #[test]
-    fn popular_fallback_orders_by_popularity_and_excludes() {
-        let catalog = Catalog::new(vec![
-            CatalogItem { id: "a".into(), category: None, price: None, popularity: 1.0 },
-            CatalogItem { id: "b".into(), category: None, price: None, popularity: 5.0 },
-            CatalogItem { id: "c".into(), category: None, price: None, popularity: 3.0 },
-        ])
-        .expect("valid");
-        let recs = popular(&catalog, 2, &[false, true, false], "test".into());
-        let ids: Vec<_> = recs.items.iter().map(|r| r.item_id.as_str()).collect();
-        assert_eq!(ids, ["c", "a"]);
-        assert!(recs.items.iter().all(|r| r.because == Explanation::popular()));
+    fn catalog_ids_are_unique() {
         assert!(Catalog::new(vec![
-            CatalogItem { id: "a".into(), category: None, price: None, popularity: 1.0 },
-            CatalogItem { id: "a".into(), category: None, price: None, popularity: 1.0 },
+            CatalogItem { id: "a".into(), popularity: 1.0, ..Default::default() },
+            CatalogItem { id: "a".into(), popularity: 1.0, ..Default::default() },
         ])
         .is_err());
     }

@@ -1,0 +1,417 @@
+//! Placements: every kind of recommendation list a shop puts on a page, each one call, each
+//! item with an explanation, all under the shop's merchandising rules, none ever empty unless
+//! the rules leave nothing.
+//!
+//! The session recommender serves three of them: `forYou` (the visitor's history), `similarTo`
+//! (the model's answer to a history of that one item: what visitors look at next) and
+//! `boughtTogether` (the answer to a history of the given items, e.g. the cart). The catalog's
+//! popularity and trend tables serve `popular` and `trending`; the visitor's own history
+//! serves `recentlyViewed`; `rerank` reorders a list the page already has.
+
+use serde::Deserialize;
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::features;
+use crate::recommend::{self, Explanation, Recommendation, Recommendations, Source, DEFAULT_K, MAX_K};
+use crate::store::{Clock, Storage};
+
+/// One placement request, as the page sends it (`{type: "similarTo", itemId, k}`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
+pub enum Placement {
+    ForYou {
+        #[serde(default)]
+        k: Option<usize>,
+        #[serde(default)]
+        exclude: Vec<String>,
+    },
+    SimilarTo {
+        item_id: String,
+        #[serde(default)]
+        k: Option<usize>,
+        #[serde(default)]
+        exclude: Vec<String>,
+    },
+    BoughtTogether {
+        item_ids: Vec<String>,
+        #[serde(default)]
+        k: Option<usize>,
+        #[serde(default)]
+        exclude: Vec<String>,
+    },
+    Popular {
+        #[serde(default)]
+        category: Option<String>,
+        #[serde(default)]
+        k: Option<usize>,
+        #[serde(default)]
+        exclude: Vec<String>,
+    },
+    Trending {
+        #[serde(default)]
+        category: Option<String>,
+        #[serde(default)]
+        k: Option<usize>,
+        #[serde(default)]
+        exclude: Vec<String>,
+    },
+    RecentlyViewed {
+        #[serde(default)]
+        k: Option<usize>,
+        #[serde(default)]
+        exclude: Vec<String>,
+    },
+    /// Personal reordering of the page's own list: a permutation of `itemIds`.
+    Rerank {
+        item_ids: Vec<String>,
+        /// 0 keeps the shop's order, 1 is the model's order; default 0.5.
+        #[serde(default)]
+        blend: Option<f32>,
+    },
+}
+
+pub const PLACEMENTS: [&str; 7] = ["forYou", "similarTo", "boughtTogether", "popular", "trending", "recentlyViewed", "rerank"];
+
+impl Placement {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Placement::ForYou { .. } => "forYou",
+            Placement::SimilarTo { .. } => "similarTo",
+            Placement::BoughtTogether { .. } => "boughtTogether",
+            Placement::Popular { .. } => "popular",
+            Placement::Trending { .. } => "trending",
+            Placement::RecentlyViewed { .. } => "recentlyViewed",
+            Placement::Rerank { .. } => "rerank",
+        }
+    }
+
+    fn k(&self) -> Result<usize> {
+        let k = match self {
+            Placement::ForYou { k, .. }
+            | Placement::SimilarTo { k, .. }
+            | Placement::BoughtTogether { k, .. }
+            | Placement::Popular { k, .. }
+            | Placement::Trending { k, .. }
+            | Placement::RecentlyViewed { k, .. } => k.unwrap_or(DEFAULT_K),
+            Placement::Rerank { item_ids, .. } => return Ok(item_ids.len()),
+        };
+        match k {
+            1..=MAX_K => Ok(k),
+            _ => Err(Error::option("k", format!("must be from 1 to {MAX_K}, got {k}"))),
+        }
+    }
+
+    fn exclude(&self) -> &[String] {
+        match self {
+            Placement::ForYou { exclude, .. }
+            | Placement::SimilarTo { exclude, .. }
+            | Placement::BoughtTogether { exclude, .. }
+            | Placement::Popular { exclude, .. }
+            | Placement::Trending { exclude, .. }
+            | Placement::RecentlyViewed { exclude, .. } => exclude,
+            Placement::Rerank { .. } => &[],
+        }
+    }
+}
+
+/// Candidates worth handing to the rules: the head of the ranking (partial selection), wide
+/// enough for caps and filters; everything when the catalog is small.
+fn head(scores: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let width = k.saturating_mul(50).max(2000);
+    if scores.len() <= width {
+        scores.iter().copied().enumerate().collect()
+    } else {
+        recommend::top_k(scores, width, &[])
+    }
+}
+
+impl<S: Storage, C: Clock> Client<S, C> {
+    /// One placement's list under the shop's rules.
+    pub fn place(&mut self, placement: &Placement) -> Result<Recommendations> {
+        let k = placement.k()?;
+        let mut mask = self.excluded(placement.exclude());
+        let catalog_len = self.catalog.len();
+        let popularity: Vec<f32> = (0..catalog_len).map(|i| self.catalog.item(i).map_or(0.0, |it| it.popularity as f32)).collect();
+        let personal = self.personalizing();
+
+        let mut fallback: Option<String> = None;
+        let (items, source) = match placement {
+            Placement::Rerank { item_ids, blend } => return self.rerank(item_ids, blend.unwrap_or(0.5)),
+            Placement::ForYou { .. } => {
+                let seq_len = self.recommender.as_ref().map_or(0, |r| r.max_seq_len);
+                let seq = if personal { features::item_sequence(self.log.events(), self.catalog.vocab(), seq_len) } else { Vec::new() };
+                let reason = if !personal {
+                    Some("personalization waits for the visitor's consent".to_owned())
+                } else if self.recommender.is_none() {
+                    Some(self.no_model_reason())
+                } else if seq.is_empty() {
+                    Some("no history yet".to_owned())
+                } else {
+                    None
+                };
+                let mut answer = None;
+                if let (None, Some(rec)) = (&reason, self.recommender.as_mut()) {
+                    let indices: Vec<usize> = seq.iter().map(|s| s.index).collect();
+                    match rec.model.scores_into(&indices, &mut self.scratch) {
+                        Ok(()) => {
+                            let picks = self.rules.select(&self.catalog, &head(&self.scratch, k), k, &mask);
+                            let plain: Vec<(usize, f32)> = picks.iter().map(|p| (p.0, p.1)).collect();
+                            let explanations = recommend::explain(&mut rec.model, &seq, &plain, &mut self.scratch)?;
+                            let items = picks
+                                .iter()
+                                .zip(explanations)
+                                .map(|(&(i, score, pinned), because)| self.recommendation(i, score, if pinned { pinned_text() } else { because }))
+                                .collect();
+                            answer = Some((items, Source::Model));
+                        }
+                        Err(e) => fallback = Some(format!("the recommender failed: {e}")),
+                    }
+                }
+                match answer {
+                    Some(a) => a,
+                    None => {
+                        fallback = fallback.or(reason);
+                        (self.ranked(&popularity, k, &mask, |_| Explanation::popular()), Source::Popularity)
+                    }
+                }
+            }
+            Placement::SimilarTo { item_id, .. } => {
+                let index = self.catalog.vocab().index_of(item_id);
+                if let Some(i) = index {
+                    mask[i] = true;
+                }
+                let category = self.catalog.get(item_id).and_then(|it| it.category.clone());
+                match (index, self.recommender.as_mut()) {
+                    (Some(i), Some(rec)) => match rec.model.scores_into(&[i], &mut self.scratch) {
+                        Ok(()) => {
+                            let mut scores = std::mem::take(&mut self.scratch);
+                            // Behaviour first, with a nudge toward the film's own category: a
+                            // session model alone drifts to whatever is popular next.
+                            if let Some(c) = category.as_deref() {
+                                let nudge = SAME_CATEGORY_NUDGE * spread(&scores);
+                                for (j, s) in scores.iter_mut().enumerate() {
+                                    if self.catalog.item(j).and_then(|it| it.category.as_deref()) == Some(c) {
+                                        *s += nudge;
+                                    }
+                                }
+                            }
+                            let text = format!("visitors who viewed {item_id} looked at this next");
+                            let items = self.ranked(&scores, k, &mask, |_| Explanation::SimilarTo { item_id: item_id.clone(), text: text.clone() });
+                            self.scratch = scores;
+                            (items, Source::Model)
+                        }
+                        Err(e) => {
+                            fallback = Some(format!("the recommender failed: {e}"));
+                            (self.popular_in(category.as_deref(), &popularity, k, &mask), Source::Popularity)
+                        }
+                    },
+                    (None, _) => {
+                        fallback = Some(format!("`{item_id}` is not in the catalog"));
+                        (self.popular_in(None, &popularity, k, &mask), Source::Popularity)
+                    }
+                    (Some(_), None) => {
+                        fallback = Some(self.no_model_reason());
+                        (self.popular_in(category.as_deref(), &popularity, k, &mask), Source::Popularity)
+                    }
+                }
+            }
+            Placement::BoughtTogether { item_ids, .. } => {
+                let known: Vec<(usize, &String)> = item_ids.iter().filter_map(|id| self.catalog.vocab().index_of(id).map(|i| (i, id))).collect();
+                for &(i, _) in &known {
+                    mask[i] = true;
+                }
+                if known.is_empty() || self.recommender.is_none() {
+                    fallback = Some(if known.is_empty() { "none of the items is in the catalog".to_owned() } else { self.no_model_reason() });
+                    let category = known.first().and_then(|&(i, _)| self.catalog.item(i)).and_then(|it| it.category.clone());
+                    (self.popular_in(category.as_deref(), &popularity, k, &mask), Source::Popularity)
+                } else {
+                    let indices: Vec<usize> = known.iter().map(|p| p.0).collect();
+                    let rec = self.recommender.as_mut().ok_or(Error::NoModel("recommender"))?;
+                    rec.model.scores_into(&indices, &mut self.scratch)?;
+                    let together = std::mem::take(&mut self.scratch);
+                    // Each pick is explained by the given item that alone scores it highest.
+                    let probes: Vec<(usize, &String)> = known.iter().rev().take(recommend::EXPLAIN_PROBES).copied().collect();
+                    let mut single: Vec<Vec<f32>> = Vec::new();
+                    if probes.len() > 1 {
+                        for &(i, _) in &probes {
+                            rec.model.scores_into(&[i], &mut self.scratch)?;
+                            single.push(self.scratch.clone());
+                        }
+                    }
+                    let items = self.ranked(&together, k, &mask, |j| {
+                        let best = (0..single.len()).max_by(|&a, &b| single[a][j].total_cmp(&single[b][j])).unwrap_or(0);
+                        let id = probes[best].1;
+                        Explanation::GoesWith { item_id: id.clone(), text: format!("goes with {id}") }
+                    });
+                    self.scratch = together;
+                    (items, Source::Model)
+                }
+            }
+            Placement::Popular { category, .. } => {
+                if let Some(c) = category {
+                    if !self.has_category(c) {
+                        fallback = Some(format!("category `{c}` is not in the catalog; popular across the shop"));
+                    }
+                }
+                (self.popular_in(category.as_deref().filter(|c| self.has_category(c)), &popularity, k, &mask), Source::Popularity)
+            }
+            Placement::Trending { category, .. } => {
+                let category = category.as_deref().filter(|c| {
+                    let known = self.has_category(c);
+                    if !known {
+                        fallback = Some(format!("category `{c}` is not in the catalog; trending across the shop"));
+                    }
+                    known
+                });
+                let mask = self.category_mask(category, mask);
+                let has_trend = (0..catalog_len).any(|i| self.catalog.item(i).is_some_and(|it| it.trend.is_some()));
+                if has_trend {
+                    let trend: Vec<f32> = (0..catalog_len).map(|i| self.catalog.item(i).and_then(|it| it.trend).unwrap_or(0.0) as f32).collect();
+                    (self.ranked(&trend, k, &mask, |_| Explanation::Trending { text: "trending lately".into() }), Source::Trend)
+                } else {
+                    fallback = Some("the catalog has no trend data (`trend`); popular items instead".into());
+                    (self.ranked(&popularity, k, &mask, |_| Explanation::popular()), Source::Popularity)
+                }
+            }
+            Placement::RecentlyViewed { .. } => {
+                // Most recent first, each item once: a descending score by recency.
+                let mut recency = vec![f32::NAN; catalog_len];
+                if personal {
+                    for (n, e) in self.log.events().iter().rev().enumerate() {
+                        if let crate::capture::Event::ProductView { item_id, .. } = &e.event {
+                            if let Some(i) = self.catalog.vocab().index_of(item_id) {
+                                if recency[i].is_nan() {
+                                    recency[i] = -(n as f32);
+                                }
+                            }
+                        }
+                    }
+                }
+                // The visitor's own list: items they have (cart) stay, only the caller's and the filter's exclusions hold.
+                let own_mask = self.excluded_by_caller(placement.exclude());
+                let items = self.ranked(&recency, k, &own_mask, |_| Explanation::RecentlyViewed { text: "you viewed this".into() });
+                if items.is_empty() {
+                    // Never an empty widget: a first visit sees what is popular.
+                    fallback = Some(if personal { "nothing viewed yet" } else { "personalization waits for the visitor's consent" }.into());
+                    (self.ranked(&popularity, k, &mask, |_| Explanation::popular()), Source::Popularity)
+                } else {
+                    (items, Source::History)
+                }
+            }
+        };
+        Ok(self.finish(placement.name(), items, source, fallback))
+    }
+
+    fn rerank(&mut self, item_ids: &[String], blend: f32) -> Result<Recommendations> {
+        if !(0.0..=1.0).contains(&blend) {
+            return Err(Error::option("blend", format!("must be in [0, 1], got {blend}")));
+        }
+        if item_ids.len() > 1000 {
+            return Err(Error::option("itemIds", format!("at most 1000 items, got {}", item_ids.len())));
+        }
+        let n = item_ids.len();
+        let seq_len = self.recommender.as_ref().map_or(0, |r| r.max_seq_len);
+        let seq: Vec<usize> = if self.personalizing() {
+            features::item_sequence(self.log.events(), self.catalog.vocab(), seq_len).iter().map(|s| s.index).collect()
+        } else {
+            Vec::new()
+        };
+        let mut fallback = None;
+        let mut model_rank: Option<Vec<f32>> = None;
+        match self.recommender.as_mut() {
+            None => fallback = Some(self.no_model_reason()),
+            Some(_) if seq.is_empty() => fallback = Some("no history yet; the shop's order is kept".into()),
+            Some(rec) => match rec.model.scores_into(&seq, &mut self.scratch) {
+                Ok(()) => {
+                    // The model's rank among the listed items (unknown items rank last).
+                    let scores: Vec<f32> = item_ids
+                        .iter()
+                        .map(|id| self.catalog.vocab().index_of(id).map_or(f32::NEG_INFINITY, |i| self.scratch[i]))
+                        .collect();
+                    let mut order: Vec<usize> = (0..n).collect();
+                    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+                    let mut rank = vec![0f32; n];
+                    for (r, &i) in order.iter().enumerate() {
+                        rank[i] = r as f32;
+                    }
+                    model_rank = Some(rank);
+                }
+                Err(e) => fallback = Some(format!("the recommender failed: {e}")),
+            },
+        }
+        // Blend of the two ranks; the shop's position breaks ties, so blend 0 is the identity.
+        let mut order: Vec<usize> = (0..n).collect();
+        let blended = |i: usize| (1.0 - blend) * i as f32 + blend * model_rank.as_ref().map_or(i as f32, |r| r[i]);
+        order.sort_by(|&a, &b| blended(a).total_cmp(&blended(b)).then(a.cmp(&b)));
+        let items = order
+            .iter()
+            .enumerate()
+            .map(|(new, &i)| {
+                let text = match new.cmp(&i) {
+                    std::cmp::Ordering::Less => format!("moved up from #{} for you", i + 1),
+                    std::cmp::Ordering::Greater => format!("moved down from #{}", i + 1),
+                    std::cmp::Ordering::Equal => format!("kept at #{}", i + 1),
+                };
+                Recommendation {
+                    item_id: item_ids[i].clone(),
+                    score: -blended(i),
+                    because: Explanation::Reranked { shop_position: i + 1, text },
+                }
+            })
+            .collect();
+        let source = if model_rank.is_some() { Source::Model } else { Source::Popularity };
+        Ok(self.finish("rerank", items, source, fallback))
+    }
+
+    /// Picks under the rules and explains each pick (pins say so).
+    fn ranked(&self, scores: &[f32], k: usize, mask: &[bool], explain: impl Fn(usize) -> Explanation) -> Vec<Recommendation> {
+        self.rules
+            .select(&self.catalog, &head(scores, k), k, mask)
+            .into_iter()
+            .map(|(i, score, pinned)| self.recommendation(i, score, if pinned { pinned_text() } else { explain(i) }))
+            .collect()
+    }
+
+    fn popular_in(&self, category: Option<&str>, popularity: &[f32], k: usize, mask: &[bool]) -> Vec<Recommendation> {
+        let in_category = self.category_mask(category, mask.to_vec());
+        let items = self.ranked(popularity, k, &in_category, |_| Explanation::popular());
+        if items.is_empty() && category.is_some() {
+            return self.ranked(popularity, k, mask, |_| Explanation::popular());
+        }
+        items
+    }
+
+    fn category_mask(&self, category: Option<&str>, mut mask: Vec<bool>) -> Vec<bool> {
+        if let Some(c) = category {
+            for (i, m) in mask.iter_mut().enumerate() {
+                if self.catalog.item(i).and_then(|it| it.category.as_deref()) != Some(c) {
+                    *m = true;
+                }
+            }
+        }
+        mask
+    }
+
+    fn has_category(&self, c: &str) -> bool {
+        (0..self.catalog.len()).any(|i| self.catalog.item(i).and_then(|it| it.category.as_deref()) == Some(c))
+    }
+
+    fn recommendation(&self, index: usize, score: f32, because: Explanation) -> Recommendation {
+        Recommendation { item_id: self.catalog.vocab().id(index).unwrap_or_default().to_owned(), score, because }
+    }
+}
+
+/// How far (in standard deviations of the scores) `similarTo` lifts items of the seed's category.
+const SAME_CATEGORY_NUDGE: f32 = 0.5;
+
+fn spread(scores: &[f32]) -> f32 {
+    let finite = scores.iter().filter(|s| s.is_finite());
+    let n = finite.clone().count().max(1) as f32;
+    let mean = finite.clone().sum::<f32>() / n;
+    (finite.map(|s| (s - mean).powi(2)).sum::<f32>() / n).sqrt()
+}
+
+fn pinned_text() -> Explanation {
+    Explanation::Pinned { text: "featured by the shop".into() }
+}
