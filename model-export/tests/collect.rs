@@ -155,6 +155,7 @@ fn one_report(site: &str, day: &str, rng: &mut SeededRandomness, mechanisms: &Me
         max_intent: Some(0.42),
         recommended: vec![format!("film-{}", (i + 2) % 20)],
         rec_stage: RecStage::Clicked,
+        experiments: Vec::new(),
     };
     report::build(site, day, &summary, mechanisms, rng)
 }
@@ -514,7 +515,7 @@ fn aggregates_recover_a_simulated_population_within_their_intervals() {
         for r in &recommended {
             *truth.recommended.entry(r.clone()).or_default() += 1.0;
         }
-        let summary = DaySummary { viewed_items: vec![item], transitions, categories: vec![category], max_intent, recommended, rec_stage };
+        let summary = DaySummary { viewed_items: vec![item], transitions, categories: vec![category], max_intent, recommended, rec_stage, experiments: Vec::new() };
         population.push(report::build("shop", DAY, &summary, &mechanisms, &mut rng));
     }
     // 60 visitors whose SDK used other parameters: never pooled with the others, and too few
@@ -755,6 +756,70 @@ fn train_from_aggregates_learns_the_transitions_visitors_made() {
     // Not an aggregates file.
     let out = train(&catalog_path);
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not the JSON of `foresight-export aggregates --format json`"));
+}
+
+/// An A/B test through the whole path: variants drawn by the SDK's assignment, outcomes
+/// through `report::build`, the collector, and `aggregates` — a true lift is reported as
+/// significant, an A/A comparison is not.
+#[test]
+fn experiments_report_a_true_lift_and_not_a_null_one() {
+    use foresight::experiment::{encode_value, Experiment};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = sqlite_db(dir.path());
+    let c = Collector::start(dir.path(), &db, &["--rate-per-minute", "10000000", "--max-epsilon", "2"]);
+    let experiment = |name: &str| -> Experiment {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "placement": "forYou", "epsilon": 1.0,
+            "variants": [{"name": "popular", "source": "popularity"}, {"name": "model"}],
+        }))
+        .unwrap()
+    };
+    let (lift, null) = (experiment("model-vs-popular"), experiment("a-vs-a"));
+    // One seeded draw; how often the interval covers the lift is checked over 200 draws by
+    // the SDK's `intervals_of_the_lift_cover_it`.
+    let mut rng = SeededRandomness(34);
+    let stage = |rng: &mut SeededRandomness, click: f64| {
+        if rng.unit() < click { RecStage::Clicked } else if rng.unit() < 0.9 { RecStage::Shown } else { RecStage::NoneShown }
+    };
+    let small = Mechanisms {
+        item_view: Hcms { hashes: 16, width: 1024, epsilon: 0.1 },
+        item_transition: Hcms { hashes: 16, width: 1024, epsilon: 0.1 },
+        category_view: Hcms { hashes: 8, width: 256, epsilon: 0.1 },
+        intent_bucket: KaryRr { k: INTENT_BUCKETS + 1, epsilon: 0.1 },
+        rec_outcome: KaryRr { k: RecStage::COUNT, epsilon: 0.1 },
+        rec_item: Hcms { hashes: 16, width: 1024, epsilon: 0.1 },
+    };
+    let reports: Vec<Report> = (0..40_000)
+        .map(|_| {
+            // One site runs both experiments on different visitors' days (half each).
+            let (e, rates) = if rng.unit() < 0.5 { (&lift, [0.10, 0.40]) } else { (&null, [0.25, 0.25]) };
+            let v = e.assign(&mut rng);
+            let st = stage(&mut rng, rates[v]);
+            let summary = DaySummary { experiments: vec![(e.name.clone(), e.mechanism(), encode_value(v, st))], ..Default::default() };
+            report::build("shop", DAY, &summary, &small, &mut rng)
+        })
+        .collect();
+    for chunk in reports.chunks(50) {
+        assert_eq!(post_reports(&c, chunk).status, 202);
+    }
+    let out = aggregates_json(&db, &["--min-contributors", "100"]);
+    let experiments = out["experiments"].as_array().expect("experiments");
+    assert_eq!(experiments.len(), 2);
+    let verdict = |name: &str| {
+        let e = experiments.iter().find(|e| e["name"] == name).expect(name);
+        assert_eq!(e["variants"].as_array().unwrap().len(), 2);
+        let click = e["comparisons"].as_array().unwrap().iter().find(|c| c["metric"] == "click_rate").unwrap().clone();
+        click
+    };
+    let lifted = verdict("model-vs-popular");
+    assert_eq!(lifted["verdict"], "significant", "{lifted}");
+    let d = &lifted["difference"];
+    let (value, se) = (d["value"].as_f64().unwrap(), d["stdError"].as_f64().unwrap());
+    assert!((value - 0.3).abs() <= 1.96 * se, "the lift 0.3 within the interval: {value} ± {}", 1.96 * se);
+    assert_ne!(verdict("a-vs-a")["verdict"], "significant");
+    let text = Command::new(BIN).args(["aggregates", "--db", &db, "--site", "shop", "--min-contributors", "100"]).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("experiment model-vs-popular") && text.contains("significant at 95%"), "{text}");
 }
 
 // ---------------------------------------------------------------------------------------------

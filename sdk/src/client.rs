@@ -10,7 +10,8 @@ use crate::capture::Event;
 use crate::privacy::budget::{Consent, OptOutSignals};
 use crate::privacy::mechanism::Randomness;
 use crate::report::{Report, Shown};
-use crate::sync::{Outcome, Sync, SyncConfig};
+use crate::experiment::{Experiment, VariantSource};
+use crate::sync::{DayInputs, Outcome, Sync, SyncConfig};
 use crate::error::{Error, Result};
 use crate::features::{self, Cart, DEFAULT_MAX_SEQ_LEN, INTENT_FEATURES};
 use crate::intent::{self, IntentScore};
@@ -46,6 +47,11 @@ pub struct Config {
     pub personalization: Personalization,
     /// Merchandising rules every placement obeys; contradictions are an error at init.
     pub rules: Rules,
+    /// A/B experiments, at most one per placement.
+    pub experiments: Vec<Experiment>,
+    /// A click, cart add or purchase of a recommended item counts for its list within this
+    /// many minutes of the list being shown (and within the UTC day the report covers).
+    pub attribution_window_minutes: f64,
 }
 
 /// When the visitor's behaviour may be recorded and used on the device. Sending aggregates
@@ -76,6 +82,8 @@ impl Default for Config {
             collector: None,
             personalization: Personalization::default(),
             rules: Rules::default(),
+            experiments: Vec::new(),
+            attribution_window_minutes: 24.0 * 60.0,
         }
     }
 }
@@ -270,8 +278,14 @@ pub struct Client<S: Storage, C: Clock> {
     intent_status: ModelStatus,
     pub(crate) scratch: Vec<f32>,
     pub(crate) rules: CompiledRules,
+    /// The catalog's rules-free twin, for experiment variants that turn the rules off.
+    plain_rules: CompiledRules,
     /// Lists returned so far (the id of the next one).
     lists: u64,
+    experiments: Vec<Experiment>,
+    /// The visitor's variant of each experiment (index into its variants), once assigned.
+    assigned: Vec<Option<usize>>,
+    window_ms: f64,
     sync: Option<Sync>,
     consent: Consent,
     /// Today's highest intent score, for the report's intent statistic.
@@ -388,6 +402,32 @@ impl<S: Storage, C: Clock> Client<S, C> {
             None => None,
         };
         let rules = CompiledRules::new(config.rules, &catalog)?;
+        let plain_rules = CompiledRules::new(Rules::default(), &catalog)?;
+        if !(config.attribution_window_minutes.is_finite() && config.attribution_window_minutes > 0.0) {
+            return Err(Error::option("attributionWindowMinutes", "must be a positive number of minutes"));
+        }
+        for (i, e) in config.experiments.iter().enumerate() {
+            e.validate().map_err(|m| Error::option(format!("experiments[{i}]"), m))?;
+            if config.experiments[..i].iter().any(|o| o.placement == e.placement || o.name == e.name) {
+                return Err(Error::option(format!("experiments[{i}]"), format!("one experiment per placement and name: `{}` on `{}` repeats one", e.name, e.placement)));
+            }
+        }
+        if let Some(c) = sync.as_ref().map(Sync::config) {
+            let experiments: f64 = config.experiments.iter().map(|e| e.epsilon).sum();
+            let total = c.mechanisms.epsilon() + experiments;
+            if total > c.epsilon_per_day + 1e-9 {
+                return Err(Error::option(
+                    "experiments",
+                    format!(
+                        "the experiments spend ε {experiments} on top of the reports' {} = {total}, over the daily budget {}: lower collector.mechanisms or raise collector.epsilonPerDay",
+                        c.mechanisms.epsilon(),
+                        c.epsilon_per_day
+                    ),
+                ));
+            }
+        } else if !config.experiments.is_empty() {
+            warnings.push("experiments run without a collector: variants are assigned but nothing is measured".into());
+        }
         let shown_key = format!("{}.shown", log.key());
         let shown = log.storage().get(&shown_key).ok().flatten().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
         let mut client = Client {
@@ -405,8 +445,13 @@ impl<S: Storage, C: Clock> Client<S, C> {
             intent_status,
             scratch: Vec::new(),
             rules,
+            plain_rules,
             lists: 0,
+            assigned: vec![None; config.experiments.len()],
+            experiments: config.experiments,
+            window_ms: config.attribution_window_minutes * 60_000.0,
         };
+        client.load_assignments();
         if !client.personalizing() && !client.log.events().is_empty() {
             // Recorded under an earlier config that did not need consent.
             client.forget()?;
@@ -440,18 +485,20 @@ impl<S: Storage, C: Clock> Client<S, C> {
         self.place(&Placement::ForYou { k: options.k, exclude: options.exclude.clone() })
     }
 
-    /// Gives a list its id and remembers what it showed (for the outcome statistics and the
-    /// `excludeRecentlyShown` rule).
+    /// Gives a list its id and remembers what it showed (for the outcome statistics, the
+    /// experiments and the `excludeRecentlyShown` rule).
     pub(crate) fn finish(&mut self, placement: &'static str, items: Vec<Recommendation>, source: Source, fallback: Option<String>) -> Recommendations {
         let now = self.clock.now_ms();
         self.lists += 1;
         let id = format!("{:x}-{}", now as u64, self.lists);
-        let recs = Recommendations { items, source, fallback_reason: fallback, placement, variant: None, id };
-        self.remember_shown(&recs, now);
+        let variant = self.variant_of(placement);
+        let variant_name = variant.map(|(e, v)| self.experiments[e].variants[v].name.clone());
+        let recs = Recommendations { items, source, fallback_reason: fallback, placement, variant: variant_name, id };
+        self.remember_shown(&recs, variant.map(|p| p.1), now);
         recs
     }
 
-    fn remember_shown(&mut self, recs: &Recommendations, now: f64) {
+    fn remember_shown(&mut self, recs: &Recommendations, variant: Option<usize>, now: f64) {
         let wanted = self.sync.is_some() || self.rules.rules.exclude_recently_shown;
         if !wanted || !self.personalizing() {
             return;
@@ -462,8 +509,9 @@ impl<S: Storage, C: Clock> Client<S, C> {
         }
         let before = self.shown.items.len();
         for r in &recs.items {
-            if self.shown.items.len() < MAX_SHOWN && !self.shown.items.iter().any(|s| s.item == r.item_id) {
-                self.shown.items.push(Shown { item: r.item_id.clone(), at: now });
+            let known = self.shown.items.iter().any(|s| s.item == r.item_id && s.placement == recs.placement);
+            if self.shown.items.len() < MAX_SHOWN && !known {
+                self.shown.items.push(Shown { item: r.item_id.clone(), at: now, placement: recs.placement.to_owned(), variant });
             }
         }
         if self.shown.items.len() != before {
@@ -473,6 +521,72 @@ impl<S: Storage, C: Clock> Client<S, C> {
                 let _ = self.log.storage_mut().set(&key, &text);
             }
         }
+    }
+
+    /// Draws the visitor's variant of every experiment not yet assigned, and keeps it on the
+    /// device (the browser passes `crypto.getRandomValues`).
+    pub fn assign_experiments(&mut self, rng: &mut impl Randomness) {
+        let mut changed = false;
+        for (i, e) in self.experiments.iter().enumerate() {
+            if self.assigned[i].is_none() {
+                self.assigned[i] = Some(e.assign(rng));
+                changed = true;
+            }
+        }
+        if changed {
+            let map: std::collections::BTreeMap<&str, &str> = self
+                .experiments
+                .iter()
+                .zip(&self.assigned)
+                .filter_map(|(e, a)| a.map(|v| (e.name.as_str(), e.variants[v].name.as_str())))
+                .collect();
+            if let Ok(text) = serde_json::to_string(&map) {
+                let key = format!("{}.variants", self.log.key());
+                let _ = self.log.storage_mut().set(&key, &text);
+            }
+        }
+    }
+
+    /// Reads earlier assignments; a variant that no longer exists is drawn again.
+    fn load_assignments(&mut self) {
+        let key = format!("{}.variants", self.log.key());
+        let stored: std::collections::BTreeMap<String, String> =
+            self.log.storage().get(&key).ok().flatten().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        for (i, e) in self.experiments.iter().enumerate() {
+            self.assigned[i] = stored.get(&e.name).and_then(|name| e.variants.iter().position(|v| &v.name == name));
+        }
+    }
+
+    /// The (experiment, variant) the visitor sees on a placement.
+    pub(crate) fn variant_of(&self, placement: &str) -> Option<(usize, usize)> {
+        let e = self.experiments.iter().position(|e| e.placement == placement)?;
+        Some((e, self.assigned[e]?))
+    }
+
+    /// The visitor's variants, `experiment → variant` (on the device only).
+    pub fn variants(&self) -> Vec<(String, Option<String>)> {
+        self.experiments.iter().zip(&self.assigned).map(|(e, a)| (e.name.clone(), a.map(|v| e.variants[v].name.clone()))).collect()
+    }
+
+    /// Runs `f` with the rules the visitor's variant of `placement` asks for.
+    pub(crate) fn with_variant_rules<T>(&mut self, placement: &str, f: impl FnOnce(&mut Self) -> T) -> T {
+        let off = self.variant_of(placement).is_some_and(|(e, v)| !self.experiments[e].variants[v].rules);
+        if off {
+            std::mem::swap(&mut self.rules, &mut self.plain_rules);
+        }
+        let out = f(self);
+        if off {
+            std::mem::swap(&mut self.rules, &mut self.plain_rules);
+        }
+        out
+    }
+
+    /// Whether the visitor's variant of `placement` is the popularity control.
+    pub(crate) fn variant_is_popularity(&self, placement: &str) -> Option<String> {
+        let (e, v) = self.variant_of(placement)?;
+        let exp = &self.experiments[e];
+        (exp.variants[v].source == VariantSource::Popularity)
+            .then(|| format!("experiment `{}`: variant `{}` answers from popularity", exp.name, exp.variants[v].name))
     }
 
     pub(crate) fn no_model_reason(&self) -> String {
@@ -537,10 +651,23 @@ impl<S: Storage, C: Clock> Client<S, C> {
         let day = crate::privacy::budget::utc_day(now);
         let max_intent = self.max_intent.as_ref().filter(|(d, _)| *d == day).map(|(_, p)| *p);
         let shown: &[Shown] = if self.shown.day == day { &self.shown.items } else { &[] };
+        let todays: Vec<&StoredEvent> = self.log.events().iter().filter(|e| crate::privacy::budget::utc_day(e.at) == day).collect();
+        let experiments = self
+            .experiments
+            .iter()
+            .zip(&self.assigned)
+            .filter_map(|(e, a)| {
+                let v = (*a)?;
+                let mine: Vec<&Shown> = shown.iter().filter(|s| s.placement == e.placement && s.variant == Some(v)).collect();
+                let stage = crate::report::stage_reached(todays.iter().copied(), &mine, self.window_ms);
+                Some((e.name.clone(), e.mechanism(), crate::experiment::encode_value(v, stage)))
+            })
+            .collect();
+        let inputs = DayInputs { max_intent, shown, experiments };
         let sync = self.sync.as_mut()?;
         let (events, storage) = self.log.events_and_storage();
         let events: Vec<&StoredEvent> = events.iter().collect();
-        sync.maybe_report(storage, self.consent, signals, &events, max_intent, shown, now, rng)
+        sync.maybe_report(storage, self.consent, signals, &events, inputs, now, rng)
     }
 
     /// The body and URL of the reports due now, with their keys for `settle_reports`.

@@ -8,6 +8,7 @@
 pub mod bundle;
 pub mod capture;
 pub mod error;
+pub mod experiment;
 pub mod features;
 pub mod store;
 pub mod sync;

@@ -127,9 +127,23 @@ fn head(scores: &[f32], k: usize) -> Vec<(usize, f32)> {
 }
 
 impl<S: Storage, C: Clock> Client<S, C> {
-    /// One placement's list under the shop's rules.
+    /// One placement's list under the shop's rules (or, for an experiment variant that turns
+    /// them off, without them).
     pub fn place(&mut self, placement: &Placement) -> Result<Recommendations> {
+        let name = placement.name();
+        self.with_variant_rules(name, |c| c.place_under_rules(placement))
+    }
+
+    fn place_under_rules(&mut self, placement: &Placement) -> Result<Recommendations> {
         let k = placement.k()?;
+        if let Some(reason) = self.variant_is_popularity(placement.name()) {
+            if !matches!(placement, Placement::Rerank { .. } | Placement::RecentlyViewed { .. } | Placement::Popular { .. }) {
+                let mask = self.excluded(placement.exclude());
+                let popularity: Vec<f32> = (0..self.catalog.len()).map(|i| self.catalog.item(i).map_or(0.0, |it| it.popularity as f32)).collect();
+                let items = self.ranked(&popularity, k, &mask, |_| Explanation::popular());
+                return Ok(self.finish(placement.name(), items, Source::Popularity, Some(reason)));
+            }
+        }
         let mut mask = self.excluded(placement.exclude());
         let catalog_len = self.catalog.len();
         let popularity: Vec<f32> = (0..catalog_len).map(|i| self.catalog.item(i).map_or(0.0, |it| it.popularity as f32)).collect();

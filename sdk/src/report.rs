@@ -70,6 +70,10 @@ pub enum Contribution {
     RecOutcome { mechanism: KaryRr, value: u32 },
     /// One item shown in today's recommendations, sampled uniformly (catalog coverage).
     RecItem { mechanism: Hcms, report: HcmsReport },
+    /// A running experiment: the visitor's variant and the deepest stage its placement's lists
+    /// reached today, jointly randomized (`experiment::encode_value`). The name is the shop's
+    /// own label, the same for every visitor.
+    ExperimentOutcome { experiment: String, mechanism: KaryRr, value: u32 },
 }
 
 impl Contribution {
@@ -79,7 +83,9 @@ impl Contribution {
             | Contribution::ItemTransition { mechanism, .. }
             | Contribution::CategoryView { mechanism, .. }
             | Contribution::RecItem { mechanism, .. } => mechanism.epsilon,
-            Contribution::IntentBucket { mechanism, .. } | Contribution::RecOutcome { mechanism, .. } => mechanism.epsilon,
+            Contribution::IntentBucket { mechanism, .. }
+            | Contribution::RecOutcome { mechanism, .. }
+            | Contribution::ExperimentOutcome { mechanism, .. } => mechanism.epsilon,
         }
     }
 
@@ -91,6 +97,7 @@ impl Contribution {
             Contribution::IntentBucket { .. } => "intent_bucket",
             Contribution::RecOutcome { .. } => "rec_outcome",
             Contribution::RecItem { .. } => "rec_item",
+            Contribution::ExperimentOutcome { .. } => "experiment_outcome",
         }
     }
 }
@@ -160,39 +167,64 @@ pub struct DaySummary {
     /// Items shown in today's recommendations.
     pub recommended: Vec<String>,
     pub rec_stage: RecStage,
+    /// One entry per running experiment: its name, mechanism and the true joint value
+    /// (`experiment::encode_value(variant, stage)`).
+    pub experiments: Vec<(String, KaryRr, u32)>,
 }
 
-/// An item the SDK returned from `recommend`, and when it was first returned today.
+/// An item a placement returned, when it was first returned today, and the placement and
+/// experiment variant that showed it (attribution stays on the device).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Shown {
     pub item: String,
     pub at: f64,
+    #[serde(default = "for_you")]
+    pub placement: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<usize>,
+}
+
+fn for_you() -> String {
+    "forYou".into()
+}
+
+/// How far the shown items led: a click (a `click` naming a placement, or a click or product
+/// view of a shown item), an add to cart or a purchase of a shown item — each counted only
+/// after the item was shown and within `window_ms` of it.
+pub fn stage_reached<'a>(events: impl IntoIterator<Item = &'a StoredEvent>, shown: &[&Shown], window_ms: f64) -> RecStage {
+    if shown.is_empty() {
+        return RecStage::NoneShown;
+    }
+    let was_shown = |id: &str, at: f64| shown.iter().any(|r| r.item == id && r.at < at && at - r.at <= window_ms);
+    let clicked_placement = |p: &str, at: f64| shown.iter().any(|r| r.placement == p && r.at < at && at - r.at <= window_ms);
+    let mut stage = RecStage::Shown;
+    for e in events {
+        let reached = match &e.event {
+            Event::Click { item_id, placement } if was_shown(item_id, e.at) || placement.as_deref().is_some_and(|p| clicked_placement(p, e.at)) => {
+                RecStage::Clicked
+            }
+            Event::ProductView { item_id, .. } if was_shown(item_id, e.at) => RecStage::Clicked,
+            Event::AddToCart { item_id, .. } if was_shown(item_id, e.at) => RecStage::Added,
+            Event::Purchase { items, .. } if items.iter().any(|l| was_shown(&l.item_id, e.at)) => RecStage::Bought,
+            _ => RecStage::NoneShown,
+        };
+        stage = stage.max(reached);
+    }
+    stage
 }
 
 impl DaySummary {
     /// From the events of one UTC day (oldest first): product views, steps between
-    /// consecutive distinct viewed items within a session, viewed categories; and, against the
-    /// recommendations shown today, how far they led: a click (a `click` with a placement, or a
-    /// click or product view of a shown item), an add to cart or a purchase of a shown item
-    /// after it was shown.
-    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a StoredEvent>, max_intent: Option<f32>, shown: &[Shown]) -> Self {
+    /// consecutive distinct viewed items within a session, viewed categories; and how far the
+    /// recommendations shown today led (`stage_reached`, no window).
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a StoredEvent> + Clone, max_intent: Option<f32>, shown: &[Shown]) -> Self {
         let mut s = DaySummary { max_intent, ..Default::default() };
         s.recommended = shown.iter().map(|r| r.item.clone()).collect();
-        if !shown.is_empty() {
-            s.rec_stage = RecStage::Shown;
-        }
-        let was_shown = |id: &str, at: f64| shown.iter().any(|r| r.item == id && r.at < at);
+        let all: Vec<&Shown> = shown.iter().collect();
+        s.rec_stage = stage_reached(events.clone(), &all, f64::INFINITY);
         let mut categories = HashSet::new();
         let mut last: Option<(&str, u32)> = None;
         for e in events {
-            let stage = match &e.event {
-                Event::Click { placement: Some(_), .. } if !shown.is_empty() => RecStage::Clicked,
-                Event::Click { item_id, .. } | Event::ProductView { item_id, .. } if was_shown(item_id, e.at) => RecStage::Clicked,
-                Event::AddToCart { item_id, .. } if was_shown(item_id, e.at) => RecStage::Added,
-                Event::Purchase { items, .. } if items.iter().any(|l| was_shown(&l.item_id, e.at)) => RecStage::Bought,
-                _ => RecStage::NoneShown,
-            };
-            s.rec_stage = s.rec_stage.max(stage);
             if let Event::ProductView { item_id, category, .. } = &e.event {
                 s.viewed_items.push(item_id.clone());
                 if let Some(c) = category {
@@ -243,6 +275,10 @@ pub fn build(site: &str, day: &str, summary: &DaySummary, mechanisms: &Mechanism
         },
         Contribution::RecItem { mechanism: mechanisms.rec_item, report: mechanisms.rec_item.encode(&recommended, rng) },
     ];
+    let mut contributions = contributions;
+    for (name, mechanism, value) in &summary.experiments {
+        contributions.push(Contribution::ExperimentOutcome { experiment: name.clone(), mechanism: *mechanism, value: mechanism.encode(*value, rng) });
+    }
     let key: String = (0..2).map(|_| format!("{:016x}", rng.next_u64())).collect();
     Report {
         version: REPORT_VERSION,
@@ -276,8 +312,18 @@ pub fn validate(report: &Report, max_epsilon: f64) -> Result<(), String> {
     }
     let mut seen = HashSet::new();
     for c in &report.contributions {
-        if !seen.insert(c.statistic()) {
-            return Err(format!("statistic {} appears twice", c.statistic()));
+        let key = match c {
+            Contribution::ExperimentOutcome { experiment, .. } => format!("experiment {experiment}"),
+            other => other.statistic().to_owned(),
+        };
+        if !seen.insert(key.clone()) {
+            return Err(format!("statistic {key} appears twice"));
+        }
+        if let Contribution::ExperimentOutcome { experiment, mechanism, .. } = c {
+            let name_ok = !experiment.is_empty() && experiment.len() <= 64 && experiment.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !name_ok || mechanism.k % RecStage::COUNT != 0 || mechanism.k / RecStage::COUNT < 2 {
+                return Err(format!("experiment_outcome `{experiment}` has a malformed name or domain"));
+            }
         }
         let ok = match c {
             Contribution::ItemView { mechanism, report }
@@ -286,9 +332,9 @@ pub fn validate(report: &Report, max_epsilon: f64) -> Result<(), String> {
             | Contribution::RecItem { mechanism, report } => {
                 mechanism.validate().is_ok() && report.hash < mechanism.hashes && report.coord < mechanism.width && report.sign.abs() == 1
             }
-            Contribution::IntentBucket { mechanism, value } | Contribution::RecOutcome { mechanism, value } => {
-                mechanism.validate().is_ok() && *value < mechanism.k
-            }
+            Contribution::IntentBucket { mechanism, value }
+            | Contribution::RecOutcome { mechanism, value }
+            | Contribution::ExperimentOutcome { mechanism, value, .. } => mechanism.validate().is_ok() && *value < mechanism.k,
         };
         if !ok {
             return Err(format!("{} is malformed or outside its mechanism", c.statistic()));
@@ -324,7 +370,7 @@ mod tests {
         let mechanisms = Mechanisms::default();
         let mut shapes = HashSet::new();
         for v in 0..2000u32 {
-            let shown: Vec<Shown> = (0..(v % 4)).map(|i| Shown { item: format!("secret-rec-{v}-{i}"), at: 0.0 }).collect();
+            let shown: Vec<Shown> = (0..(v % 4)).map(|i| Shown { item: format!("secret-rec-{v}-{i}"), at: 0.0, placement: "forYou".into(), variant: None }).collect();
             let items: Vec<StoredEvent> = (0..(v % 7)).map(|i| stored(f64::from(i), 0, &format!("secret-item-{v}-{i}"), "secret-category")).collect();
             let summary = DaySummary::from_events(&items, (v % 3 == 0).then_some(0.7), &shown);
             let report = build("shop-1", "2026-11-30", &summary, &mechanisms, &mut rng);

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::privacy::budget::{utc_day, Budget, Consent, OptOutSignals};
-use crate::privacy::mechanism::Randomness;
+use crate::privacy::mechanism::{KaryRr, Randomness};
 use crate::report::{self, DaySummary, Mechanisms, Report, Shown};
 use crate::store::{Storage, StoredEvent};
 
@@ -132,6 +132,15 @@ pub fn backoff_ms(attempts: u32, rng: &mut impl Randomness) -> f64 {
     rng.unit() * cap
 }
 
+/// What the client adds to the day's events for its report.
+#[derive(Debug, Clone, Default)]
+pub struct DayInputs<'a> {
+    pub max_intent: Option<f32>,
+    pub shown: &'a [Shown],
+    /// (experiment name, mechanism, true joint value) per running experiment.
+    pub experiments: Vec<(String, KaryRr, u32)>,
+}
+
 /// The device side of sync: the outbox and the rules around it.
 pub struct Sync {
     config: SyncConfig,
@@ -163,8 +172,7 @@ impl Sync {
         consent: Consent,
         signals: OptOutSignals,
         events: &[&StoredEvent],
-        max_intent: Option<f32>,
-        shown: &[Shown],
+        inputs: DayInputs<'_>,
         now_ms: f64,
         rng: &mut impl Randomness,
     ) -> Option<Report> {
@@ -179,10 +187,12 @@ impl Sync {
         if todays.is_empty() {
             return None;
         }
-        if !self.budget.try_spend(storage, &day, self.config.mechanisms.epsilon()) {
+        let epsilon = self.config.mechanisms.epsilon() + inputs.experiments.iter().map(|e| e.1.epsilon).sum::<f64>();
+        if !self.budget.try_spend(storage, &day, epsilon) {
             return None;
         }
-        let summary = DaySummary::from_events(todays, max_intent, shown);
+        let mut summary = DaySummary::from_events(todays.iter().copied(), inputs.max_intent, inputs.shown);
+        summary.experiments = inputs.experiments;
         let report = report::build(&self.config.site, &day, &summary, &self.config.mechanisms, rng);
         self.outbox.last_day = Some(day);
         self.outbox.pending.push(Pending { report: report.clone(), attempts: 0, next_attempt_ms: now_ms });
@@ -289,10 +299,10 @@ mod tests {
         let refs: Vec<&StoredEvent> = events.iter().collect();
         let mut sync = Sync::open(config(), "o", &storage).expect("valid");
         for consent in [Consent::Unknown, Consent::Denied] {
-            assert!(sync.maybe_report(&mut storage, consent, OptOutSignals::default(), &refs, None, &[], T0, &mut rng).is_none());
+            assert!(sync.maybe_report(&mut storage, consent, OptOutSignals::default(), &refs, DayInputs::default(), T0, &mut rng).is_none());
         }
         let gpc = OptOutSignals { global_privacy_control: true, do_not_track: false };
-        assert!(sync.maybe_report(&mut storage, Consent::Granted, gpc, &refs, None, &[], T0, &mut rng).is_none());
+        assert!(sync.maybe_report(&mut storage, Consent::Granted, gpc, &refs, DayInputs::default(), T0, &mut rng).is_none());
         assert!(sync.pending().is_empty());
         assert_eq!(sync.epsilon_spent(&storage, T0), 0.0);
     }
@@ -304,9 +314,9 @@ mod tests {
         let events = views(T0);
         let refs: Vec<&StoredEvent> = events.iter().collect();
         let mut sync = Sync::open(config(), "o", &storage).expect("valid");
-        let r = sync.maybe_report(&mut storage, Consent::Granted, OptOutSignals::default(), &refs, Some(0.5), &[], T0, &mut rng).expect("report");
+        let r = sync.maybe_report(&mut storage, Consent::Granted, OptOutSignals::default(), &refs, DayInputs { max_intent: Some(0.5), ..Default::default() }, T0, &mut rng).expect("report");
         assert_eq!(r.day, "2025-11-30");
-        assert!(sync.maybe_report(&mut storage, Consent::Granted, OptOutSignals::default(), &refs, None, &[], T0 + 1000.0, &mut rng).is_none());
+        assert!(sync.maybe_report(&mut storage, Consent::Granted, OptOutSignals::default(), &refs, DayInputs::default(), T0 + 1000.0, &mut rng).is_none());
         assert!((sync.epsilon_spent(&storage, T0) - 1.0).abs() < 1e-9);
         let reopened = Sync::open(config(), "o", &storage).expect("valid");
         assert_eq!(reopened.pending().len(), 1, "the queue is persisted");
@@ -314,7 +324,7 @@ mod tests {
         let mut sync = reopened;
         let next = views(T0 + DAY);
         let refs: Vec<&StoredEvent> = next.iter().collect();
-        assert!(sync.maybe_report(&mut storage, Consent::Granted, OptOutSignals::default(), &refs, None, &[], T0 + DAY, &mut rng).is_some());
+        assert!(sync.maybe_report(&mut storage, Consent::Granted, OptOutSignals::default(), &refs, DayInputs::default(), T0 + DAY, &mut rng).is_some());
         assert_eq!(sync.pending().len(), 2);
     }
 
@@ -325,7 +335,7 @@ mod tests {
         let events = views(T0);
         let refs: Vec<&StoredEvent> = events.iter().collect();
         let mut sync = Sync::open(config(), "o", &storage).expect("valid");
-        sync.maybe_report(&mut storage, Consent::Granted, OptOutSignals::default(), &refs, None, &[], T0, &mut rng).expect("report");
+        sync.maybe_report(&mut storage, Consent::Granted, OptOutSignals::default(), &refs, DayInputs::default(), T0, &mut rng).expect("report");
         let (keys, body) = sync.due(T0).expect("due now");
         let sent: Vec<Report> = serde_json::from_str(&body).expect("a JSON array of reports");
         assert_eq!(sent.len(), 1);

@@ -204,3 +204,84 @@ fn personalization_can_wait_for_consent() {
     assert!(c.history().is_empty());
     assert!(warnings.iter().any(|w| w.contains("erased")), "{warnings:?}");
 }
+
+fn with_experiment(window_minutes: f64) -> Config {
+    let mut collector = sharp_collector();
+    // Room in the day's budget for the experiment's ε 0.5.
+    collector.mechanisms.rec_outcome.epsilon = 0.5;
+    let experiment = json!({
+        "name": "model-vs-popular", "placement": "forYou", "epsilon": 9.0,
+        "variants": [{"name": "popular", "source": "popularity"}, {"name": "model"}],
+    });
+    Config {
+        collector: Some(collector),
+        experiments: vec![serde_json::from_value(experiment).expect("experiment")],
+        attribution_window_minutes: window_minutes,
+        ..config(Personalization::Always)
+    }
+}
+
+/// The experiment contribution of today's report, decoded: (variant, stage).
+fn reported_experiment(c: &mut TestClient) -> (u32, u32) {
+    c.set_consent(Consent::Granted).expect("consent");
+    let report = c.prepare_report(OptOutSignals::default(), &mut SeededRandomness(3)).expect("a report");
+    let value = report
+        .contributions
+        .iter()
+        .find_map(|x| match x {
+            Contribution::ExperimentOutcome { experiment, value, .. } if experiment == "model-vs-popular" => Some(*value),
+            _ => None,
+        })
+        .expect("the experiment's contribution");
+    (value / RecStage::COUNT, value % RecStage::COUNT)
+}
+
+#[test]
+fn experiments_assign_once_change_the_placement_and_attribute_within_the_window() {
+    let clock = Rc::new(ManualClock::new(T0));
+    let items = catalog();
+    // Over budget: refused at init with what to change.
+    let mut over = with_experiment(60.0);
+    if let Some(c) = over.collector.as_mut() {
+        c.mechanisms.rec_outcome.epsilon = 0.15;
+        c.epsilon_per_day = 1.0;
+    }
+    let err = Client::new(over, MemoryStorage::default(), clock.clone()).err().expect("over budget");
+    assert!(err.to_string().contains("over the daily budget"), "{err}");
+
+    // Each variant, found by drawing until both have appeared (assignment is random).
+    let mut seen = std::collections::HashSet::new();
+    for seed in 0..40u64 {
+        let (mut c, _) = open(with_experiment(60.0), MemoryStorage::default(), &clock);
+        c.assign_experiments(&mut SeededRandomness(seed));
+        let variant = c.variants()[0].1.clone().expect("assigned");
+        // Stable: a reload keeps the variant, a new draw does not change it.
+        let storage = c.into_storage();
+        let (mut c, _) = open(with_experiment(60.0), storage, &clock);
+        c.assign_experiments(&mut SeededRandomness(seed + 1000));
+        assert_eq!(c.variants()[0].1.as_deref(), Some(variant.as_str()));
+        if !seen.insert(variant.clone()) {
+            continue;
+        }
+        track(&mut c, &clock, json!({"type": "product_view", "itemId": items[10].id}));
+        let recs = c.recommend(&RecommendOptions::default()).expect("recs");
+        assert_eq!(recs.variant.as_deref(), Some(variant.as_str()));
+        assert_eq!(recs.source, if variant == "popular" { Source::Popularity } else { Source::Model });
+        // Clicked within the window: the experiment sees it, with this variant.
+        let first = recs.items[0].item_id.clone();
+        track(&mut c, &clock, json!({"type": "click", "itemId": first, "placement": "home"}));
+        let (v, stage) = reported_experiment(&mut c);
+        assert_eq!(v, if variant == "popular" { 0 } else { 1 });
+        assert_eq!(stage, RecStage::Clicked as u32);
+    }
+    assert_eq!(seen.len(), 2, "both variants drawn: {seen:?}");
+
+    // A click after the attribution window is not the list's doing.
+    let (mut c, _) = open(with_experiment(1.0), MemoryStorage::default(), &clock);
+    c.assign_experiments(&mut SeededRandomness(5));
+    track(&mut c, &clock, json!({"type": "product_view", "itemId": items[10].id}));
+    let first = c.recommend(&RecommendOptions::default()).expect("recs").items[0].item_id.clone();
+    clock.advance_ms(120_000.0);
+    c.track(&json!({"type": "click", "itemId": first})).expect("valid");
+    assert_eq!(reported_experiment(&mut c).1, RecStage::Shown as u32);
+}

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use foresight::experiment::{self, Comparison, VariantResult};
 use foresight::privacy::mechanism::{Estimate, HcmsSketch, KaryRr};
 use foresight::recommend::CatalogItem;
 use foresight::report::{Contribution, RecStage, Report, INTENT_BUCKETS, NOTHING};
@@ -36,7 +37,24 @@ pub struct Aggregates {
     /// Catalog coverage of the on-device recommendations, from the largest released `rec_item` group.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coverage: Option<Coverage>,
+    /// A/B experiments: per variant the debiased outcome counts and rates, and each variant
+    /// against the first (the control).
+    pub experiments: Vec<ExperimentResult>,
     pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentResult {
+    pub name: String,
+    pub mechanism: serde_json::Value,
+    pub reports: u64,
+    pub released: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withheld: Option<String>,
+    /// Variants in the order of the SDK's config (index 0 is the control).
+    pub variants: Vec<VariantResult>,
+    pub comparisons: Vec<Comparison>,
 }
 
 /// Visitor-days whose recommendations reached at least each stage, and the rates between.
@@ -144,6 +162,7 @@ struct RrKey {
 pub fn aggregate(bodies: &[String], options: &Options) -> Aggregates {
     let mut sketches: BTreeMap<HcmsKey, HcmsSketch> = BTreeMap::new();
     let mut tallies: BTreeMap<RrKey, (KaryRr, Vec<u64>)> = BTreeMap::new();
+    let mut experiment_tallies: BTreeMap<(String, u32, u64), (KaryRr, Vec<u64>)> = BTreeMap::new();
     let mut skipped = 0u64;
     let mut reports = 0u64;
     for body in bodies {
@@ -165,6 +184,14 @@ pub fn aggregate(bodies: &[String], options: &Options) -> Aggregates {
                     }
                     let sketch = sketches.entry(key).or_insert_with(|| HcmsSketch::new(*mechanism));
                     let _ = sketch.add(report);
+                }
+                Contribution::ExperimentOutcome { experiment, mechanism, value } => {
+                    if mechanism.validate().is_err() || *value >= mechanism.k || mechanism.k % RecStage::COUNT != 0 {
+                        continue;
+                    }
+                    let key = (experiment.clone(), mechanism.k, mechanism.epsilon.to_bits());
+                    let (_, t) = experiment_tallies.entry(key).or_insert_with(|| (*mechanism, vec![0; mechanism.k as usize]));
+                    t[*value as usize] += 1;
                 }
                 Contribution::IntentBucket { mechanism, value } | Contribution::RecOutcome { mechanism, value } => {
                     if mechanism.validate().is_err() || *value >= mechanism.k {
@@ -257,6 +284,24 @@ pub fn aggregate(bodies: &[String], options: &Options) -> Aggregates {
             let items_recommended = item_ids.iter().filter(|id| sketch.estimate(&t, id).interval(Z95).0 > 0.0).count();
             Coverage { reports: sketch.reports, items_recommended, catalog_items: item_ids.len() }
         });
+    let experiments = experiment_tallies
+        .into_iter()
+        .map(|((name, _, _), (rr, t))| {
+            let n: u64 = t.iter().sum();
+            let released = n >= k && n > 0;
+            let (variants, comparisons) =
+                if released { experiment::analyze(&rr, (rr.k / RecStage::COUNT) as usize, &t, Z95) } else { (Vec::new(), Vec::new()) };
+            ExperimentResult {
+                name,
+                mechanism: serde_json::to_value(rr).unwrap_or_default(),
+                reports: n,
+                released,
+                withheld: (!released).then(|| format!("{n} contributing reports, fewer than the minimum of {k}")),
+                variants,
+                comparisons,
+            }
+        })
+        .collect();
     groups.sort_by_key(|g| std::cmp::Reverse(g.reports));
     groups.sort_by_key(|g| ORDER.iter().position(|s| *s == g.statistic));
     if reports == 0 {
@@ -274,6 +319,7 @@ pub fn aggregate(bodies: &[String], options: &Options) -> Aggregates {
         groups,
         funnel,
         coverage,
+        experiments,
         notes,
     }
 }
@@ -379,6 +425,32 @@ pub fn summary(a: &Aggregates) -> String {
             pct(f.purchase_rate)
         );
     }
+    for e in &a.experiments {
+        if !e.released {
+            let _ = writeln!(s, "  experiment {}: withheld — {}", e.name, e.withheld.as_deref().unwrap_or(""));
+            continue;
+        }
+        let _ = writeln!(s, "  experiment {} ({} reports):", e.name, e.reports);
+        for v in &e.variants {
+            let rates: Vec<String> = experiment::METRICS
+                .iter()
+                .zip(&v.rates)
+                .map(|(m, r)| format!("{m} {:.3}±{:.3}", r.value, Z95 * r.std_error))
+                .collect();
+            let _ = writeln!(s, "    variant {} ({:.0} visitor-days): {}", v.variant, v.visitors.value, rates.join(", "));
+        }
+        for c in &e.comparisons {
+            let _ = writeln!(
+                s,
+                "    variant {} vs 0, {}: {:+.3} ± {:.3} — {}",
+                c.variant,
+                c.metric,
+                c.difference.value,
+                Z95 * c.difference.std_error,
+                verdict_text(c.verdict)
+            );
+        }
+    }
     if let Some(c) = &a.coverage {
         let _ = writeln!(s, "  catalog coverage: {} of {} items certainly recommended ({} reports)", c.items_recommended, c.catalog_items, c.reports);
     }
@@ -389,6 +461,14 @@ pub fn summary(a: &Aggregates) -> String {
         let _ = writeln!(s, "  note: {} stored rows did not parse as reports and were skipped", a.skipped);
     }
     s
+}
+
+pub fn verdict_text(v: experiment::Verdict) -> &'static str {
+    match v {
+        experiment::Verdict::Significant => "significant at 95%",
+        experiment::Verdict::NoDifference => "no significant difference",
+        experiment::Verdict::TooSmallToTell => "population too small to tell",
+    }
 }
 
 /// One row per released value.
@@ -422,6 +502,22 @@ pub fn csv(a: &Aggregates) -> anyhow::Result<Vec<u8>> {
                 format!("{:.3}", e.low),
                 format!("{:.3}", e.high),
             ])?;
+        }
+    }
+    for e in a.experiments.iter().filter(|e| e.released) {
+        for v in &e.variants {
+            for (metric, r) in experiment::METRICS.iter().zip(&v.rates) {
+                w.write_record([
+                    format!("experiment:{}", e.name),
+                    e.mechanism.to_string(),
+                    e.reports.to_string(),
+                    format!("variant {} {metric}", v.variant),
+                    format!("{:.4}", r.value),
+                    format!("{:.4}", r.std_error),
+                    format!("{:.4}", r.value - Z95 * r.std_error),
+                    format!("{:.4}", r.value + Z95 * r.std_error),
+                ])?;
+            }
         }
     }
     Ok(w.into_inner().map_err(|e| anyhow::anyhow!("writing CSV: {e}"))?)

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::aggregate::{Aggregates, Group, Released};
+use super::aggregate::{verdict_text, Aggregates, Group, Released, Z95};
 
 const WIDTH: f64 = 760.0;
 const LABEL: f64 = 230.0;
@@ -91,6 +91,33 @@ table{{border-collapse:collapse}} td,th{{padding:.2rem .6rem;border-bottom:1px s
             r#"<p class="meta">Catalog coverage: {} of {} catalog items are certainly among those recommended (lower 95% bound above zero; {} reports). Rarely shown items cannot be told from noise, so this is a lower bound.</p>"#,
             c.items_recommended, c.catalog_items, c.reports
         );
+    }
+    for e in &a.experiments {
+        let _ = writeln!(s, "<h2>Experiment {}</h2>", esc(&e.name));
+        if !e.released {
+            let _ = writeln!(s, r#"<p class="meta">withheld: {}</p>"#, esc(e.withheld.as_deref().unwrap_or("")));
+            continue;
+        }
+        let _ = writeln!(s, r#"<p class="meta">{} reports · k-RR over variant × stage, ε {} · rates per assigned visitor-day, ±95%</p>"#, e.reports, e.mechanism["epsilon"]);
+        s.push_str("<table><tr><th>variant</th><th>visitor-days</th><th>click rate</th><th>add-to-cart rate</th><th>purchase rate</th></tr>\n");
+        for v in &e.variants {
+            let cells: Vec<String> = v.rates.iter().map(|r| format!("{:.3} ± {:.3}", r.value, Z95 * r.std_error)).collect();
+            let label = if v.variant == 0 { "0 (control)".to_owned() } else { v.variant.to_string() };
+            let _ = writeln!(s, "<tr><td>{label}</td><td>{:.0}</td><td>{}</td></tr>", v.visitors.value, cells.join("</td><td>"));
+        }
+        s.push_str("</table>\n<ul>\n");
+        for c in &e.comparisons {
+            let _ = writeln!(
+                s,
+                "<li>variant {} vs control, {}: {:+.3} ± {:.3} — <strong>{}</strong></li>",
+                c.variant,
+                esc(c.metric),
+                c.difference.value,
+                Z95 * c.difference.std_error,
+                verdict_text(c.verdict)
+            );
+        }
+        s.push_str("</ul>\n");
     }
     let withheld: Vec<&Group> = a.groups.iter().filter(|g| !g.released).collect();
     if !withheld.is_empty() {
