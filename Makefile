@@ -3,21 +3,27 @@ SHELL := /bin/bash
 export CHROMEDRIVER ?= /usr/bin/chromedriver
 WASM_TARGET := wasm32-unknown-unknown
 
-.PHONY: setup test test-native test-browser demo size
+.PHONY: setup test test-native test-browser test-e2e demo size
 
 setup:
 	scripts/setup.sh
 
-## Every test: native core and CLI, then the SDK in headless Chromium.
-test: setup test-native test-browser
+## Every test: native core and CLI, the SDK in headless Chromium, then end to end (the npm
+## package, the demo store with the collector, the package in a fresh Vite app).
+test: setup test-native test-browser test-e2e
 
 test-native:
+	scripts/fetch-data.sh
 	cargo test --workspace --locked
 
 test-browser:
 	scripts/test-browser.sh
 
-## The example storefront page on the committed fixture models.
+test-e2e:
+	scripts/test-e2e.sh
+
+## The demo film store (MovieLens-100K, a model trained here, signed bundles) with the
+## collector on SQLite.
 demo: setup
 	scripts/demo.sh
 

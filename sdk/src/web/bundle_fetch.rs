@@ -7,8 +7,7 @@ use wasm_bindgen_futures::JsFuture;
 use super::storage::describe;
 
 pub async fn fetch(url: &str, on_progress: Option<&js_sys::Function>) -> Result<Vec<u8>, String> {
-    let window = web_sys::window().ok_or("no window")?;
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
+    let response: web_sys::Response = JsFuture::from(global_fetch(url, None)?)
         .await
         .map_err(|e| describe(&e))?
         .dyn_into()
@@ -44,6 +43,21 @@ pub async fn fetch(url: &str, on_progress: Option<&js_sys::Function>) -> Result<
         }
     }
     Ok(bytes)
+}
+
+/// `fetch` of whatever global scope the SDK runs in — a page, a Worker (the npm package's Worker
+/// mode downloads bundles there) or Node — since `web_sys::window()` exists only in a page.
+pub fn global_fetch(url: &str, init: Option<&web_sys::RequestInit>) -> Result<js_sys::Promise, String> {
+    let global = js_sys::global();
+    let fetch: js_sys::Function = js_sys::Reflect::get(&global, &"fetch".into())
+        .ok()
+        .and_then(|f| f.dyn_into().ok())
+        .ok_or("this environment has no fetch")?;
+    let promise = match init {
+        Some(init) => fetch.call2(&global, &url.into(), init),
+        None => fetch.call1(&global, &url.into()),
+    };
+    promise.map_err(|e| describe(&e))?.dyn_into().map_err(|_| "fetch did not return a Promise".to_owned())
 }
 
 fn report(callback: &js_sys::Function, url: &str, loaded: usize, total: Option<f64>) {

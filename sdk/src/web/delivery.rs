@@ -28,9 +28,14 @@ impl Randomness for CryptoRandomness {
     }
 }
 
+/// The opt-out signals of the global scope's `navigator`. In a Worker (npm Worker mode) the
+/// package copies the page's values onto the worker's `navigator` first: `doNotTrack` exists
+/// only on a page's `Navigator`, and a missing signal must not read as consent to send.
 pub fn signals() -> OptOutSignals {
-    let Some(window) = web_sys::window() else { return OptOutSignals::default() };
-    let navigator: JsValue = window.navigator().into();
+    let navigator = js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).unwrap_or(JsValue::UNDEFINED);
+    if !navigator.is_object() {
+        return OptOutSignals::default();
+    }
     let get = |k: &str| js_sys::Reflect::get(&navigator, &k.into()).unwrap_or(JsValue::UNDEFINED);
     OptOutSignals {
         global_privacy_control: get("globalPrivacyControl").as_bool().unwrap_or(false),
@@ -82,7 +87,6 @@ pub async fn flush(client: Rc<RefCell<WebClient>>) -> FlushResult {
 }
 
 async fn post(url: &str, body: &str) -> Result<u16, String> {
-    let window = web_sys::window().ok_or("no window")?;
     let init = web_sys::RequestInit::new();
     init.set_method("POST");
     init.set_body(&JsValue::from_str(body));
@@ -92,7 +96,7 @@ async fn post(url: &str, body: &str) -> Result<u16, String> {
     let headers = web_sys::Headers::new().map_err(|e| describe(&e))?;
     headers.set("content-type", "application/json").map_err(|e| describe(&e))?;
     init.set_headers(&headers);
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
+    let response: web_sys::Response = JsFuture::from(super::bundle_fetch::global_fetch(url, Some(&init))?)
         .await
         .map_err(|e| describe(&e))?
         .dyn_into()

@@ -67,7 +67,7 @@ impl WebForesight {
     /// to popularity.
     pub async fn init(config: JsValue) -> Result<WebForesight, JsValue> {
         console_error_panic_hook::set_once();
-        let (mut config, downloads) = config_from_js(&config)?;
+        let (mut config, downloads, storage_hook) = config_from_js(&config)?;
         let mut download_errors = Vec::new();
         for url in &downloads.urls {
             match bundle_fetch::fetch(url, downloads.on_progress.as_ref()).await {
@@ -80,7 +80,7 @@ impl WebForesight {
         }
         let autocapture_on = config.autocapture;
         let has_collector = config.collector.is_some();
-        let (storage, storage_warning) = WebStorage::open();
+        let (storage, storage_warning) = WebStorage::open(storage_hook);
         if let Some(w) = storage_warning {
             warn(&format!("{w}; history is kept for this page only"));
         }
@@ -188,7 +188,8 @@ impl WebForesight {
     }
 
     /// The visitor's choice about sending aggregates: `"granted"`, `"denied"` or `"unknown"`.
-    /// Kept on the device. Personalization works the same either way.
+    /// Kept on the device. Personalization works the same either way, unless the config says
+    /// `personalization: "with_consent"`.
     pub fn consent(&self, state: &str) -> Result<(), JsValue> {
         let consent = match state {
             "granted" => crate::privacy::budget::Consent::Granted,
@@ -262,12 +263,12 @@ fn take(obj: &js_sys::Object, key: &str) -> JsValue {
 }
 
 /// The init config: everything JSON cannot carry — model and bundle bytes, bundle URLs, the
-/// progress callback — is taken out first; the rest goes through `from_js` (so a misspelt key
-/// is an error). The page's object is not modified.
-fn config_from_js(config: &JsValue) -> Result<(Config, Downloads), JsValue> {
+/// progress callback, the storage hook — is taken out first; the rest goes through `from_js`
+/// (so a misspelt key is an error). The page's object is not modified.
+fn config_from_js(config: &JsValue) -> Result<(Config, Downloads, Option<storage::StorageHook>), JsValue> {
     let invalid = |m: String| js_error("invalid_option", &format!("invalid config: {m}"));
     if config.is_undefined() || config.is_null() {
-        return Ok((Config::default(), Downloads::default()));
+        return Ok((Config::default(), Downloads::default(), None));
     }
     if !config.is_object() {
         return Err(invalid("pass an object".into()));
@@ -288,6 +289,13 @@ fn config_from_js(config: &JsValue) -> Result<(Config, Downloads), JsValue> {
     } else if !many.is_undefined() && !many.is_null() {
         return Err(invalid("bundleUrls must be an array of strings".into()));
     }
+    // `storage: {get, set, remove}` replaces localStorage (a Worker has none; see storage.rs).
+    let hook = take(&copy, "storage");
+    let storage_hook = if hook.is_undefined() || hook.is_null() {
+        None
+    } else {
+        Some(storage::StorageHook::from_js(&hook).map_err(invalid)?)
+    };
     let progress = take(&copy, "onProgress");
     if let Some(f) = progress.dyn_ref::<js_sys::Function>() {
         downloads.on_progress = Some(f.clone());
@@ -318,7 +326,7 @@ fn config_from_js(config: &JsValue) -> Result<(Config, Downloads), JsValue> {
         let _ = js_sys::Reflect::set(&copy, &section.into(), &part);
         models.push(Some(bytes));
     }
-    let mut parsed: Config = from_js(&copy).map_err(invalid)?;
+    let mut parsed: Config = from_js(&copy).map_err(|e| invalid(explain_config_error(&copy, e)))?;
     parsed.bundles = bundles;
     if let (Some(rc), Some(Some(bytes))) = (parsed.recommender.as_mut(), models.first_mut()) {
         rc.model = std::mem::take(bytes);
@@ -326,7 +334,29 @@ fn config_from_js(config: &JsValue) -> Result<(Config, Downloads), JsValue> {
     if let (Some(ic), Some(Some(bytes))) = (parsed.intent.as_mut(), models.get_mut(1)) {
         ic.model = std::mem::take(bytes);
     }
-    Ok((parsed, downloads))
+    Ok((parsed, downloads, storage_hook))
+}
+
+/// serde-wasm-bindgen stops at the first value JSON cannot hold (a `Uint8Array` under a
+/// misspelt key, say) without saying where. Name the key: first a key `Config` does not know
+/// (the likelier mistake), else the key whose value could not be read.
+fn explain_config_error(copy: &js_sys::Object, error: String) -> String {
+    let keys: Vec<String> = js_sys::Object::keys(copy).iter().filter_map(|k| k.as_string()).collect();
+    for key in &keys {
+        let probe = serde_json::Value::Object([(key.clone(), serde_json::Value::Null)].into_iter().collect());
+        if let Err(e) = serde_json::from_value::<Config>(probe) {
+            if e.to_string().starts_with("unknown field") {
+                return e.to_string();
+            }
+        }
+    }
+    for key in &keys {
+        let value = js_sys::Reflect::get(copy, &key.into()).unwrap_or(JsValue::UNDEFINED);
+        if let Err(e) = from_js::<serde_json::Value>(&value) {
+            return format!("`{key}`: {e}");
+        }
+    }
+    error
 }
 
 fn busy() -> JsValue {

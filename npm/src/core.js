@@ -1,0 +1,91 @@
+// The SDK in this thread: loads the wasm once and wraps one wasm `Foresight` so every call
+// returns a Promise and throws only ForesightErrors. The page uses it directly in main-thread
+// mode; worker.js uses it inside the Worker.
+
+import initWasm, { Foresight as WasmForesight } from './wasm/foresight.js';
+import { ForesightError, InvalidOptionError, toForesightError } from './errors.js';
+
+/** Config keys of this layer; the wasm refuses unknown keys, so they never reach it. */
+export const LAYER_KEYS = ['worker', 'wasm', 'wasmUrl'];
+
+/** The methods a page may call, the same in both modes. */
+export const METHODS = ['track', 'recommend', 'intent', 'history', 'forget', 'status', 'consent', 'privacy', 'flush', 'stopAutocapture'];
+
+const isNode = typeof process === 'object' && process !== null && typeof process.versions?.node === 'string';
+
+/**
+ * Loads the wasm from `wasm` (bytes, a compiled Module, a Response) or `wasmUrl`, else from the
+ * file beside this module. The default is written as `new URL('…', import.meta.url)` literally:
+ * that is the form Vite (and other bundlers) recognise to ship the file as an asset, and a plain
+ * static server resolves it next to this file without any build.
+ */
+export async function loadWasm({ wasm, wasmUrl } = {}) {
+  let source = wasm ?? wasmUrl ?? new URL('./wasm/foresight_bg.wasm', import.meta.url);
+  try {
+    if (typeof source === 'string') source = new URL(source, globalThis.document?.baseURI ?? globalThis.location?.href);
+    if (source instanceof URL && source.protocol === 'file:' && isNode) {
+      // Node's fetch does not read file: URLs. The specifier is a variable so that bundlers
+      // do not try to resolve a Node built-in for the browser.
+      const fsModule = 'node:fs/promises';
+      const { readFile } = await import(/* @vite-ignore */ fsModule);
+      source = await readFile(source);
+    }
+    await initWasm({ module_or_path: source });
+  } catch (e) {
+    throw new ForesightError('wasm_load', `could not load the Foresight WebAssembly module (${describeSource(source)}): ${e?.message ?? e}`, { cause: e });
+  }
+}
+
+function describeSource(source) {
+  if (source instanceof URL) return source.href;
+  if (typeof source === 'string') return source;
+  if (typeof WebAssembly !== 'undefined' && source instanceof WebAssembly.Module) return 'a WebAssembly.Module';
+  if (source && typeof source.byteLength === 'number') return `${source.byteLength} bytes`;
+  return typeof source;
+}
+
+/** Config minus this layer's own keys, checked enough to give a clear error. */
+export function checkConfig(config) {
+  if (config === undefined || config === null) return {};
+  if (typeof config !== 'object' || Array.isArray(config)) {
+    throw new InvalidOptionError('invalid_option', 'invalid config: pass an object', { field: 'config' });
+  }
+  const rest = { ...config };
+  for (const k of LAYER_KEYS) delete rest[k];
+  return rest;
+}
+
+/** One SDK instance in this thread. */
+export class DirectEngine {
+  #inner;
+
+  constructor(inner) {
+    this.#inner = inner;
+  }
+
+  /** `config` holds only wasm keys (plus `wasm` / `wasmUrl`, used here and dropped). */
+  static async create(config) {
+    await loadWasm(config ?? {});
+    const rest = checkConfig(config);
+    try {
+      return new DirectEngine(await WasmForesight.init(rest));
+    } catch (e) {
+      throw toForesightError(e);
+    }
+  }
+
+  /** Runs one method; synchronous wasm calls and `flush`'s promise alike become a Promise. */
+  async call(method, args) {
+    if (!METHODS.includes(method)) throw new ForesightError('internal', `no such method: ${method}`);
+    try {
+      return await this.#inner[method](...args);
+    } catch (e) {
+      throw toForesightError(e);
+    }
+  }
+
+  close() {
+    // Frees the wasm-side instance: its pagehide listener and autocapture go with it.
+    this.#inner.free();
+  }
+}

@@ -1,0 +1,313 @@
+// Types of foresight-sdk. The shapes mirror the Rust SDK's serde output (sdk/src/capture.rs,
+// recommend.rs, intent.rs, client.rs, sync.rs, report.rs, web/mod.rs, web/delivery.rs).
+
+// ───────────────────────────── events ─────────────────────────────
+
+export interface PageViewEvent { type: 'page_view'; path?: string }
+export interface ProductViewEvent { type: 'product_view'; itemId: string; category?: string; price?: number }
+export interface SearchEvent { type: 'search'; query: string }
+export interface ClickEvent { type: 'click'; itemId: string; placement?: string }
+export interface AddToCartEvent { type: 'add_to_cart'; itemId: string; quantity?: number; price?: number; category?: string }
+export interface RemoveFromCartEvent { type: 'remove_from_cart'; itemId: string; quantity?: number }
+export interface PurchaseLine { itemId: string; quantity?: number; price?: number }
+export interface PurchaseEvent { type: 'purchase'; items: PurchaseLine[]; total?: number }
+export interface DwellEvent { type: 'dwell'; itemId?: string; seconds: number }
+
+/** What `track` takes. Unknown fields, empty ids, negative prices, non-integer quantities and
+ * payloads over 4 KB are refused with an InvalidEventError naming the field. */
+export type TrackEvent =
+  | PageViewEvent
+  | ProductViewEvent
+  | SearchEvent
+  | ClickEvent
+  | AddToCartEvent
+  | RemoveFromCartEvent
+  | PurchaseEvent
+  | DwellEvent;
+
+export type EventType = TrackEvent['type'];
+
+/** An event as stored on the device: quantities are filled in (default 1). */
+export type StoredEvent = (
+  | PageViewEvent
+  | ProductViewEvent
+  | SearchEvent
+  | ClickEvent
+  | (AddToCartEvent & { quantity: number })
+  | (RemoveFromCartEvent & { quantity: number })
+  | { type: 'purchase'; items: Array<PurchaseLine & { quantity: number }>; total?: number }
+  | DwellEvent
+) & {
+  /** Milliseconds since the Unix epoch. */
+  at: number;
+  /** Session number; sessions split after `store.sessionGapMinutes` of inactivity. */
+  session: number;
+};
+
+// ───────────────────────────── results ─────────────────────────────
+
+/** Why an item is recommended. */
+export type Explanation =
+  | {
+      kind: 'recent_event';
+      /** The type of the visitor's event whose item most raised this item's score. */
+      event: EventType;
+      itemId: string;
+      /** e.g. "because you viewed sku-1". */
+      text: string;
+    }
+  | { kind: 'popular_now'; text: string };
+
+export interface Recommendation {
+  itemId: string;
+  score: number;
+  because: Explanation;
+}
+
+export interface Recommendations {
+  items: Recommendation[];
+  source: 'model' | 'popularity';
+  /** Why the popularity fallback answered, when it did. */
+  fallbackReason?: string;
+}
+
+export interface RecommendOptions {
+  /** How many items, 1 to 100 (default 10). */
+  k?: number;
+  /** Item ids never to recommend (the cart and purchased items are always excluded). */
+  exclude?: string[];
+}
+
+export interface IntentFeature { name: string; value: number }
+
+export interface IntentScore {
+  /** Probability that this session ends in a purchase. */
+  probability: number;
+  features: IntentFeature[];
+}
+
+export type ModelStatus =
+  | { state: 'absent' }
+  | { state: 'ready' }
+  | { state: 'failed'; error: string; code: string };
+
+export interface Status {
+  recommender: ModelStatus;
+  intent: ModelStatus;
+  /** Events stored on this device. */
+  events: number;
+  /** Whether DOM autocapture runs (always false in Worker mode). */
+  autocapture: boolean;
+}
+
+export type ConsentState = 'granted' | 'denied' | 'unknown';
+
+export interface HcmsParams { hashes: number; width: number; epsilon: number }
+export interface KaryRrParams { k: number; epsilon: number }
+export interface HcmsReport { hash: number; coord: number; sign: 1 | -1 }
+
+/** One privatized statistic of a report (see docs/privacy.md). */
+export type Contribution =
+  | { statistic: 'item_view'; mechanism: HcmsParams; report: HcmsReport }
+  | { statistic: 'item_transition'; mechanism: HcmsParams; report: HcmsReport }
+  | { statistic: 'category_view'; mechanism: HcmsParams; report: HcmsReport }
+  | { statistic: 'intent_bucket'; mechanism: KaryRrParams; value: number }
+  | { statistic: 'rec_outcome'; mechanism: KaryRrParams; value: number }
+  | { statistic: 'rec_item'; mechanism: HcmsParams; report: HcmsReport };
+
+/** An aggregate report exactly as it leaves the device. */
+export interface Report {
+  version: number;
+  site: string;
+  idempotencyKey: string;
+  /** UTC `YYYY-MM-DD`. */
+  day: string;
+  epsilon: number;
+  contributions: Contribution[];
+}
+
+export interface PrivacyStatus {
+  consent: ConsentState;
+  /** Whether a report may leave now (consent, opt-out signals, a collector configured). */
+  sending: boolean;
+  globalPrivacyControl: boolean;
+  doNotTrack: boolean;
+  epsilonSpentToday: number;
+  epsilonPerDay: number;
+  /** Reports waiting on the device, exactly as they will be sent. */
+  pending: Report[];
+  /** Reports that left the device, exactly as sent (most recent last). */
+  sent: Report[];
+}
+
+export interface FlushResult {
+  /** Whether today's report was prepared by this call. */
+  prepared: boolean;
+  /** Reports posted by this call. */
+  sent: number;
+  outcome: 'delivered' | 'retry' | 'rejected' | null;
+  /** Network error or "busy", when there was one. */
+  error?: string;
+}
+
+// ───────────────────────────── config ─────────────────────────────
+
+export interface ProgressEvent {
+  url: string;
+  loaded: number;
+  /** null when the server sends no Content-Length. */
+  total: number | null;
+}
+
+export type Bytes = Uint8Array | ArrayBuffer;
+
+export interface CatalogItem {
+  id: string;
+  category?: string;
+  price?: number;
+  popularity?: number;
+}
+
+export interface RecommenderConfig {
+  /** The ONNX file's bytes. */
+  model: Bytes;
+  input?: string;
+  output?: string;
+  /** How many recent items the model sees (default 50). */
+  maxSeqLen?: number;
+}
+
+export interface IntentConfig {
+  /** The ONNX file's bytes. */
+  model: Bytes;
+  input?: string;
+  output?: string;
+  /** Column of the positive class in a `[1, classes]` output (default 1). */
+  positiveIndex?: number;
+}
+
+export interface StoreConfig {
+  maxEvents?: number;
+  maxBytes?: number;
+  ttlDays?: number;
+  sessionGapMinutes?: number;
+}
+
+export interface MechanismsConfig {
+  itemView?: HcmsParams;
+  itemTransition?: HcmsParams;
+  categoryView?: HcmsParams;
+  intentBucket?: KaryRrParams;
+  recOutcome?: KaryRrParams;
+  recItem?: HcmsParams;
+}
+
+export interface CollectorConfig {
+  /** The collector's report endpoint. */
+  url: string;
+  /** The shop's public site id. */
+  site: string;
+  /** The site's key (sent as `?key=`). */
+  key: string;
+  /** Daily ε budget (default 1.0). */
+  epsilonPerDay?: number;
+  /** Honour Global Privacy Control and Do-Not-Track (default true). */
+  honourOptOutSignals?: boolean;
+  mechanisms?: MechanismsConfig;
+  maxQueued?: number;
+}
+
+/** Synchronous key-value storage used instead of localStorage (main-thread mode and Node only).
+ * A `set` that throws an error named `QuotaExceededError` is handled as a full quota. */
+export interface StorageHook {
+  get(key: string): string | null | undefined;
+  set(key: string, value: string): void;
+  remove(key: string): void;
+}
+
+export interface ForesightConfig {
+  /** localStorage key of the event log (default "foresight.events"); other keys use it as prefix. */
+  storageKey?: string;
+  store?: StoreConfig;
+  /** The catalog in model-index order; also the popularity fallback. */
+  catalog?: CatalogItem[];
+  recommender?: RecommenderConfig;
+  intent?: IntentConfig;
+  /** Signed model bundles (`foresight-export convert`) as bytes. */
+  bundles?: Bytes[];
+  /** A bundle to download (with progress). Relative URLs resolve against the page. */
+  bundleUrl?: string;
+  bundleUrls?: string[];
+  /** Base64 ed25519 public key; unsigned or foreign bundles are refused. */
+  publicKey?: string;
+  /** Bundle download progress, after each chunk. Works in both modes. */
+  onProgress?: (event: ProgressEvent) => void;
+  /** Record events from `data-fs-*` attributes. Main-thread mode only: with `worker` it is an
+   * InvalidOptionError. */
+  autocapture?: boolean;
+  /** Where privatized aggregate reports go, once the visitor consents. */
+  collector?: CollectorConfig;
+  /** Whether on-device personalization waits for consent (default "always"). */
+  personalization?: 'always' | 'with_consent';
+  /** Replaces localStorage (e.g. in Node). Not with `worker`. */
+  storage?: StorageHook;
+  /** Run the SDK in a module Web Worker; `{url}` points at a self-hosted copy of worker.js. */
+  worker?: boolean | { url?: string | URL };
+  /** The wasm itself (e.g. `fs.readFileSync(...)` in Node, or a precompiled Module). */
+  wasm?: Bytes | WebAssembly.Module | Response;
+  /** Where to fetch the wasm from (default: `./wasm/foresight_bg.wasm` beside this module). */
+  wasmUrl?: string | URL;
+}
+
+// ───────────────────────────── errors ─────────────────────────────
+
+/** Stable codes: invalid_event, invalid_option, no_model, no_consent, storage, model_parse,
+ * model_unsupported_op, model_input, model_output, model_prepare, model_run, bundle_format,
+ * bundle_version, bundle_truncated, bundle_manifest, bundle_unsigned, bundle_wrong_key,
+ * bundle_tampered, bundle_key, busy, internal; of this layer: wasm_load, worker, closed. */
+export type ErrorCode = string;
+
+export class ForesightError extends Error {
+  readonly code: ErrorCode;
+  /** The field an invalid_event / invalid_option error names, when the message names one. */
+  readonly field?: string;
+  constructor(code: ErrorCode, message: string, extra?: { field?: string; cause?: unknown });
+}
+/** code "invalid_event". */
+export class InvalidEventError extends ForesightError {}
+/** code "invalid_option". */
+export class InvalidOptionError extends ForesightError {}
+/** codes "model_*". */
+export class ModelError extends ForesightError {}
+/** codes "bundle_*". */
+export class BundleError extends ForesightError {}
+/** code "no_model". */
+export class NoModelError extends ForesightError {}
+/** code "no_consent". */
+export class NoConsentError extends ForesightError {}
+/** code "storage". */
+export class StorageError extends ForesightError {}
+
+// ───────────────────────────── the API ─────────────────────────────
+
+/** One visitor's Foresight instance. Every method returns a Promise, in both modes. */
+export class Foresight {
+  private constructor(token: never, engine: never);
+  /** Rejects only for an unusable config (InvalidOptionError), an unloadable wasm ("wasm_load")
+   * or a Worker that cannot start ("worker"); a model that fails to load shows in `status()`. */
+  static init(config?: ForesightConfig): Promise<Foresight>;
+  track(event: TrackEvent): Promise<void>;
+  recommend(options?: RecommendOptions): Promise<Recommendations>;
+  /** Rejects with NoModelError without an intent model, NoConsentError when personalization waits for consent. */
+  intent(): Promise<IntentScore>;
+  history(): Promise<StoredEvent[]>;
+  forget(): Promise<void>;
+  status(): Promise<Status>;
+  consent(state: ConsentState): Promise<void>;
+  privacy(): Promise<PrivacyStatus>;
+  /** Never rejects for network trouble: the outcome says what happened. */
+  flush(): Promise<FlushResult>;
+  stopAutocapture(): Promise<void>;
+  /** Frees the wasm instance or terminates the Worker; later calls reject with code "closed". */
+  close(): Promise<void>;
+}

@@ -1,0 +1,210 @@
+// foresight-sdk in the calling thread, on the real wasm and the repository's fixture models.
+
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { test } from 'node:test';
+
+import {
+  Foresight,
+  ForesightError,
+  InvalidEventError,
+  InvalidOptionError,
+  NoModelError,
+  BundleError,
+} from 'foresight-sdk';
+import { catalog, gruModel, gruReference, intentModel, memoryStorage, publicKey, serveBundles, wasm } from './helpers.mjs';
+
+function init(extra = {}) {
+  return Foresight.init({
+    wasm,
+    catalog,
+    recommender: { model: gruModel },
+    intent: { model: intentModel },
+    storage: memoryStorage(),
+    ...extra,
+  });
+}
+
+test('recommendations match the onnxruntime reference through the typed API', async () => {
+  const fs = await init();
+  const cases = gruReference.cases.filter((c) => !c.item_ids.some((id, i) => id === c.item_ids[i - 1]));
+  assert.ok(cases.length >= 4, 'enough reference cases without back-to-back repeats');
+  for (const c of cases) {
+    await fs.forget();
+    for (const itemId of c.item_ids) await fs.track({ type: 'product_view', itemId });
+    const recs = await fs.recommend({ k: 20 });
+    assert.equal(recs.source, 'model', c.name);
+    assert.equal(recs.fallbackReason, undefined);
+    assert.deepEqual(recs.items.map((r) => r.itemId), c.top20.map((r) => r.id), c.name);
+    for (const [got, want] of recs.items.map((r, i) => [r, c.top20[i]])) {
+      assert.ok(Math.abs(got.score - want.score) <= 1e-4, `${c.name}: ${got.itemId} ${got.score} vs ${want.score}`);
+      assert.equal(got.because.kind, 'recent_event');
+      assert.ok(c.item_ids.includes(got.because.itemId), 'credited to an item the visitor viewed');
+      assert.match(got.because.text, /^because you viewed sku-/);
+    }
+  }
+  await fs.close();
+});
+
+test('an invalid event rejects with InvalidEventError naming the field', async () => {
+  const fs = await init();
+  const empty = await fs.track({ type: 'product_view', itemId: '' }).then(() => null, (e) => e);
+  assert.ok(empty instanceof InvalidEventError, `got ${empty}`);
+  assert.ok(empty instanceof ForesightError);
+  assert.ok(empty instanceof Error);
+  assert.equal(empty.code, 'invalid_event');
+  assert.equal(empty.name, 'InvalidEventError');
+  assert.equal(empty.field, 'itemId');
+  assert.match(empty.message, /itemId/);
+
+  await assert.rejects(fs.track({ type: 'add_to_cart', itemId: 'sku-00001', quantity: 1.5 }), (e) => {
+    return e instanceof InvalidEventError && e.field === 'quantity' && /quantity/.test(e.message);
+  });
+  await assert.rejects(fs.track({ type: 'teleport' }), (e) => e instanceof InvalidEventError && /teleport/.test(e.message));
+  await assert.rejects(fs.track(undefined), InvalidEventError);
+  assert.deepEqual(await fs.history(), [], 'nothing invalid was stored');
+  await fs.close();
+});
+
+test('an unknown config field rejects with InvalidOptionError naming it', async () => {
+  const err = await init({ recomender: { model: gruModel } }).then(() => null, (e) => e);
+  assert.ok(err instanceof InvalidOptionError, `got ${err}`);
+  assert.equal(err.code, 'invalid_option');
+  assert.equal(err.field, 'recomender');
+  assert.match(err.message, /recomender/);
+  await assert.rejects(init({ storage: { get() {} } }), (e) => e instanceof InvalidOptionError && /storage\.set/.test(e.message));
+  await assert.rejects(Foresight.init('nope'), InvalidOptionError);
+});
+
+test('bad call options reject with InvalidOptionError', async () => {
+  const fs = await init();
+  await assert.rejects(fs.recommend({ k: 0 }), (e) => e instanceof InvalidOptionError && e.field === 'k');
+  await assert.rejects(fs.recommend({ count: 3 }), (e) => e instanceof InvalidOptionError && /count/.test(e.message));
+  await assert.rejects(fs.consent('maybe'), (e) => e instanceof InvalidOptionError && /maybe/.test(e.message));
+  await assert.rejects(fs.consent(true), InvalidOptionError);
+  await fs.close();
+});
+
+test('history survives re-init over the same storage; forget erases it', async () => {
+  const storage = memoryStorage();
+  const first = await init({ storage });
+  await first.track({ type: 'product_view', itemId: 'sku-00042', category: 'cat-01', price: 9.5 });
+  await first.track({ type: 'add_to_cart', itemId: 'sku-00042' });
+  await first.consent('granted');
+  await first.close();
+  assert.ok(storage.entries.get('foresight.events')?.includes('sku-00042'), 'written through the hook');
+
+  const second = await init({ storage });
+  const history = await second.history();
+  assert.deepEqual(history.map((e) => [e.type, e.itemId]), [['product_view', 'sku-00042'], ['add_to_cart', 'sku-00042']]);
+  assert.equal(history[1].quantity, 1, 'stored events are normalised');
+  assert.equal(typeof history[0].at, 'number');
+  assert.equal((await second.status()).events, 2);
+  assert.equal((await second.privacy()).consent, 'granted', 'consent is kept on the device too');
+
+  await second.forget();
+  assert.deepEqual(await second.history(), []);
+  await second.close();
+  const third = await init({ storage });
+  assert.deepEqual(await third.history(), [], 'forgotten on the device, not only in memory');
+  const recs = await third.recommend({ k: 3 });
+  assert.equal(recs.source, 'popularity');
+  assert.equal(recs.items[0].because.kind, 'popular_now');
+  await third.close();
+});
+
+test('a storage hook whose set throws QuotaExceededError gets the quota handling', async () => {
+  const storage = memoryStorage();
+  const limit = 1500;
+  const set = storage.set;
+  storage.set = (key, value) => {
+    if (value.length > limit) throw new DOMException('the quota has been exceeded', 'QuotaExceededError');
+    set(key, value);
+  };
+  const fs = await init({ storage });
+  for (let i = 0; i < 40; i++) await fs.track({ type: 'product_view', itemId: `sku-${String(i).padStart(5, '0')}` });
+  const stored = storage.entries.get('foresight.events');
+  assert.ok(stored.length <= limit);
+  // A full quota evicts the oldest events and keeps writing; "unavailable" would keep all 40
+  // in memory and leave the stored copy stale.
+  assert.ok(stored.includes('sku-00039'), 'the newest event is on the device');
+  const history = await fs.history();
+  assert.ok(history.length < 40, `oldest evicted (${history.length} left)`);
+  assert.equal(history.at(-1).itemId, 'sku-00039');
+  await fs.close();
+});
+
+test('intent() without an intent model rejects with NoModelError', async () => {
+  const fs = await init({ intent: undefined });
+  await fs.track({ type: 'product_view', itemId: 'sku-00001' });
+  const err = await fs.intent().then(() => null, (e) => e);
+  assert.ok(err instanceof NoModelError, `got ${err}`);
+  assert.equal(err.code, 'no_model');
+  assert.equal((await fs.status()).intent.state, 'absent');
+  await fs.close();
+
+  const withModel = await init();
+  await withModel.track({ type: 'product_view', itemId: 'sku-00001', price: 20, category: 'cat-03' });
+  const score = await withModel.intent();
+  assert.ok(score.probability > 0 && score.probability < 1);
+  assert.ok(score.features.length > 0 && score.features.every((f) => typeof f.name === 'string' && Number.isFinite(f.value)));
+  await withModel.close();
+});
+
+test('signed bundles download with progress; a wrong key falls back to popularity', async () => {
+  const server = await serveBundles();
+  try {
+    const progress = [];
+    const fs = await Foresight.init({
+      wasm,
+      storage: memoryStorage(),
+      bundleUrls: [`${server.url}session_gru.fsb`, `${server.url}intent_logreg.fsb`],
+      publicKey,
+      onProgress: (p) => progress.push(p),
+    });
+    const status = await fs.status();
+    assert.equal(status.recommender.state, 'ready', JSON.stringify(status));
+    assert.equal(status.intent.state, 'ready');
+    const gru = progress.filter((p) => p.url.endsWith('session_gru.fsb'));
+    assert.ok(gru.length >= 2, 'progress after each chunk');
+    assert.equal(gru.at(-1).loaded, gru.at(-1).total);
+    await fs.track({ type: 'product_view', itemId: 'sku-02235' });
+    const recs = await fs.recommend({ k: 1 });
+    assert.equal(recs.source, 'model');
+    assert.equal(recs.items[0].itemId, gruReference.cases[0].top20[0].id);
+    await fs.close();
+
+    // A bundle signed by someone else: init still resolves, status says why, fallback answers.
+    const otherKey = Buffer.from(generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }).x, 'base64url').toString('base64');
+    const refused = await Foresight.init({ wasm, catalog, storage: memoryStorage(), bundleUrl: `${server.url}session_gru.fsb`, publicKey: otherKey });
+    const st = await refused.status();
+    assert.equal(st.recommender.state, 'failed');
+    assert.match(st.recommender.code, /^bundle_/);
+    assert.equal((await refused.recommend({ k: 2 })).source, 'popularity');
+    await refused.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('bundle bytes that are not a bundle are a failed status, not an exception', async () => {
+  const fs = await Foresight.init({ wasm, catalog, storage: memoryStorage(), bundles: [new Uint8Array([1, 2, 3])] });
+  const st = await fs.status();
+  assert.equal(st.recommender.state, 'failed');
+  assert.match(st.recommender.code, /^bundle_/);
+  // The class the code maps to, should a caller build one from a status.
+  assert.ok(new BundleError(st.recommender.code, st.recommender.error) instanceof ForesightError);
+  await fs.close();
+});
+
+test('calls after close() reject with code "closed"', async () => {
+  const fs = await init();
+  await fs.close();
+  await assert.rejects(fs.recommend(), (e) => e instanceof ForesightError && e.code === 'closed');
+});
+
+test('the wasm loads from the default URL beside the module (file: in Node)', async () => {
+  const fs = await Foresight.init({ storage: memoryStorage(), catalog });
+  assert.equal((await fs.recommend({ k: 1 })).source, 'popularity');
+  await fs.close();
+});

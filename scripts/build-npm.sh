@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The npm package foresight-sdk: wasm-bindgen output + the typed layer → npm/dist/, then a size
+# report (raw and gzip -9 bytes of every file the package ships).
+#   scripts/build-npm.sh            reuses target/web/pkg when it is newer than the SDK's sources
+#   scripts/build-npm.sh --rebuild  always runs scripts/build-web.sh first
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pkg=target/web/pkg dist=npm/dist
+
+rebuild=0
+[ "${1:-}" = "--rebuild" ] && rebuild=1
+if [ ! -f "$pkg/foresight_bg.wasm" ] || [ ! -f "$pkg/foresight.js" ]; then
+  rebuild=1
+elif [ -n "$(find sdk/src sdk/Cargo.toml Cargo.toml Cargo.lock .cargo -newer "$pkg/foresight_bg.wasm" -print -quit)" ]; then
+  # A source newer than the wasm: the wasm is stale.
+  rebuild=1
+fi
+if [ "$rebuild" = 1 ]; then
+  scripts/build-web.sh
+else
+  echo "reusing $pkg (newer than the SDK sources, Cargo files and .cargo/; --rebuild to force)"
+fi
+
+rm -rf "$dist"
+mkdir -p "$dist/wasm"
+cp "$pkg/foresight.js" "$pkg/foresight.d.ts" "$dist/wasm/"
+# Ship the wasm-opt'ed module when it was made from this build (newer than the plain one);
+# the glue loads it under the plain name.
+wasm="$pkg/foresight_bg.wasm"
+if [ -f "$pkg/foresight_bg.opt.wasm" ] && [ "$pkg/foresight_bg.opt.wasm" -nt "$pkg/foresight_bg.wasm" ]; then
+  wasm="$pkg/foresight_bg.opt.wasm"
+fi
+cp "$wasm" "$dist/wasm/foresight_bg.wasm"
+echo "wasm: $wasm"
+cp npm/src/*.js npm/src/*.d.ts "$dist/"
+
+echo
+echo "size report (npm/dist; gzip -9)"
+( cd "$dist" && find . -type f | sed 's|^\./||' | sort | while read -r f; do
+    printf '%s %s %s\n' "$f" "$(wc -c < "$f")" "$(gzip -9 -c "$f" | wc -c)"
+  done ) | awk '
+  function human(n) { return n >= 1048576 ? sprintf("%.2f MB", n / 1048576) : sprintf("%.1f KB", n / 1024) }
+  { printf "  %-28s %12d %12d\n", $1, $2, $3
+    if ($1 ~ /\.d\.ts$/) { dr += $2; dg += $3 }
+    else if ($1 ~ /\.js$/) { jr += $2; jg += $3 }
+    else if ($1 ~ /\.wasm$/) { wr += $2; wg += $3 }
+    ar += $2; ag += $3 }
+  BEGIN { printf "  %-28s %12s %12s\n", "file", "raw bytes", "gzip bytes" }
+  END {
+    printf "  %-28s %12d %12d   (%s / %s)\n", "total JS", jr, jg, human(jr), human(jg)
+    printf "  %-28s %12d %12d   (%s / %s)\n", "total wasm", wr, wg, human(wr), human(wg)
+    printf "  %-28s %12d %12d   (%s / %s)\n", "JS + wasm (page loads)", jr + wr, jg + wg, human(jr + wr), human(jg + wg)
+    printf "  %-28s %12d %12d   (%s / %s)\n", "all (incl. .d.ts)", ar, ag, human(ar), human(ag)
+  }'

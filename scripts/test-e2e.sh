@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# End to end, as a shop and a visitor meet it: the npm package's own tests, the demo store in
+# headless Chromium (Playwright) against a real collector, and the packed package in a fresh
+# Vite app. Screenshots go to target/screenshots/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+port=${E2E_PORT:-18080}
+collector_port=${E2E_COLLECTOR_PORT:-18788}
+shots=$root/target/screenshots
+mkdir -p "$shots"
+
+PORT=$port COLLECTOR_PORT=$collector_port scripts/demo.sh --build-only
+bin=$root/target/debug/foresight-export
+
+echo "[e2e] npm package tests"
+(cd npm && npm test)
+tarball=$(cd npm && npm pack --silent --pack-destination "$root/target" | tail -1)
+
+work=$(mktemp -d)
+"$bin" collect --addr "127.0.0.1:$collector_port" --db "sqlite:$work/collector.db" \
+  --site demo-shop=demo-key --allow-origin "http://127.0.0.1:$port" >"$work/collector.log" 2>&1 &
+collector=$!
+python3 -m http.server --bind 127.0.0.1 --directory target/demo-site "$port" >"$work/http.log" 2>&1 &
+server=$!
+trap 'kill $collector $server 2>/dev/null || true; rm -rf "$work"' EXIT
+for p in "$collector_port" "$port"; do
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break
+    sleep 0.1
+  done
+done
+
+echo "[e2e] demo store in Chromium"
+(cd demo-site/tests && npm ci --no-audit --no-fund --silent &&
+  DEMO_URL="http://127.0.0.1:$port/" COLLECTOR_URL="http://127.0.0.1:$collector_port" \
+  COLLECTOR_DB="$work/collector.db" FORESIGHT_EXPORT="$bin" SCREENSHOT_DIR="$shots" \
+  node --test --test-concurrency=1 e2e.mjs)
+
+echo "[e2e] the packed package in a fresh Vite app"
+(cd tests/vite && npm ci --no-audit --no-fund --silent &&
+  FORESIGHT_TARBALL="$root/target/$tarball" DEMO_MODEL="$root/target/demo-model" SCREENSHOT_DIR="$shots" \
+  node --test run.mjs)
+echo "[e2e] screenshots: $shots"

@@ -1,0 +1,81 @@
+// The path a shop takes: `npm pack` the SDK, install the tarball into a fresh Vite app created
+// here, `vite build`, serve the built files, and use the package in headless Chromium — a few
+// lines of storefront code, real signed bundles, real wasm.
+//
+// Env: FORESIGHT_TARBALL (the packed foresight-sdk-*.tgz), DEMO_MODEL (folder with
+// recommender.fsb, intent.fsb, demo.pub), SCREENSHOT_DIR.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync, mkdirSync, copyFileSync, readFileSync, existsSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createServer } from "node:net";
+import { chromium } from "playwright-core";
+
+const tarball = resolve(process.env.FORESIGHT_TARBALL ?? "");
+const model = resolve(process.env.DEMO_MODEL ?? "../../target/demo-model");
+const shots = resolve(process.env.SCREENSHOT_DIR ?? "../../target/screenshots");
+const VITE = "8.3.4";
+
+function freePort() {
+  return new Promise((ok) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+test("the packed package works in a fresh Vite app", async (t) => {
+  assert.ok(existsSync(tarball), `FORESIGHT_TARBALL must name the npm pack output, got ${tarball}`);
+  const app = mkdtempSync(join(tmpdir(), "foresight-vite-"));
+  t.after(() => rmSync(app, { recursive: true, force: true }));
+  writeFileSync(join(app, "package.json"), JSON.stringify({ name: "shop", private: true, type: "module", scripts: { build: "vite build" } }));
+  mkdirSync(join(app, "public/models"), { recursive: true });
+  for (const f of ["recommender.fsb", "intent.fsb"]) copyFileSync(join(model, f), join(app, "public/models", f));
+  const publicKey = readFileSync(join(model, "demo.pub"), "utf8").trim();
+  const firstItems = JSON.parse(readFileSync(join(model, "catalog.json"), "utf8")).items.slice(0, 3).map((i) => i.id);
+  writeFileSync(join(app, "index.html"), `<!doctype html><html><body><ol id="recs"></ol><p id="state">loading</p><script type="module" src="/main.js"></script></body></html>`);
+  // The storefront code: what the README promises in about five lines.
+  writeFileSync(join(app, "main.js"), `
+import { Foresight, ForesightError } from "foresight-sdk";
+const fs = await Foresight.init({ bundleUrls: ["/models/recommender.fsb", "/models/intent.fsb"], publicKey: ${JSON.stringify(publicKey)} });
+for (const itemId of ${JSON.stringify(firstItems)}) await fs.track({ type: "product_view", itemId });
+const { items, source } = await fs.recommend({ k: 5 });
+document.getElementById("recs").innerHTML = items.map((r) => \`<li data-id="\${r.itemId}">\${r.itemId}</li>\`).join("");
+let code = null;
+try { await fs.track({ type: "product_view", itemId: "" }); } catch (e) { code = e instanceof ForesightError ? e.code : "not a ForesightError"; }
+const intent = await fs.intent();
+document.getElementById("state").textContent = JSON.stringify({ source, code, probability: intent.probability });
+`);
+  const npm = (...args) => execFileSync("npm", args, { cwd: app, stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" });
+  npm("install", "--no-audit", "--no-fund", `vite@${VITE}`, tarball);
+  npm("run", "build");
+  assert.ok(existsSync(join(app, "dist/index.html")));
+
+  const port = await freePort();
+  const server = spawn("python3", ["-m", "http.server", "--bind", "127.0.0.1", "--directory", join(app, "dist"), String(port)], { stdio: "ignore" });
+  t.after(() => server.kill());
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  for (let i = 0; i < 50; i++) {
+    try { await page.goto(`http://127.0.0.1:${port}/`); break; } catch { await new Promise((r) => setTimeout(r, 100)); }
+  }
+  await page.waitForFunction(() => document.getElementById("state").textContent !== "loading", null, { timeout: 60_000 });
+  const state = JSON.parse(await page.textContent("#state"));
+  assert.deepEqual(errors, []);
+  assert.equal(state.source, "model", "the signed bundle loaded and the model answered");
+  assert.equal(state.code, "invalid_event");
+  assert.ok(state.probability >= 0 && state.probability <= 1);
+  const ids = await page.$$eval("#recs li", (lis) => lis.map((li) => li.dataset.id));
+  assert.equal(ids.length, 5);
+  mkdirSync(shots, { recursive: true });
+  await page.screenshot({ path: join(shots, "vite-app.png") });
+});
