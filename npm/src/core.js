@@ -9,7 +9,7 @@ import { ForesightError, InvalidOptionError, toForesightError } from './errors.j
 export const LAYER_KEYS = ['worker', 'wasm', 'wasmUrl'];
 
 /** The methods a page may call, the same in both modes. */
-export const METHODS = ['track', 'recommend', 'intent', 'history', 'forget', 'status', 'consent', 'privacy', 'flush', 'stopAutocapture'];
+export const METHODS = ['track', 'recommend', 'place', 'variants', 'intent', 'history', 'forget', 'status', 'consent', 'privacy', 'flush', 'stopAutocapture'];
 
 const isNode = typeof process === 'object' && process !== null && typeof process.versions?.node === 'string';
 

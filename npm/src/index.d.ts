@@ -56,7 +56,13 @@ export type Explanation =
       /** e.g. "because you viewed sku-1". */
       text: string;
     }
-  | { kind: 'popular_now'; text: string };
+  | { kind: 'popular_now'; text: string }
+  | { kind: 'similar_to'; itemId: string; text: string }
+  | { kind: 'goes_with'; itemId: string; text: string }
+  | { kind: 'trending'; text: string }
+  | { kind: 'recently_viewed'; text: string }
+  | { kind: 'pinned'; text: string }
+  | { kind: 'reranked'; shopPosition: number; text: string };
 
 export interface Recommendation {
   itemId: string;
@@ -64,11 +70,71 @@ export interface Recommendation {
   because: Explanation;
 }
 
+export type PlacementName = 'forYou' | 'similarTo' | 'boughtTogether' | 'popular' | 'trending' | 'recentlyViewed' | 'rerank';
+
 export interface Recommendations {
   items: Recommendation[];
-  source: 'model' | 'popularity';
-  /** Why the popularity fallback answered, when it did. */
+  /** What answered: the model, popularity, the catalog's trend, or the visitor's history. */
+  source: 'model' | 'popularity' | 'trend' | 'history';
+  /** Why a fallback answered, when one did. */
   fallbackReason?: string;
+  placement: PlacementName;
+  /** The visitor's variant of an experiment on this placement. */
+  variant?: string;
+  /** This list's id on the device: clicks, cart adds and purchases of its items are attributed to it. */
+  id: string;
+}
+
+export interface PlacementOptions {
+  /** How many items, 1 to 100 (default 10). */
+  k?: number;
+  /** Item ids never to show in this list. */
+  exclude?: string[];
+}
+
+export type PlacementRequest =
+  | ({ type: 'forYou' } & PlacementOptions)
+  | ({ type: 'similarTo'; itemId: string } & PlacementOptions)
+  | ({ type: 'boughtTogether'; itemIds: string[] } & PlacementOptions)
+  | ({ type: 'popular'; category?: string } & PlacementOptions)
+  | ({ type: 'trending'; category?: string } & PlacementOptions)
+  | ({ type: 'recentlyViewed' } & PlacementOptions)
+  | { type: 'rerank'; itemIds: string[]; /** 0 keeps the shop's order, 1 the model's (default 0.5). */ blend?: number };
+
+/** Merchandising rules every placement obeys; contradictions reject `init` with every problem named. */
+export interface Rules {
+  filter?: {
+    inStockOnly?: boolean;
+    categories?: string[];
+    excludeCategories?: string[];
+    minPrice?: number;
+    maxPrice?: number;
+    /** attribute → allowed values */
+    attributes?: Record<string, string[]>;
+    excludeItems?: string[];
+  };
+  /** 1-based positions. */
+  pins?: { itemId: string; position: number }[];
+  /** factor > 1 boosts, < 1 buries. */
+  boosts?: { category?: string; attribute?: Record<string, string>; factor: number }[];
+  /** Default true. */
+  excludeCart?: boolean;
+  /** Default true. */
+  excludePurchased?: boolean;
+  excludeRecentlyShown?: boolean;
+  maxPerCategory?: number;
+  /** MMR trade-off in [0, 1]; 1 = relevance only. */
+  diversity?: number;
+}
+
+export interface Experiment {
+  /** Letters, digits, - and _; sent with reports (the same for every visitor). */
+  name: string;
+  placement: PlacementName;
+  /** 2 to 4; the first is the control. */
+  variants: { name: string; weight?: number; source?: 'model' | 'popularity'; rules?: boolean }[];
+  /** ε of its report contribution, on top of the collector's mechanisms (default 0.5). */
+  epsilon?: number;
 }
 
 export interface RecommendOptions {
@@ -113,7 +179,8 @@ export type Contribution =
   | { statistic: 'category_view'; mechanism: HcmsParams; report: HcmsReport }
   | { statistic: 'intent_bucket'; mechanism: KaryRrParams; value: number }
   | { statistic: 'rec_outcome'; mechanism: KaryRrParams; value: number }
-  | { statistic: 'rec_item'; mechanism: HcmsParams; report: HcmsReport };
+  | { statistic: 'rec_item'; mechanism: HcmsParams; report: HcmsReport }
+  | { statistic: 'experiment_outcome'; experiment: string; mechanism: KaryRrParams; value: number };
 
 /** An aggregate report exactly as it leaves the device. */
 export interface Report {
@@ -166,6 +233,11 @@ export interface CatalogItem {
   category?: string;
   price?: number;
   popularity?: number;
+  /** Recent popularity, for `trending`. */
+  trend?: number;
+  /** false when out of stock (rules can filter on it). */
+  inStock?: boolean;
+  attributes?: Record<string, string>;
 }
 
 export interface RecommenderConfig {
@@ -249,6 +321,12 @@ export interface ForesightConfig {
   collector?: CollectorConfig;
   /** Whether on-device personalization waits for consent (default "always"). */
   personalization?: 'always' | 'with_consent';
+  /** Merchandising rules for every placement. */
+  rules?: Rules;
+  /** A/B experiments, at most one per placement. */
+  experiments?: Experiment[];
+  /** Clicks, cart adds and purchases count for a list within this many minutes (default 1440). */
+  attributionWindowMinutes?: number;
   /** Replaces localStorage (e.g. in Node). Not with `worker`. */
   storage?: StorageHook;
   /** Run the SDK in a module Web Worker; `{url}` points at a self-hosted copy of worker.js. */
@@ -298,6 +376,16 @@ export class Foresight {
   static init(config?: ForesightConfig): Promise<Foresight>;
   track(event: TrackEvent): Promise<void>;
   recommend(options?: RecommendOptions): Promise<Recommendations>;
+  place(request: PlacementRequest): Promise<Recommendations>;
+  forYou(options?: PlacementOptions): Promise<Recommendations>;
+  similarTo(itemId: string, options?: PlacementOptions): Promise<Recommendations>;
+  boughtTogether(itemIds: string[], options?: PlacementOptions): Promise<Recommendations>;
+  popular(options?: PlacementOptions & { category?: string }): Promise<Recommendations>;
+  trending(options?: PlacementOptions & { category?: string }): Promise<Recommendations>;
+  recentlyViewed(options?: PlacementOptions): Promise<Recommendations>;
+  rerank(itemIds: string[], options?: { blend?: number }): Promise<Recommendations>;
+  /** `{experiment: variant}`; kept on the device, never sent. */
+  variants(): Promise<Record<string, string | null>>;
   /** Rejects with NoModelError without an intent model, NoConsentError when personalization waits for consent. */
   intent(): Promise<IntentScore>;
   history(): Promise<StoredEvent[]>;

@@ -58,6 +58,52 @@ export class Foresight {
     return this.#call('recommend', [options]);
   }
 
+  /** One placement's list: `{type: "forYou" | "similarTo" | "boughtTogether" | "popular" |
+   * "trending" | "recentlyViewed" | "rerank", ...}` → `{items, source, placement, variant?, id}`. */
+  place(request) {
+    return this.#call('place', [request]);
+  }
+
+  /** The session recommender on the visitor's history (= `recommend`). */
+  forYou(options = {}) {
+    return this.place({ ...options, type: 'forYou' });
+  }
+
+  /** What visitors look at after `itemId` (product page: "you may also like"). */
+  similarTo(itemId, options = {}) {
+    return this.place({ ...options, type: 'similarTo', itemId });
+  }
+
+  /** What goes with these items (cart page: "complete your order"). */
+  boughtTogether(itemIds, options = {}) {
+    return this.place({ ...options, type: 'boughtTogether', itemIds });
+  }
+
+  /** The catalog's most popular items, optionally of one category. */
+  popular(options = {}) {
+    return this.place({ ...options, type: 'popular' });
+  }
+
+  /** Rising lately (the catalog's `trend`), optionally of one category. */
+  trending(options = {}) {
+    return this.place({ ...options, type: 'trending' });
+  }
+
+  /** The visitor's own recently viewed items, newest first. */
+  recentlyViewed(options = {}) {
+    return this.place({ ...options, type: 'recentlyViewed' });
+  }
+
+  /** A personal reordering of the page's own list (search results, a category page). */
+  rerank(itemIds, options = {}) {
+    return this.place({ ...options, type: 'rerank', itemIds });
+  }
+
+  /** The visitor's experiment variants, `{experiment: variant}` (kept on the device). */
+  variants() {
+    return this.#call('variants', []);
+  }
+
   /** `{probability, features}` for the current session; NoModelError without an intent model. */
   intent() {
     return this.#call('intent', []);

@@ -208,3 +208,40 @@ test('the wasm loads from the default URL beside the module (file: in Node)', as
   assert.equal((await fs.recommend({ k: 1 })).source, 'popularity');
   await fs.close();
 });
+
+test('every placement answers through the typed API, and contradictory rules reject init', async () => {
+  const fs = await init({ rules: { maxPerCategory: 2, pins: [{ itemId: 'sku-00300', position: 1 }] } });
+  for (const itemId of ['sku-00010', 'sku-00011', 'sku-00012']) await fs.track({ type: 'product_view', itemId });
+  const lists = {
+    forYou: await fs.forYou({ k: 6 }),
+    similarTo: await fs.similarTo('sku-00010', { k: 6 }),
+    boughtTogether: await fs.boughtTogether(['sku-00010', 'sku-00011'], { k: 6 }),
+    popular: await fs.popular({ k: 6 }),
+    trending: await fs.trending({ k: 6 }),
+    recentlyViewed: await fs.recentlyViewed({ k: 6 }),
+  };
+  const category = new Map(catalog.map((i) => [i.id, i.category]));
+  for (const [name, list] of Object.entries(lists)) {
+    assert.equal(list.placement, name);
+    assert.ok(list.items.length > 0 && typeof list.id === 'string', name);
+    if (name !== 'recentlyViewed') {
+      assert.equal(list.items[0].itemId, 'sku-00300', `${name}: the pin holds position 1`);
+      assert.equal(list.items[0].because.kind, 'pinned');
+    }
+    const counts = {};
+    for (const r of list.items.slice(name === 'recentlyViewed' ? 0 : 1)) counts[category.get(r.itemId)] = (counts[category.get(r.itemId)] ?? 0) + 1;
+    assert.ok(Object.values(counts).every((n) => n <= 2), `${name}: at most 2 per category ${JSON.stringify(counts)}`);
+  }
+  assert.deepEqual(lists.recentlyViewed.items.map((r) => r.itemId), ['sku-00012', 'sku-00011', 'sku-00010']);
+  assert.equal(lists.similarTo.items[1].because.kind, 'similar_to');
+  const page = ['sku-00001', 'sku-00002', 'sku-00003', 'sku-00004'];
+  const reranked = await fs.rerank(page, { blend: 1 });
+  assert.deepEqual([...reranked.items.map((r) => r.itemId)].sort(), page);
+  await assert.rejects(fs.place({ type: 'sideways' }), (e) => e instanceof InvalidOptionError);
+  await fs.close();
+
+  const bad = await init({ rules: { filter: { minPrice: 50, maxPrice: 10 }, maxPerCategory: 0 } }).then(() => null, (e) => e);
+  assert.ok(bad instanceof InvalidOptionError, `got ${bad}`);
+  assert.match(bad.message, /minPrice 50 is above filter.maxPrice 10/);
+  assert.match(bad.message, /maxPerCategory 0/);
+});

@@ -304,7 +304,8 @@ impl<S: Storage, C: Clock> Client<S, C> {
                 }
                 // The visitor's own list: items they have (cart) stay, only the caller's and the filter's exclusions hold.
                 let own_mask = self.excluded_by_caller(placement.exclude());
-                let items = self.ranked(&recency, k, &own_mask, |_| Explanation::RecentlyViewed { text: "you viewed this".into() });
+                // The visitor's own history: the filter and caps hold, the shop's pins do not.
+                let items = self.ranked_with(&recency, k, &own_mask, false, |_| Explanation::RecentlyViewed { text: "you viewed this".into() });
                 if items.is_empty() {
                     // Never an empty widget: a first visit sees what is popular.
                     fallback = Some(if personal { "nothing viewed yet" } else { "personalization waits for the visitor's consent" }.into());
@@ -380,8 +381,12 @@ impl<S: Storage, C: Clock> Client<S, C> {
 
     /// Picks under the rules and explains each pick (pins say so).
     fn ranked(&self, scores: &[f32], k: usize, mask: &[bool], explain: impl Fn(usize) -> Explanation) -> Vec<Recommendation> {
+        self.ranked_with(scores, k, mask, true, explain)
+    }
+
+    fn ranked_with(&self, scores: &[f32], k: usize, mask: &[bool], pins: bool, explain: impl Fn(usize) -> Explanation) -> Vec<Recommendation> {
         self.rules
-            .select(&self.catalog, &head(scores, k), k, mask)
+            .select_with(&self.catalog, &head(scores, k), k, mask, pins)
             .into_iter()
             .map(|(i, score, pinned)| self.recommendation(i, score, if pinned { pinned_text() } else { explain(i) }))
             .collect()

@@ -237,9 +237,16 @@ impl CompiledRules {
     /// so a factor means the same for logits and for counts), per-category caps or MMR
     /// diversity, then pins at their positions. Returns (index, score, pinned), best first.
     pub fn select(&self, catalog: &Catalog, candidates: &[(usize, f32)], k: usize, mask: &[bool]) -> Vec<(usize, f32, bool)> {
+        self.select_with(catalog, candidates, k, mask, true)
+    }
+
+    /// `select`, with or without the pins (the visitor's own history list has none).
+    pub fn select_with(&self, catalog: &Catalog, candidates: &[(usize, f32)], k: usize, mask: &[bool], with_pins: bool) -> Vec<(usize, f32, bool)> {
+        let no_pins = Vec::new();
+        let pins = if with_pins { &self.pins } else { &no_pins };
         let blocked = |i: usize| self.filtered(i) || mask.get(i).copied().unwrap_or(false);
         let mut pool: Vec<(usize, f32)> = candidates.iter().copied().filter(|&(i, s)| !s.is_nan() && !blocked(i)).collect();
-        if pool.is_empty() && self.pins.is_empty() {
+        if pool.is_empty() && pins.is_empty() {
             return Vec::new();
         }
         let spread = std_dev(pool.iter().map(|p| p.1)).max(1e-6);
@@ -248,7 +255,7 @@ impl CompiledRules {
         }
         let order = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         pool.sort_unstable_by(order);
-        let pinned: Vec<usize> = self.pins.iter().filter(|&&(i, pos)| pos < k && !mask.get(i).copied().unwrap_or(false)).map(|p| p.0).collect();
+        let pinned: Vec<usize> = pins.iter().filter(|&&(i, pos)| pos < k && !mask.get(i).copied().unwrap_or(false)).map(|p| p.0).collect();
         let free = k.saturating_sub(pinned.len());
         let category = |i: usize| catalog.item(i).and_then(|it| it.category.as_deref());
         let mut picked: Vec<(usize, f32)> = Vec::with_capacity(free);
@@ -287,7 +294,7 @@ impl CompiledRules {
             }
         }
         let mut out: Vec<(usize, f32, bool)> = picked.into_iter().map(|(i, s)| (i, s, false)).collect();
-        for &(i, pos) in &self.pins {
+        for &(i, pos) in pins {
             if pos < k && !mask.get(i).copied().unwrap_or(false) {
                 let at = pos.min(out.len());
                 let score = out.get(at).or(out.last()).map_or(0.0, |p| p.1);

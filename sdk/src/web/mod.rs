@@ -6,6 +6,7 @@
 //! become console warnings.
 
 mod autocapture;
+mod bench;
 mod bundle_fetch;
 mod delivery;
 mod storage;
@@ -86,6 +87,7 @@ impl WebForesight {
         }
         let (mut client, warnings) = Client::new(config, storage, JsClock).map_err(to_js)?;
         warnings.iter().for_each(|w| warn(w));
+        client.assign_experiments(&mut delivery::CryptoRandomness);
         if let Some(first) = download_errors.first() {
             client.note_bundle_failure(format!("bundle download failed: {first}"), "bundle_download");
         }
@@ -150,6 +152,23 @@ impl WebForesight {
         };
         let recs = self.client()?.recommend(&options).map_err(to_js)?;
         to_value(&recs)
+    }
+
+    /// One placement's list: `{type: "forYou" | "similarTo" | "boughtTogether" | "popular" |
+    /// "trending" | "recentlyViewed" | "rerank", …}` → the same shape as `recommend`, plus
+    /// `placement`, `variant?` and the list's `id`.
+    pub fn place(&self, request: JsValue) -> Result<JsValue, JsValue> {
+        let request: crate::placements::Placement =
+            from_js(&request).map_err(|e| js_error("invalid_option", &format!("invalid placement: {e}")))?;
+        let recs = self.client()?.place(&request).map_err(to_js)?;
+        to_value(&recs)
+    }
+
+    /// The visitor's experiment variants, `{experiment: variant}` — kept on the device.
+    pub fn variants(&self) -> Result<JsValue, JsValue> {
+        let client = self.client.try_borrow().map_err(|_| busy())?;
+        let map: std::collections::BTreeMap<String, Option<String>> = client.variants().into_iter().collect();
+        to_value(&map)
     }
 
     /// `{probability, features: [{name, value}]}` for the current session.

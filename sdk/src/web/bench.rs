@@ -1,0 +1,114 @@
+//! `BenchModel`: the SDK's model runtime without the client around it, for `bench/` (the
+//! side-by-side timing against onnxruntime-web). It loads one recommender or intent model from
+//! ONNX bytes (full build only), from tract NNEF bytes, or from a signed bundle, and runs it on
+//! the caller's input, returning the raw output: no history, no ranking, no explanations, so
+//! its timings are the same work onnxruntime-web's `session.run` does.
+
+use wasm_bindgen::prelude::*;
+
+use crate::bundle::{parse_public_key, Bundle, ModelFormat, ModelKind};
+use crate::features::INTENT_FEATURES;
+use crate::model::{IntentModel, RecommenderModel};
+
+enum Loaded {
+    Recommender(RecommenderModel),
+    Intent(IntentModel),
+}
+
+fn err(e: impl std::fmt::Display) -> JsValue {
+    js_sys::Error::new(&e.to_string()).into()
+}
+
+/// One loaded model (see the module documentation).
+#[wasm_bindgen]
+pub struct BenchModel {
+    model: Loaded,
+    scores: Vec<f32>,
+    indices: Vec<usize>,
+}
+
+impl BenchModel {
+    fn new(model: Loaded) -> BenchModel {
+        BenchModel { model, scores: Vec::new(), indices: Vec::new() }
+    }
+}
+
+#[wasm_bindgen]
+impl BenchModel {
+    /// A recommender from tract NNEF bytes scoring `nItems` items.
+    #[wasm_bindgen(js_name = recommenderNnef)]
+    pub fn recommender_nnef(bytes: &[u8], n_items: usize) -> Result<BenchModel, JsValue> {
+        RecommenderModel::load_nnef(bytes, n_items).map(|m| BenchModel::new(Loaded::Recommender(m))).map_err(err)
+    }
+
+    /// An intent model from tract NNEF bytes (18 features, the SDK's spec).
+    #[wasm_bindgen(js_name = intentNnef)]
+    pub fn intent_nnef(bytes: &[u8], positive_index: usize) -> Result<BenchModel, JsValue> {
+        IntentModel::load_nnef(bytes, INTENT_FEATURES.len(), positive_index)
+            .map(|m| BenchModel::new(Loaded::Intent(m)))
+            .map_err(err)
+    }
+
+    /// A signed bundle (`foresight-export convert`): verified with `publicKey` (base64), then
+    /// its model loaded the way `Foresight.init` loads it.
+    #[wasm_bindgen(js_name = fromBundle)]
+    pub fn from_bundle(bytes: Vec<u8>, public_key: &str) -> Result<BenchModel, JsValue> {
+        let key = parse_public_key(public_key).map_err(err)?;
+        let bundle = Bundle::parse(bytes, Some(&key)).map_err(err)?;
+        let m = &bundle.manifest;
+        let model_bytes = bundle.model_bytes().map_err(err)?;
+        match (m.kind, m.model.format) {
+            (ModelKind::Recommender, ModelFormat::Nnef) => Self::recommender_nnef(model_bytes, m.items.len()),
+            (ModelKind::Intent, ModelFormat::Nnef) => {
+                let positive = m.intent.as_ref().map_or(1, |i| i.positive_index);
+                Self::intent_nnef(model_bytes, positive)
+            }
+            #[cfg(feature = "onnx")]
+            (ModelKind::Recommender, ModelFormat::Onnx) => Self::recommender_onnx(model_bytes, m.items.len()),
+            #[cfg(feature = "onnx")]
+            (ModelKind::Intent, ModelFormat::Onnx) => {
+                Self::intent_onnx(model_bytes, m.intent.as_ref().map_or(1, |i| i.positive_index))
+            }
+            #[cfg(not(feature = "onnx"))]
+            (_, ModelFormat::Onnx) => Err(err("this is the lean (NNEF-only) build: it cannot load an ONNX bundle")),
+        }
+    }
+
+    /// All item scores for a sequence of item indices (oldest first), as a `Float32Array`.
+    pub fn scores(&mut self, indices: &[u32]) -> Result<Vec<f32>, JsValue> {
+        let Loaded::Recommender(model) = &mut self.model else {
+            return Err(err("not a recommender"));
+        };
+        self.indices.clear();
+        self.indices.extend(indices.iter().map(|&i| i as usize));
+        model.scores_into(&self.indices, &mut self.scores).map_err(err)?;
+        Ok(self.scores.clone())
+    }
+
+    /// The positive-class probability for one feature vector.
+    pub fn probability(&mut self, features: &[f32]) -> Result<f32, JsValue> {
+        let Loaded::Intent(model) = &mut self.model else {
+            return Err(err("not an intent model"));
+        };
+        model.probability(features).map_err(err)
+    }
+}
+
+#[cfg(feature = "onnx")]
+#[wasm_bindgen]
+impl BenchModel {
+    /// A recommender from ONNX bytes scoring `nItems` items (full build only).
+    #[wasm_bindgen(js_name = recommenderOnnx)]
+    pub fn recommender_onnx(bytes: &[u8], n_items: usize) -> Result<BenchModel, JsValue> {
+        RecommenderModel::load(bytes, &Default::default(), n_items)
+            .map(|m| BenchModel::new(Loaded::Recommender(m)))
+            .map_err(err)
+    }
+
+    /// An intent model from ONNX bytes (full build only).
+    #[wasm_bindgen(js_name = intentOnnx)]
+    pub fn intent_onnx(bytes: &[u8], positive_index: usize) -> Result<BenchModel, JsValue> {
+        let io = crate::model::IntentIo { positive_index, ..Default::default() };
+        IntentModel::load(bytes, &io, INTENT_FEATURES.len()).map(|m| BenchModel::new(Loaded::Intent(m))).map_err(err)
+    }
+}
