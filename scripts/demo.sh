@@ -25,7 +25,8 @@ cargo build -q -p foresight-export --locked
 bin=target/debug/foresight-export
 
 mkdir -p "$model"
-if [ ! -s "$model/recommender.onnx" ] || [ ! -s "$model/titles.json" ]; then
+# Retrained when missing or older than the trainer (its output format may have grown).
+if [ ! -s "$model/recommender.onnx" ] || [ ! -s "$model/titles.json" ] || [ "$bin" -nt "$model/recommender.onnx" ]; then
   log "training the recommender on MovieLens-100K (foresight-export train, ~30 s)"
   "$bin" train --interactions data/ml-100k/ml-100k.inter --items data/ml-100k/ml-100k.item \
     --out-model "$model/recommender.onnx.tmp" --out-catalog "$model/catalog.json" \

@@ -28,10 +28,15 @@ pub enum Kind {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// `gru` for a recognised GRU4Rec-style recommender that passes parity, else `nnef`.
+    Auto,
     /// tract-optimized NNEF: small and fast to load; the lean SDK build reads only this.
     Nnef,
     /// The ONNX file itself (external weights inlined).
     Onnx,
+    /// GRU weights for the SDK's own kernels: incremental session state, one step per event.
+    /// Only for `Gather → GRU → MatMul (+ bias)` recommenders; says why otherwise.
+    Gru,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -53,7 +58,7 @@ pub struct ConvertArgs {
     /// Where to write the bundle.
     #[arg(long, short)]
     pub out: PathBuf,
-    #[arg(long, value_enum, default_value = "nnef")]
+    #[arg(long, value_enum, default_value = "auto")]
     pub format: Format,
     /// Input to use (default: the first).
     #[arg(long)]
@@ -111,8 +116,11 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         Kind::Intent => IntentModel::KIND,
     };
 
-    if args.quantize.is_some() && args.format == Format::Onnx {
-        bail!("--quantize f16 works on the NNEF format (the default); drop --format onnx");
+    if args.quantize.is_some() && matches!(args.format, Format::Onnx | Format::Gru) {
+        bail!("--quantize f16 works on the NNEF format; use --format nnef");
+    }
+    if args.format == Format::Gru && args.kind == Kind::Intent {
+        bail!("--format gru is for GRU recommenders; an intent model converts to nnef or onnx");
     }
     steps.step("reading the ONNX model");
     let im = tract_onnx::onnx()
@@ -164,11 +172,37 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         }
     }
 
-    steps.step(match args.format {
-        Format::Nnef => "writing tract NNEF",
+    // The format: a recognised GRU recommender runs on the SDK's kernels unless told otherwise.
+    let mut gru_spec = None;
+    let mut gru_bytes = None;
+    let format = match (args.format, args.kind) {
+        (Format::Auto | Format::Gru, Kind::Recommender) if args.quantize.is_none() => {
+            let onnx = crate::onnx_file::self_contained(&args.model)?;
+            match foresight::gru::from_onnx(&onnx, args.output.as_deref()) {
+                Ok(g) if g.spec.items == catalog.len() => {
+                    gru_spec = Some(g.spec.clone());
+                    gru_bytes = Some(g.to_bytes());
+                    Format::Gru
+                }
+                Ok(g) => bail!("the GRU scores {} items but the catalog lists {}", g.spec.items, catalog.len()),
+                Err(why) if args.format == Format::Gru => bail!("--format gru: {why}"),
+                Err(why) => {
+                    notes.push(format!("not a recognised GRU recommender ({why}): NNEF, whole sequence per call"));
+                    Format::Nnef
+                }
+            }
+        }
+        (Format::Auto, _) => Format::Nnef,
+        (f, _) => f,
+    };
+    steps.step(match format {
+        Format::Nnef | Format::Auto => "writing tract NNEF",
         Format::Onnx => "inlining ONNX weights",
+        Format::Gru => "writing GRU weights",
     });
-    let model_bytes = match args.format {
+    let model_bytes = match format {
+        Format::Gru => gru_bytes.take().unwrap_or_default(),
+        Format::Auto => unreachable!("resolved above"),
         // tract 0.23.9 types some ONNX patterns into operators it cannot write as NNEF (Erf-based
         // GELU becomes GeluExact); the full SDK build still runs them from ONNX.
         Format::Nnef => model::write_nnef(kind_name, &stored).map_err(|e| {
@@ -187,9 +221,12 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         cases.extend(parity::from_file(path, &ids)?);
     }
     let load = |bytes: Option<&[u8]>| -> Result<Runner> {
+        if let (Some(b), Some(spec)) = (bytes, &gru_spec) {
+            return Ok(Runner::Recommender(RecommenderModel::from_gru(foresight::gru::GruModel::from_bytes(spec.clone(), b)?)));
+        }
         let model = match bytes {
             None => typed.clone(),
-            Some(b) if args.format == Format::Nnef => model::read_nnef(kind_name, b)?,
+            Some(b) if format == Format::Nnef => model::read_nnef(kind_name, b)?,
             Some(_) => typed.clone(),
         };
         Ok(match args.kind {
@@ -243,10 +280,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         created_by: format!("foresight-export {}", env!("CARGO_PKG_VERSION")),
         model: ModelSection {
             part: "model".into(),
-            format: match args.format {
-                Format::Nnef => ModelFormat::Nnef,
-                Format::Onnx => ModelFormat::Onnx,
-            },
+            format: model_format(format),
             inputs,
             outputs,
             quantization: if args.quantize.is_some() { Quantization::F16 } else { Quantization::None },
@@ -259,6 +293,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
             positive_index: args.positive_index,
         }),
         embeddings: None,
+        gru: gru_spec.clone(),
         parts: Vec::new(),
         parity: parity.clone(),
         key_id: None,
@@ -282,10 +317,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
             Kind::Recommender => ModelKind::Recommender,
             Kind::Intent => ModelKind::Intent,
         },
-        format: match args.format {
-            Format::Nnef => ModelFormat::Nnef,
-            Format::Onnx => ModelFormat::Onnx,
-        },
+        format: model_format(format),
         items: catalog.len(),
         signed: key.is_some(),
         parity,
@@ -323,6 +355,14 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn model_format(f: Format) -> ModelFormat {
+    match f {
+        Format::Nnef | Format::Auto => ModelFormat::Nnef,
+        Format::Onnx => ModelFormat::Onnx,
+        Format::Gru => ModelFormat::Gru,
+    }
 }
 
 /// Names, element types and shapes of the typed model's input and output.

@@ -49,6 +49,12 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
     }
     println!("{}: {} bytes, format version {}, {}", args.bundle.display(), b.len(), m.format_version, m.created_by);
     println!("  kind: {:?}, model: {:?} ({:?} quantization)", m.kind, m.model.format, m.model.quantization);
+    if let Some(g) = &m.gru {
+        println!(
+            "  GRU on the SDK's kernels: input {}, hidden {}, linear_before_reset {}, {} embedding rows — incremental session state, one step per event",
+            g.input_size, g.hidden_size, g.linear_before_reset, g.embedding_rows
+        );
+    }
     for t in &m.model.inputs {
         println!("  input  {}: {} [{}]", t.name, t.dtype, t.shape.join(", "));
     }
@@ -87,11 +93,16 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
             (ModelKind::Recommender, ModelFormat::Onnx) => {
                 Runner::Recommender(RecommenderModel::load(bytes, &Default::default(), m.items.len())?)
             }
+            (ModelKind::Recommender, ModelFormat::Gru) => {
+                let spec = m.gru.clone().context("format gru without a gru section")?;
+                Runner::Recommender(RecommenderModel::from_gru(foresight::gru::GruModel::from_bytes(spec, bytes)?))
+            }
             (ModelKind::Intent, format) => {
                 let positive = m.intent.as_ref().map_or(1, |i| i.positive_index);
                 Runner::Intent(match format {
                     ModelFormat::Nnef => IntentModel::load_nnef(bytes, INTENT_FEATURES.len(), positive)?,
                     ModelFormat::Onnx => IntentModel::load(bytes, &foresight::model::IntentIo { positive_index: positive, ..Default::default() }, INTENT_FEATURES.len())?,
+                    ModelFormat::Gru => anyhow::bail!("an intent model cannot be in the gru format"),
                 })
             }
         })

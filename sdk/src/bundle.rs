@@ -86,6 +86,9 @@ pub enum ModelFormat {
     /// tract-optimized NNEF (a tar): no ONNX parsing in the browser.
     Nnef,
     Onnx,
+    /// A GRU4Rec-style recommender's weights for the SDK's own kernels (`crate::gru`): one
+    /// step per new event instead of the whole sequence. Shapes in the manifest's `gru`.
+    Gru,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +180,9 @@ pub struct Manifest {
     pub intent: Option<IntentSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embeddings: Option<EmbeddingSection>,
+    /// Shapes of a `gru`-format model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gru: Option<crate::gru::GruSpec>,
     pub parts: Vec<PartEntry>,
     #[serde(default)]
     pub parity: Vec<ParityReport>,
@@ -413,6 +419,7 @@ mod tests {
             max_seq_len: Some(50),
             intent: None,
             embeddings: None,
+            gru: None,
             parts: vec![],
             parity: vec![],
             key_id: None,

@@ -15,6 +15,7 @@ use crate::sync::{DayInputs, Outcome, Sync, SyncConfig};
 use crate::error::{Error, Result};
 use crate::features::{self, Cart, DEFAULT_MAX_SEQ_LEN, INTENT_FEATURES};
 use crate::intent::{self, IntentScore};
+use crate::gru::{GruModel, SessionState, Snapshot};
 use crate::model::{IntentIo, IntentModel, RecommenderModel};
 #[cfg(feature = "onnx")]
 use crate::model::RecommenderIo;
@@ -164,6 +165,23 @@ pub enum ModelStatus {
 pub(crate) struct Recommender {
     pub(crate) model: RecommenderModel,
     pub(crate) max_seq_len: usize,
+    /// The visitor's running GRU state (models on the SDK's kernels only).
+    pub(crate) session: SessionState,
+    /// Identifies the weights, so a stored state is never applied to another model.
+    pub(crate) model_id: String,
+}
+
+impl Recommender {
+    pub(crate) fn new(model: RecommenderModel, max_seq_len: usize, model_id: String) -> Self {
+        Recommender { model, max_seq_len, session: SessionState::default(), model_id }
+    }
+}
+
+/// The stored GRU session state: which model it belongs to and the state itself.
+#[derive(serde::Serialize, Deserialize)]
+pub(crate) struct StoredState {
+    pub(crate) model: String,
+    pub(crate) snapshot: Snapshot,
 }
 
 /// Models gathered while initialising, with why each slot is empty when it is.
@@ -189,8 +207,16 @@ impl Loaded {
                 let model = match m.model.format {
                     ModelFormat::Nnef => RecommenderModel::load_nnef(model_bytes, n)?,
                     ModelFormat::Onnx => load_onnx_recommender_bytes(model_bytes, m, n)?,
+                    ModelFormat::Gru => {
+                        let spec = m.gru.clone().ok_or_else(|| BundleError::Manifest("format gru without a gru section".into()))?;
+                        if spec.items != n {
+                            return Err(BundleError::Manifest(format!("the GRU scores {} items, the manifest lists {n}", spec.items)).into());
+                        }
+                        RecommenderModel::from_gru(GruModel::from_bytes(spec, model_bytes)?)
+                    }
                 };
-                self.recommender = Some(Recommender { model, max_seq_len: m.max_seq_len.unwrap_or(DEFAULT_MAX_SEQ_LEN).max(1) });
+                let id = m.parts.iter().find(|p| p.name == m.model.part).map(|p| p.sha256.clone()).unwrap_or_default();
+                self.recommender = Some(Recommender::new(model, m.max_seq_len.unwrap_or(DEFAULT_MAX_SEQ_LEN).max(1), id));
                 self.catalog = Some(m.items.clone());
             }
             ModelKind::Intent => {
@@ -208,6 +234,7 @@ impl Loaded {
                 let model = match m.model.format {
                     ModelFormat::Nnef => IntentModel::load_nnef(model_bytes, ours.len(), spec.positive_index)?,
                     ModelFormat::Onnx => load_onnx_intent_bytes(model_bytes, m, spec.positive_index)?,
+                    ModelFormat::Gru => return Err(BundleError::Manifest("an intent model cannot be in the gru format".into()).into()),
                 };
                 self.intent = Some(model);
             }
@@ -295,9 +322,11 @@ pub struct Client<S: Storage, C: Clock> {
     personalization: Personalization,
 }
 
-/// At most this many distinct recommended items are remembered per day; later ones are not
-/// needed for one sampled item and a funnel stage.
-const MAX_SHOWN: usize = 200;
+/// At most this many items per placement are remembered per day (a reranked category page
+/// must not crowd out the other placements' lists), and of a reranked list only its head: the
+/// items a visitor sees without scrolling.
+const MAX_SHOWN_PER_PLACEMENT: usize = 60;
+const RERANK_SHOWN: usize = 20;
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, Deserialize)]
 struct ShownToday {
@@ -362,7 +391,11 @@ impl<S: Storage, C: Clock> Client<S, C> {
                 load_recommender_onnx(&rc, catalog.len())
             };
             match result {
-                Ok(model) => loaded.recommender = Some(Recommender { model, max_seq_len: rc.max_seq_len }),
+                Ok(model) => {
+                    // tract models keep no session state, so the id only has to name the source.
+                    let id = format!("onnx:{}", rc.model.len());
+                    loaded.recommender = Some(Recommender::new(model, rc.max_seq_len, id));
+                }
                 Err(e) => {
                     warnings.push(format!("recommender not loaded, using the popularity fallback: {e}"));
                     loaded.recommender_error = Some((e.to_string(), e.code()));
@@ -508,9 +541,12 @@ impl<S: Storage, C: Clock> Client<S, C> {
             self.shown = ShownToday { day, items: Vec::new() };
         }
         let before = self.shown.items.len();
-        for r in &recs.items {
+        let head = if recs.placement == "rerank" { RERANK_SHOWN } else { recs.items.len() };
+        let mut mine = self.shown.items.iter().filter(|s| s.placement == recs.placement).count();
+        for r in recs.items.iter().take(head) {
             let known = self.shown.items.iter().any(|s| s.item == r.item_id && s.placement == recs.placement);
-            if self.shown.items.len() < MAX_SHOWN && !known {
+            if mine < MAX_SHOWN_PER_PLACEMENT && !known {
+                mine += 1;
                 self.shown.items.push(Shown { item: r.item_id.clone(), at: now, placement: recs.placement.to_owned(), variant });
             }
         }
@@ -725,8 +761,18 @@ impl<S: Storage, C: Clock> Client<S, C> {
             sync.forget(self.log.storage_mut());
         }
         self.max_intent = None;
+        if let Some(r) = self.recommender.as_mut() {
+            r.session = SessionState::default();
+        }
+        let key = format!("{}.state", self.log.key());
+        self.log.storage_mut().remove(&key)?;
         self.shown = ShownToday::default();
         let key = format!("{}.shown", self.log.key());
+        self.log.storage_mut().remove(&key)?;
+        // Experiment variants too: erasing means everything kept about the visitor (a new
+        // variant is drawn at the next start).
+        self.assigned.iter_mut().for_each(|a| *a = None);
+        let key = format!("{}.variants", self.log.key());
         self.log.storage_mut().remove(&key)?;
         Ok(self.log.forget()?)
     }
@@ -737,6 +783,14 @@ impl<S: Storage, C: Clock> Client<S, C> {
         if self.recommender.is_none() && !matches!(self.recommender_status, ModelStatus::Failed { .. }) {
             self.recommender_status = ModelStatus::Failed { error, code };
         }
+    }
+
+    /// For a GRU on the SDK's kernels: the steps the last `forYou` took and whether it had to
+    /// start over (`None` for other models).
+    pub fn session_steps(&self) -> Option<(usize, bool)> {
+        let r = self.recommender.as_ref()?;
+        r.model.gru()?;
+        Some((r.session.last_steps, r.session.last_rebuilt))
     }
 
     pub fn recommender_status(&self) -> &ModelStatus {

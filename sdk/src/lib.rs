@@ -10,6 +10,7 @@ pub mod capture;
 pub mod error;
 pub mod experiment;
 pub mod features;
+pub mod gru;
 pub mod store;
 pub mod sync;
 

@@ -306,12 +306,16 @@ fn single_io(model: &'static str, typed: &TypedModel) -> Result<(TypedFact, Stri
 
 /// A session recommender: item-index sequence in, one score per vocabulary item out.
 pub struct RecommenderModel {
-    runner: Runner,
-    dtype: DatumType,
-    rank: usize,
+    engine: Engine,
     n_items: usize,
     input_name: String,
     output_name: String,
+}
+
+/// What runs the model: tract's plan, or the SDK's GRU kernels (`crate::gru`).
+enum Engine {
+    Tract { runner: Runner, dtype: DatumType, rank: usize },
+    Gru(crate::gru::GruModel),
 }
 
 impl RecommenderModel {
@@ -354,7 +358,21 @@ impl RecommenderModel {
         if out.shape.iter().rev().skip(1).any(|d| d.to_i64().map_or(true, |v| v != 1)) {
             return Err(out_err(format!("has shape {:?}; expected [1, items] or [items]", out.shape)));
         }
-        Ok(RecommenderModel { runner: runner(model, typed)?, dtype, rank, n_items, input_name, output_name })
+        Ok(RecommenderModel { engine: Engine::Tract { runner: runner(model, typed)?, dtype, rank }, n_items, input_name, output_name })
+    }
+
+    /// A GRU recommender on the SDK's kernels (bundle format `gru`).
+    pub fn from_gru(model: crate::gru::GruModel) -> Self {
+        let n_items = model.spec.items;
+        RecommenderModel { engine: Engine::Gru(model), n_items, input_name: "item_seq".into(), output_name: "scores".into() }
+    }
+
+    /// The GRU weights when this model runs on the SDK's kernels: incremental state is possible.
+    pub fn gru(&self) -> Option<&crate::gru::GruModel> {
+        match &self.engine {
+            Engine::Gru(g) => Some(g),
+            Engine::Tract { .. } => None,
+        }
     }
 
     pub fn n_items(&self) -> usize {
@@ -374,8 +392,12 @@ impl RecommenderModel {
         if sequence.is_empty() {
             return Err(ModelError::Run { model: Self::KIND, detail: "the item sequence is empty".into() });
         }
-        let shape: &[usize] = if self.rank == 2 { &[1, sequence.len()] } else { &[sequence.len()] };
-        let tensor = if self.dtype == i32::datum_type() {
+        let (runner, dtype, rank) = match &self.engine {
+            Engine::Gru(g) => return g.scores_into(sequence, scores),
+            Engine::Tract { runner, dtype, rank } => (runner, *dtype, *rank),
+        };
+        let shape: &[usize] = if rank == 2 { &[1, sequence.len()] } else { &[sequence.len()] };
+        let tensor = if dtype == i32::datum_type() {
             let data: Vec<i32> = sequence.iter().map(|&i| i as i32).collect();
             Tensor::from_shape(shape, &data)
         } else {
@@ -383,7 +405,7 @@ impl RecommenderModel {
             Tensor::from_shape(shape, &data)
         }
         .map_err(|e| ModelError::Run { model: Self::KIND, detail: format!("{e:#}") })?;
-        let out = self.runner.run(tensor)?;
+        let out = runner.run(tensor)?;
         let view = out[0]
             .to_plain_array_view::<f32>()
             .map_err(|e| ModelError::Run { model: Self::KIND, detail: format!("{e:#}") })?;

@@ -165,7 +165,12 @@ impl<S: Storage, C: Clock> Client<S, C> {
                     None
                 };
                 let mut answer = None;
-                if let (None, Some(rec)) = (&reason, self.recommender.as_mut()) {
+                if reason.is_none() && self.recommender.as_ref().is_some_and(|r| r.model.gru().is_some()) {
+                    match self.for_you_incremental(k, &mask) {
+                        Ok(items) => answer = Some((items, Source::Model)),
+                        Err(e) => fallback = Some(format!("the recommender failed: {e}")),
+                    }
+                } else if let (None, Some(rec)) = (&reason, self.recommender.as_mut()) {
                     let indices: Vec<usize> = seq.iter().map(|s| s.index).collect();
                     match rec.model.scores_into(&indices, &mut self.scratch) {
                         Ok(()) => {
@@ -316,6 +321,72 @@ impl<S: Storage, C: Clock> Client<S, C> {
             }
         };
         Ok(self.finish(placement.name(), items, source, fallback))
+    }
+
+    /// `forYou` on a GRU's running state: the new events only, then the head; explanations
+    /// by occlusion from the kept states, scoring just the picks.
+    fn for_you_incremental(&mut self, k: usize, mask: &[bool]) -> Result<Vec<Recommendation>> {
+        // The whole stored history feeds the state (a GRU carries it); `maxSeqLen` only bounds
+        // whole-sequence runs.
+        let seq = features::item_sequence(self.log.events(), self.catalog.vocab(), usize::MAX);
+        let indices: Vec<usize> = seq.iter().map(|s| s.index).collect();
+        let state_key = format!("{}.state", self.log.key());
+        let rec = self.recommender.as_mut().ok_or(Error::NoModel("recommender"))?;
+        let gru = rec.model.gru().ok_or(Error::NoModel("recommender"))?;
+        if rec.session.consumed().is_empty() {
+            // After a reload: the stored state, when it is this model's and this history's.
+            let stored: Option<crate::client::StoredState> =
+                self.log.storage().get(&state_key).ok().flatten().and_then(|t| serde_json::from_str(&t).ok());
+            if let Some(st) = stored.filter(|st| st.model == rec.model_id) {
+                rec.session.restore(&st.snapshot, &indices, gru.hidden_size());
+            }
+        }
+        let h = rec.session.advance(gru, &indices)?.to_vec();
+        let changed = rec.session.last_steps > 0;
+        gru.head_into(&h, &mut self.scratch);
+        let picks = self.rules.select(&self.catalog, &head(&self.scratch, k), k, mask);
+        // Occlusion over the last few distinct items, as the whole-sequence path does.
+        let mut probes: Vec<&features::SeqItem<'_>> = Vec::new();
+        for item in seq.iter().rev() {
+            if probes.len() == recommend::EXPLAIN_PROBES {
+                break;
+            }
+            if !probes.iter().any(|p| p.index == item.index) {
+                probes.push(item);
+            }
+        }
+        let mut best: Vec<(f32, usize)> = picks.iter().map(|_| (f32::NEG_INFINITY, 0)).collect();
+        if probes.len() > 1 {
+            for (n, probe) in probes.iter().enumerate() {
+                let without = rec.session.without(gru, probe.index)?;
+                for (&(i, score, _), b) in picks.iter().zip(best.iter_mut()) {
+                    let drop = score - gru.score_one(&without, i);
+                    if drop > b.0 {
+                        *b = (drop, n);
+                    }
+                }
+            }
+        }
+        let snapshot = changed.then(|| rec.session.snapshot()).flatten().map(|snapshot| crate::client::StoredState { model: rec.model_id.clone(), snapshot });
+        let items = picks
+            .iter()
+            .zip(best)
+            .map(|(&(i, score, pinned), (_, n))| {
+                let because = match probes.get(n) {
+                    _ if pinned => pinned_text(),
+                    Some(p) => Explanation::because(p.event, p.item_id),
+                    None => Explanation::popular(),
+                };
+                self.recommendation(i, score, because)
+            })
+            .collect();
+        if let Some(st) = snapshot {
+            // Losing it only costs a rebuild from history at the next start.
+            if let Ok(text) = serde_json::to_string(&st) {
+                let _ = self.log.storage_mut().set(&state_key, &text);
+            }
+        }
+        Ok(items)
     }
 
     fn rerank(&mut self, item_ids: &[String], blend: f32) -> Result<Recommendations> {

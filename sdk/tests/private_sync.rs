@@ -276,6 +276,14 @@ fn experiments_assign_once_change_the_placement_and_attribute_within_the_window(
     }
     assert_eq!(seen.len(), 2, "both variants drawn: {seen:?}");
 
+    // Erasing the visitor's data erases the variant too; the next start draws again.
+    let (mut c, _) = open(with_experiment(60.0), MemoryStorage::default(), &clock);
+    c.assign_experiments(&mut SeededRandomness(1));
+    c.forget().expect("forget");
+    assert_eq!(c.variants()[0].1, None);
+    let storage = c.into_storage();
+    assert!(storage.get("foresight.events.variants").expect("readable").is_none());
+
     // A click after the attribution window is not the list's doing.
     let (mut c, _) = open(with_experiment(1.0), MemoryStorage::default(), &clock);
     c.assign_experiments(&mut SeededRandomness(5));
