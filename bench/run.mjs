@@ -114,6 +114,8 @@ for (let i = 0; i < (rendering ? 0 : LOADS); i++) {
   log(`compare page ${i + 1}/${LOADS} (ORT ${threads} threads)`);
   threaded.push(await load(`/compare.html?runtimes=ort&threads=${threads}&runs=${RUNS}`));
 }
+let latency = [];
+for (let i = 0; i < (rendering ? 0 : LOADS); i++) { log(`incremental latency page ${i + 1}/${LOADS}`); latency.push((await load(`/latency.html?runs=${RUNS}`)).result); }
 let cold = { full: [], lean: [], ort: [] };
 for (let i = 0; i < (rendering ? 0 : LOADS); i++) for (const rt of RT) { log(`cold start ${rt} ${i + 1}/${LOADS}`); cold[rt].push((await load(`/cold.html?rt=${rt}`)).result); }
 let api = [];
@@ -145,8 +147,9 @@ await new Promise((r) => server.close(r));
 const rawFile = path.join(generated, "raw-results.json");
 if (rendering) {
   ({ compare, threaded, cold, api, browse, loadEnd, minutes, chromiumVersion } = rendering);
+  latency = rendering.latency ?? [];
 } else {
-  fs.writeFileSync(rawFile, JSON.stringify({ compare, threaded, cold, api, browse, loadStart, loadEnd, minutes, chromiumVersion, loads: LOADS, runs: RUNS }));
+  fs.writeFileSync(rawFile, JSON.stringify({ compare, threaded, latency, cold, api, browse, loadStart, loadEnd, minutes, chromiumVersion, loads: LOADS, runs: RUNS }));
 }
 
 // ---------------------------------------------------------------- accuracy (foresight-export train --eval --json)
@@ -275,6 +278,23 @@ for (const id of ["full", "lean"]) {
 }
 p();
 if (mism.length) { p("Mismatches:"); p(); for (const x of [...new Set(mism)]) p(`- ${x}`); p(); }
+p("## One recommendation by session length: incremental state vs whole sequence (ms, median over page loads)");
+p();
+p("The GRU fixture three ways in one page (`bench/pages/latency.js`): **incremental** — the signed `gru` bundle on the SDK's own kernels, the session already holding the events, one GRU step for the new event plus the scoring head (5,000 scores to JavaScript; \"+ top-20\": the top 20 picked in wasm instead); **whole** — the whole sequence from a zero state on the SDK's kernels and on tract; and onnxruntime-web (1 thread) on the whole sequence (\"+ top-20\" picked in JavaScript). Ratios are against onnxruntime-web's whole-sequence run at the same length; the goal of issue #8 is ≤ 0.5×.");
+p();
+if (latency.length && !latency[0].error) {
+  p("| length | incremental p50 / p99 | + top-20 p50 / p99 | SDK kernels whole p50 | tract whole p50 | ORT p50 / p99 | ORT + top-20 p50 | incremental ÷ ORT (p50 / p99) | + top-20 ÷ ORT + top-20 (p50) | top-20 vs ORT, max \\|Δ\\| |");
+  p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+  for (const len of Object.keys(latency[0].lengths)) {
+    const L = (k, f) => median(latency.map((r) => r.lengths[len][k][f]));
+    const agree = latency.every((r) => r.lengths[len].agreement.top20Identical);
+    const delta = Math.max(...latency.map((r) => r.lengths[len].agreement.maxAbsDelta));
+    p(`| ${len} | ${ms(L("incremental", "p50Ms"), 3)} / ${ms(L("incremental", "p99Ms"), 3)} | ${ms(L("incrementalTop20", "p50Ms"), 3)} / ${ms(L("incrementalTop20", "p99Ms"), 3)} | ${ms(L("kernelsWhole", "p50Ms"), 3)} | ${ms(L("tractWhole", "p50Ms"), 3)} | ${ms(L("ortWhole", "p50Ms"), 3)} / ${ms(L("ortWhole", "p99Ms"), 3)} | ${ms(L("ortWholeTop20", "p50Ms"), 3)} | ${ratio(L("incremental", "p50Ms"), L("ortWhole", "p50Ms"))} / ${ratio(L("incremental", "p99Ms"), L("ortWhole", "p99Ms"))} | ${ratio(L("incrementalTop20", "p50Ms"), L("ortWholeTop20", "p50Ms"))} | ${agree ? "identical" : "DIFFERS"}, ${delta.toExponential(1)} |`);
+  }
+} else {
+  p(`(not measured: ${latency[0]?.error ?? "no run"})`);
+}
+p();
 p("## Cold start: page load → first recommendation (ms, from navigation start)");
 p();
 p("Fresh browser, empty cache, everything from the local server. Foresight: `init()`, `Foresight.init({bundleUrls: [session_gru.fsb], publicKey})` (download, signature check, NNEF load), one `product_view`, `recommend({k: 10})` including its explanation re-runs. onnxruntime-web (1 thread): import, catalog + `session_gru.onnx` fetched, session created, one run, top-10 in JavaScript.");

@@ -111,11 +111,24 @@ async function boot() {
     /** `because` → words, with the film's title instead of its id. */
     explain(because) {
       if (!because) return "";
-      if (because.kind === "recent_event" && because.itemId) {
-        const film = catalog.byId.get(because.itemId);
-        const verb = because.event === "add_to_cart" ? "added" : because.event === "purchase" ? "bought" : "viewed";
-        if (film) return `because you ${verb} ${filmLabel(film)}`;
+      const film = because.itemId ? catalog.byId.get(because.itemId) : null;
+      switch (because.kind) {
+        case "recent_event": {
+          const verb = because.event === "add_to_cart" ? "added" : because.event === "purchase" ? "bought" : "viewed";
+          if (film) return `because you ${verb} ${filmLabel(film)}`;
+          break;
+        }
+        case "similar_to":
+          if (film) return `visitors who viewed ${filmLabel(film)} looked at this next`;
+          break;
+        case "goes_with":
+          if (film) return `goes with ${filmLabel(film)} in your cart`;
+          break;
+        default:
+          break;
       }
+      // popular_now, trending, recently_viewed, pinned, reranked ("moved up from #7 for you"):
+      // the SDK's own words.
       return because.text ?? "";
     },
     /** Tracks an event, then updates the nudges from the new intent score. */
@@ -255,6 +268,7 @@ async function boot() {
     storageKey: cfg.storageKey,
     onProgress,
     timeoutMs: cfg.initTimeoutMs,
+    options: cfg.foresight,
   });
   hideProgress();
   window.__foresight = p.fs;

@@ -44,7 +44,7 @@ export class Personalization {
   }
 
   /** Loads the SDK module and the models. Never rejects: a failure leaves `state = "failed"`. */
-  async init({ sdkUrl, runtime, worker, storageKey, onProgress, timeoutMs }) {
+  async init({ sdkUrl, runtime, worker, storageKey, onProgress, timeoutMs, options = {} }) {
     try {
       // Relative to the page, not to this module.
       const mod = await import(new URL(sdkUrl, document.baseURI).href);
@@ -62,7 +62,11 @@ export class Personalization {
         storageKey,
         onProgress,
       };
-      if (runtime.collector) cfg.collector = runtime.collector;
+      // The shop's rules, experiments and attribution window (config.js).
+      for (const key of ["rules", "experiments", "attributionWindowMinutes"]) {
+        if (options[key] !== undefined) cfg[key] = options[key];
+      }
+      if (runtime.collector) cfg.collector = { ...runtime.collector, ...(options.collector ?? {}) };
       if (worker) cfg.worker = true;
       const fs = await withTimeout(mod.Foresight.init(cfg), timeoutMs, "the SDK took too long to start");
       this.fs = fs;
@@ -111,21 +115,93 @@ export class Personalization {
     );
   }
 
-  /** `{items, source, fallbackReason?}`; from the catalog's popularity when the SDK is unavailable. */
-  recommend({ k = 8, exclude = [] } = {}) {
-    return this.call(
-      "recommend",
-      (fs) => fs.recommend({ k, exclude }),
-      (e) => this.popular(k, exclude, e ? `the SDK failed: ${e.message}` : `the SDK is ${this.state === "loading" ? "still loading" : "unavailable"}`),
+  /** Why the fallback answers: the SDK's error, or that it is not there. */
+  why(e) {
+    return e ? `the SDK failed: ${e.message}` : `the SDK is ${this.state === "loading" ? "still loading" : "unavailable"}`;
+  }
+
+  /**
+   * One SDK placement (`fs.place(request)`), in queue order; `fallback(reason)` answers from the
+   * catalog when the SDK is missing or the call throws. Every result has the SDK's shape:
+   * `{items: [{itemId, score, because}], source, fallbackReason?, placement, variant?, id?}`.
+   */
+  place(request, fallback) {
+    return this.call(request.type, (fs) => fs.place(request), (e) => ({ placement: request.type, ...fallback(this.why(e)) }));
+  }
+
+  /** "Recommended for you": the model on the visitor's history (popularity for a newcomer). */
+  forYou({ k = 8, exclude = [] } = {}) {
+    return this.place({ type: "forYou", k, exclude }, (reason) => this.catalogPopular(k, exclude, reason));
+  }
+
+  /** Kept for callers of the older API: the same list as `forYou`. */
+  recommend(options) {
+    return this.forYou(options);
+  }
+
+  /** "You may also like" on a film page: what visitors look at after that film. */
+  similarTo(itemId, { k = 6, exclude = [] } = {}) {
+    const category = this.catalog.byId.get(itemId)?.genres[0];
+    return this.place({ type: "similarTo", itemId, k, exclude }, (reason) => this.catalogPopular(k, [itemId, ...exclude], reason, category));
+  }
+
+  /** "Goes well with your cart": the model on the cart's films. */
+  boughtTogether(itemIds, { k = 6, exclude = [] } = {}) {
+    return this.place({ type: "boughtTogether", itemIds, k, exclude }, (reason) => this.catalogPopular(k, [...itemIds, ...exclude], reason));
+  }
+
+  /** "Popular now": the catalog's popularity, under the shop's rules. */
+  popular({ category, k = 8, exclude = [] } = {}) {
+    return this.place({ type: "popular", ...(category ? { category } : {}), k, exclude }, (reason) => this.catalogPopular(k, exclude, reason, category));
+  }
+
+  /** "Trending now": the catalog's recent popularity (the last 30 days of the training log). */
+  trending({ category, k = 8, exclude = [] } = {}) {
+    return this.place({ type: "trending", ...(category ? { category } : {}), k, exclude }, (reason) =>
+      this.catalogPopular(k, exclude, `${reason}; no trend without it`, category),
     );
   }
 
-  popular(k, exclude = [], reason = "popular now") {
+  /** "Recently viewed": the visitor's own views, newest first (nothing without the SDK). */
+  recentlyViewed({ k = 8, exclude = [] } = {}) {
+    return this.place({ type: "recentlyViewed", k, exclude }, (reason) => ({ items: [], source: "history", fallbackReason: reason }));
+  }
+
+  /**
+   * The page's own list reordered for the visitor: always a permutation of `itemIds`. Without
+   * the SDK, or if its answer is not a permutation, the shop's order stays.
+   */
+  async rerank(itemIds, { blend = 0.5 } = {}) {
+    const keep = (reason) => ({
+      placement: "rerank",
+      items: itemIds.map((itemId, i) => ({ itemId, score: -i, because: null })),
+      source: "popularity",
+      fallbackReason: reason,
+    });
+    if (itemIds.length === 0) return keep("nothing to reorder");
+    const recs = await this.place({ type: "rerank", itemIds, blend }, keep);
+    const got = (recs?.items ?? []).map((r) => r.itemId);
+    const want = new Set(itemIds);
+    const permutation = got.length === itemIds.length && new Set(got).size === got.length && got.every((id) => want.has(id));
+    if (!permutation) {
+      console.warn("[demo] rerank() did not return a permutation of the page's list; the shop's order stays.", { sent: itemIds.length, got: got.length });
+      return keep("the reordered list was incomplete");
+    }
+    return recs;
+  }
+
+  /** `{experiment: variant}` (kept on the device); `{}` without the SDK. */
+  variants() {
+    return this.call("variants", (fs) => fs.variants(), () => ({}));
+  }
+
+  /** The catalog's own popularity (optionally within a genre): the answer when the SDK is not there. */
+  catalogPopular(k, exclude = [], reason = "popular now", genre) {
     const skip = new Set(exclude);
-    const items = this.catalog.byPopularity
-      .filter((f) => !skip.has(f.id))
-      .slice(0, k)
-      .map((f) => ({ itemId: f.id, score: f.popularity, because: { kind: "popular_now", text: "popular now" } }));
+    const pick = (f) => !skip.has(f.id) && (!genre || f.genres.includes(genre));
+    let films = this.catalog.byPopularity.filter(pick).slice(0, k);
+    if (films.length === 0 && genre) films = this.catalog.byPopularity.filter((f) => !skip.has(f.id)).slice(0, k);
+    const items = films.map((f) => ({ itemId: f.id, score: f.popularity, because: { kind: "popular_now", text: "popular now" } }));
     return { items, source: "popularity", fallbackReason: reason };
   }
 

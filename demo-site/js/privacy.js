@@ -47,6 +47,16 @@ export async function renderPrivacy(ctx) {
         <pre data-testid="privacy-status" class="json small"></pre>
       </div>
     </div>
+    <div class="card" data-testid="experiments">
+      <h2>Experiments</h2>
+      <ul class="experiments" data-testid="experiment-list"></ul>
+      <p class="fine" data-testid="experiment-privacy">Your group was drawn at random on this device, is kept in its storage
+        and never leaves it as such: no request carries it. With your consent, the daily report below holds one
+        <code>experiment_outcome</code> value per test — your group and how far that list led today (shown → clicked →
+        added to cart → bought), randomized together on this device (k-ary randomized response, its own ε, part of
+        today’s budget), so the shop can compare the groups across many visitors but learns nothing certain about yours.
+        It names the test, never a film.</p>
+    </div>
     <div class="card">
       <h2>Stored on this device <small data-testid="history-count"></small></h2>
       <div class="history-table-wrap"><table class="history" data-testid="privacy-history-table"></table></div>
@@ -80,7 +90,7 @@ export async function renderPrivacy(ctx) {
   }
 
   async function refresh() {
-    const [priv, history, status, intent] = await Promise.all([ctx.p.privacy(), ctx.p.history(), ctx.p.status(), ctx.p.intent()]);
+    const [priv, history, status, intent, variants] = await Promise.all([ctx.p.privacy(), ctx.p.history(), ctx.p.status(), ctx.p.intent(), ctx.p.variants()]);
     const consent = priv?.consent ?? "unknown";
     for (const input of root.querySelectorAll("input[name=consent]")) {
       input.checked = input.value === consent;
@@ -113,6 +123,7 @@ export async function renderPrivacy(ctx) {
           .slice(0, 200)
           .map((e) => html`<tr><td>${new Date(e.at).toLocaleString()}</td><td>${e.session}</td><td>${describe(ctx, e)}</td></tr>`)}</tbody>`.toString()
       : html`<tbody><tr><td class="empty">Nothing is stored.</td></tr></tbody>`.toString();
+    drawExperiments(ctx, $("experiment-list"), variants ?? {});
     $("privacy-cart").textContent = JSON.stringify({ cart: ctx.cart.lines, nudges: { peak: ctx.nudges.peak, offer: Boolean(ctx.nudges.offer) } }, null, 2);
     $("privacy-status").textContent = JSON.stringify(status ?? { state: ctx.p.state, error: String(ctx.p.error?.message ?? "") }, null, 2);
     if (intent) {
@@ -173,6 +184,28 @@ export async function renderPrivacy(ctx) {
     await refresh();
   });
   await refresh();
+}
+
+/** The visitor's group in each of the shop's tests (`variants()`), in words. */
+function drawExperiments(ctx, list, variants) {
+  const declared = ctx.cfg.foresight?.experiments ?? [];
+  const names = Object.keys(variants);
+  if (ctx.p.state !== "ready" || names.length === 0) {
+    list.innerHTML = html`<li class="empty">No test is running for you${ctx.p.state === "ready" ? "" : ": Foresight is not running on this page"}.</li>`.toString();
+    return;
+  }
+  list.innerHTML = names
+    .map((name) => {
+      const e = declared.find((x) => x.name === name);
+      const variant = variants[name];
+      const note = ctx.cfg.experimentNotes?.[name];
+      const groups = e ? e.variants.map((v) => v.name) : [];
+      return html`<li data-experiment="${name}">Test <code>${name}</code>${e ? html` on <code>${e.placement}</code>` : ""}${note ? html` — ${note}` : ""}:
+        you are in the group <strong data-testid="experiment-variant" data-experiment="${name}">${variant ?? "not assigned"}</strong>${
+          groups.length ? html` (of ${groups.map((g, i) => html`${i ? ", " : ""}<code>${g}</code>`)}; the first is the control)` : ""
+        }.</li>`;
+    })
+    .join("");
 }
 
 function sendingText(p) {

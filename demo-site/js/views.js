@@ -24,7 +24,7 @@ export async function recRail(ctx, container, { testid, title, placement, load, 
     recs = await load();
   } catch (e) {
     console.warn("[demo] recommendations failed", e);
-    recs = ctx.p.popular(8, [], "the recommendation call failed");
+    recs = ctx.p.catalogPopular(8, [], "the recommendation call failed");
   }
   const items = (recs?.items ?? []).map((r) => ({ r, film: ctx.catalog.byId.get(r.itemId) })).filter((x) => x.film);
   rail.innerHTML = "";
@@ -38,6 +38,10 @@ export async function recRail(ctx, container, { testid, title, placement, load, 
   }
   rail.dataset.source = recs?.source ?? "none";
   if (recs?.fallbackReason) rail.dataset.fallbackReason = recs.fallbackReason;
+  // Which SDK placement answered, the visitor's experiment variant on it, the list's id.
+  if (recs?.placement) rail.dataset.placement = recs.placement;
+  if (recs?.variant) rail.dataset.variant = recs.variant;
+  if (recs?.id) rail.dataset.listId = recs.id;
   source.textContent =
     note?.(recs) ??
     (recs?.source === "model"
@@ -52,26 +56,29 @@ export async function recRail(ctx, container, { testid, title, placement, load, 
   return recs;
 }
 
-/** The shop's own "Popular now": straight from the catalog's popularity, no SDK involved. */
+/** "Popular now": the SDK's `popular` placement (the catalog's popularity, under the shop's rules). */
 function popularRail(ctx, container, exclude = []) {
   return recRail(ctx, container, {
     testid: "rec-popular",
     title: "Popular now",
     placement: "popular",
-    load: async () => ctx.p.popular(ctx.cfg.popularCount, exclude, "most rated on MovieLens-100K"),
+    load: () => ctx.p.popular({ k: ctx.cfg.popularCount, exclude }),
     note: () => "The most-rated films in the catalog — the same for everyone.",
   });
 }
 
-/** Distinct films of the latest product views in the on-device history, newest first. */
-async function recentlyViewed(ctx, n) {
-  const history = await ctx.p.history();
-  const out = [];
-  for (let i = (history?.length ?? 0) - 1; i >= 0 && out.length < n; i--) {
-    const e = history[i].event ?? history[i];
-    if (e.type === "product_view" && ctx.catalog.byId.has(e.itemId) && !out.includes(e.itemId)) out.push(e.itemId);
-  }
-  return out;
+/** "Trending now": the SDK's `trending` placement (what rose lately in the shop). */
+function trendingRail(ctx, container, { exclude = [], genre, k = ctx.cfg.trendingCount, testid = "rec-trending", placement = "trending" } = {}) {
+  return recRail(ctx, container, {
+    testid,
+    title: genre ? `Trending in ${genre}` : "Trending now",
+    placement,
+    load: () => ctx.p.trending({ k, exclude, ...(genre ? { category: genre } : {}) }),
+    note: (recs) =>
+      recs.source === "trend"
+        ? `Rated most in the last 30 days of the catalog's log${genre ? ` (films listed first under ${genre})` : ""} — the same for everyone.`
+        : `Popular now (${recs.fallbackReason ?? "no trend data"}).`,
+  });
 }
 
 export async function home(ctx) {
@@ -83,14 +90,16 @@ export async function home(ctx) {
     </section>`),
   );
   const exclude = ctx.cart.ids();
-  // Films viewed lately are listed apart ("Recently viewed"), not recommended again.
-  const recent = await recentlyViewed(ctx, ctx.cfg.recentCount);
+  // Films viewed lately are listed apart ("Recently viewed"), not recommended again. The SDK
+  // answers a visitor with no views from popularity: then there is no such row.
+  const recentRecs = await ctx.p.recentlyViewed({ k: ctx.cfg.recentCount });
+  const recent = recentRecs?.source === "history" ? recentRecs.items.map((r) => r.itemId) : [];
   await Promise.all([
     recRail(ctx, main, {
       testid: "rec-for-you",
       title: "Recommended for you",
       placement: "for_you",
-      load: () => ctx.p.recommend({ k: ctx.cfg.forYouCount, exclude: [...exclude, ...recent] }),
+      load: () => ctx.p.forYou({ k: ctx.cfg.forYouCount, exclude: [...exclude, ...recent] }),
       note: (recs) =>
         recs.source === "model"
           ? "Picked on this device from your browsing — hover a film to see why."
@@ -100,13 +109,14 @@ export async function home(ctx) {
     }),
     recent.length
       ? recRail(ctx, main, {
-          testid: "recently-viewed",
+          testid: "rec-recent",
           title: "Recently viewed",
           placement: "recent",
-          load: async () => ({ source: "history", items: recent.map((id) => ({ itemId: id })) }),
-          note: () => "From the history kept on this device.",
+          load: async () => recentRecs,
+          note: () => "From the history kept on this device, newest first.",
         })
       : null,
+    trendingRail(ctx, main, { exclude }),
     popularRail(ctx, main, exclude),
   ]);
   main.append(
@@ -116,31 +126,80 @@ export async function home(ctx) {
   );
 }
 
-function grid(ctx, films, placement, { testid }) {
+/**
+ * The shop's own list of films, `PAGE_SIZE` at a time, reordered for the visitor by the SDK's
+ * `rerank` (a permutation: every film stays). It draws at once in the shop's order and again
+ * when the new order arrives; `wrap.ready` resolves then. Each moved tile says why on hover
+ * ("moved up from #7 for you").
+ */
+function rerankedGrid(ctx, films, placement, { testid, rerankTestid }) {
+  const wrap = el(html`<div class="grid-wrap" data-testid="${rerankTestid}" data-state="loading" data-count="${films.length}"></div>`);
   const g = el(html`<div class="grid" data-testid="${testid}"></div>`);
-  let shown = 0;
   const more = el(html`<button class="more" type="button">Show more</button>`);
+  wrap.append(g, more);
+  let list = films.map((film) => ({ film, because: "" }));
+  let shown = 0;
   const page = () => {
-    for (const f of films.slice(shown, shown + PAGE_SIZE)) g.append(el(tile(f, { placement })));
-    shown = Math.min(films.length, shown + PAGE_SIZE);
-    more.hidden = shown >= films.length;
-    more.textContent = `Show more (${films.length - shown} left)`;
+    list.slice(shown, shown + PAGE_SIZE).forEach(({ film, because, from }, j) => {
+      const t = el(tile(film, { placement, because }));
+      if (from) {
+        const at = shown + j + 1;
+        t.dataset.shopPosition = String(from);
+        t.dataset.moved = from > at ? "up" : from < at ? "down" : "kept";
+      }
+      g.append(t);
+    });
+    shown = Math.min(list.length, shown + PAGE_SIZE);
+    more.hidden = shown >= list.length;
+    more.textContent = `Show more (${list.length - shown} left)`;
+  };
+  const draw = (upTo) => {
+    g.innerHTML = "";
+    shown = 0;
+    do page();
+    while (shown < Math.min(upTo, list.length));
   };
   more.addEventListener("click", page);
   page();
-  const wrap = el(html`<div class="grid-wrap"></div>`);
-  wrap.append(g, more);
+  wrap.ready = (async () => {
+    const recs = await ctx.p.rerank(
+      films.map((f) => f.id),
+      { blend: ctx.cfg.rerankBlend },
+    );
+    const byId = new Map(films.map((f) => [f.id, f]));
+    list = recs.items.map((r) => ({ film: byId.get(r.itemId), because: ctx.explain(r.because), from: r.because?.shopPosition }));
+    draw(shown);
+    const moved = recs.items.filter((r, i) => r.because?.shopPosition && r.because.shopPosition !== i + 1).length;
+    wrap.dataset.source = recs.source;
+    wrap.dataset.moved = String(moved);
+    if (recs.fallbackReason) wrap.dataset.fallbackReason = recs.fallbackReason;
+    else delete wrap.dataset.fallbackReason;
+    wrap.dataset.state = "ready";
+    return recs;
+  })();
   return wrap;
+}
+
+/** A line under a reranked list's heading: the shop's order, or reordered for the visitor. */
+function rerankNote(recs, what) {
+  return recs.source === "model"
+    ? `${what}, reordered for you on this device (half the shop's order, half your taste) — hover a film to see how it moved.`
+    : `${what}.`;
 }
 
 export async function genre(ctx, { name }) {
   const films = ctx.catalog.items.filter((f) => f.genres.includes(name)).sort((a, b) => b.popularity - a.popularity);
   if (films.length === 0) return notFound(ctx, `No genre called “${name}”.`);
   document.title = `${name} — Foresight Films`;
-  ctx.main.append(
-    el(html`<section class="page-head"><h1>${name}</h1><p>${films.length} films, most rated first.</p></section>`),
-    grid(ctx, films, "genre", { testid: "genre-grid" }),
-  );
+  const head = el(html`<section class="page-head"><h1>${name}</h1><p data-testid="genre-note">${films.length} films, most rated first.</p></section>`);
+  ctx.main.append(head);
+  const trending = trendingRail(ctx, ctx.main, { exclude: ctx.cart.ids(), genre: name, k: ctx.cfg.genreTrendingCount, testid: "rec-genre-trending", placement: "genre_trending" });
+  const all = el(html`<section class="genre-all"><h2>All ${name} films</h2></section>`);
+  const g = rerankedGrid(ctx, films, "genre", { testid: "genre-grid", rerankTestid: "reranked-genre" });
+  all.append(g);
+  ctx.main.append(all);
+  const [recs] = await Promise.all([g.ready, trending]);
+  head.querySelector("p").textContent = rerankNote(recs, `${films.length} films, most rated first`);
 }
 
 export async function film(ctx, params) {
@@ -161,6 +220,7 @@ export async function film(ctx, params) {
           <span class="in-cart" data-testid="in-cart"></span>
         </div>
         <p class="fine">Rated by ${f.popularity} MovieLens users. Digital rental, 48 h.</p>
+        ${notPromoted(ctx, f.id) ? html`<p class="fine" data-testid="not-promoted">The shop’s licence for this film ends soon: it is still for sale here, but no recommendation on this site suggests it (a merchandising rule).</p>` : ""}
       </div>
     </article>`);
   ctx.main.append(page);
@@ -187,8 +247,12 @@ export async function film(ctx, params) {
       testid: "rec-similar",
       title: "You may also like",
       placement: "similar",
-      // Queued after the product_view above, so the model sees this film.
-      load: () => ctx.p.recommend({ k: ctx.cfg.similarCount, exclude: [f.id, ...ctx.cart.ids()] }),
+      // What visitors look at after this film (the SDK's `similarTo`, nudged toward its genre).
+      load: () => ctx.p.similarTo(f.id, { k: ctx.cfg.similarCount, exclude: [f.id, ...ctx.cart.ids()] }),
+      note: (recs) =>
+        recs.source === "model"
+          ? `What visitors looked at after ${filmLabel(f)} — computed on this device.`
+          : `Popular in ${category}${recs.fallbackReason ? ` (${recs.fallbackReason})` : ""}.`,
     });
     const current = ctx.main.querySelector(".similar");
     if (current) current.replaceWith(fresh);
@@ -224,8 +288,12 @@ export async function search(ctx, { q, refresh }) {
   ctx.main.append(
     el(html`<section class="page-head"><h1>Results for “${query}”</h1><p data-testid="search-count">${films.length} film${films.length === 1 ? "" : "s"}</p></section>`),
   );
-  if (films.length) ctx.main.append(grid(ctx, films, "search", { testid: "search-results" }));
-  else {
+  if (films.length) {
+    const g = rerankedGrid(ctx, films, "search", { testid: "search-results", rerankTestid: "reranked-search" });
+    ctx.main.append(g);
+    const recs = await g.ready;
+    ctx.main.querySelector("[data-testid=search-count]").textContent = rerankNote(recs, `${films.length} film${films.length === 1 ? "" : "s"}, most rated first`);
+  } else {
     ctx.main.append(el(html`<p class="empty">No film matches. Popular picks instead:</p>`));
     await popularRail(ctx, ctx.main, ctx.cart.ids());
   }
@@ -258,6 +326,36 @@ export async function cart(ctx) {
       </table>
       <p class="actions"><a class="button primary" href="#/checkout" data-testid="checkout">Checkout</a></p>`.toString();
   };
+  // Below the cart: what goes with it (the SDK's `boughtTogether` on the cart's films; the
+  // shop's experiment compares it with a popularity control), or, for an empty cart, the
+  // visitor's own recommendations. Drawn again when the cart changes.
+  const refreshRecs = async () => {
+    const fresh = el(html`<div class="cart-recs"></div>`);
+    const inCart = ctx.cart.ids();
+    const done = inCart.length
+      ? recRail(ctx, fresh, {
+          testid: "rec-together",
+          title: "Goes well with your cart",
+          placement: "together",
+          load: () => ctx.p.boughtTogether(inCart, { k: ctx.cfg.togetherCount, exclude: inCart }),
+          note: (recs) =>
+            recs.source === "model"
+              ? "Picked on this device from the films in your cart — hover one to see which it goes with."
+              : recs.variant
+                ? `Popular picks — you are in the “${recs.variant}” group of this shop’s test (see Your data).`
+                : `Popular now${recs.fallbackReason ? ` (${recs.fallbackReason})` : ""}.`,
+        })
+      : recRail(ctx, fresh, {
+          testid: "rec-for-you",
+          title: "Recommended for you",
+          placement: "cart",
+          load: () => ctx.p.forYou({ k: ctx.cfg.forYouCount }),
+        });
+    const current = ctx.main.querySelector(".cart-recs");
+    if (current) current.replaceWith(fresh);
+    else ctx.main.append(fresh);
+    await done;
+  };
   lines.addEventListener("click", async (e) => {
     const btn = e.target.closest("button[data-act]");
     if (!btn) return;
@@ -272,14 +370,11 @@ export async function cart(ctx) {
       draw();
       if (n > 0) await ctx.track({ type: "remove_from_cart", itemId, quantity: n });
     }
+    // Only a change of which films are in the cart changes what goes with it.
+    if (btn.dataset.act !== "inc") await refreshRecs();
   });
   draw();
-  await recRail(ctx, ctx.main, {
-    testid: "rec-for-you",
-    title: "Goes well with your cart",
-    placement: "cart",
-    load: () => ctx.p.recommend({ k: ctx.cfg.forYouCount, exclude: ctx.cart.ids() }),
-  });
+  await refreshRecs();
 }
 
 export async function checkout(ctx) {
@@ -323,7 +418,7 @@ export async function thanks(ctx) {
     testid: "rec-for-you",
     title: "Next time, perhaps",
     placement: "thanks",
-    load: () => ctx.p.recommend({ k: ctx.cfg.forYouCount }),
+    load: () => ctx.p.forYou({ k: ctx.cfg.forYouCount }),
   });
 }
 
@@ -334,6 +429,11 @@ export async function privacy(ctx) {
 
 export async function notFound(ctx, message = "This page does not exist.") {
   ctx.main.append(el(html`<section class="page-head"><h1>Not found</h1><p>${message} <a href="#/">Back to the shop</a>.</p></section>`));
+}
+
+/** Whether the shop's rules keep this film out of every recommendation (config.js). */
+function notPromoted(ctx, id) {
+  return Boolean(ctx.cfg.foresight?.rules?.filter?.excludeItems?.includes(id));
 }
 
 function round2(x) {

@@ -452,7 +452,7 @@ for (const mode of MODES) {
 
       // No item id, title, query or sequence in anything that left.
       const secrets = new Set([...viewed.flatMap((f) => [f.id, f.title]), 'alien']);
-      const allowedKeys = new Set(['version', 'site', 'idempotencyKey', 'day', 'epsilon', 'contributions', 'statistic', 'mechanism', 'report', 'value', 'hashes', 'width', 'k', 'hash', 'coord', 'sign']);
+      const allowedKeys = new Set(['version', 'site', 'idempotencyKey', 'day', 'epsilon', 'contributions', 'statistic', 'mechanism', 'report', 'value', 'hashes', 'width', 'k', 'hash', 'coord', 'sign', 'experiment']);
       const walk = (v, where) => {
         if (Array.isArray(v)) {
           assert.ok(where === '.contributions', `the only list is the contributions (found one at ${where})`);
@@ -467,6 +467,19 @@ for (const mode of MODES) {
         }
       };
       for (const r of reports) walk(r, '');
+      // The shop's experiment travels inside the report: its name and one randomized value
+      // (variant × stage), nothing else — no item id, no variant name in the clear.
+      const outcomes = reports.flatMap((r) => r.contributions).filter((c) => c.statistic === 'experiment_outcome');
+      assert.equal(outcomes.length, reports.length, 'one experiment_outcome contribution per report');
+      const declared = await page.evaluate(() => window.__demo.cfg.foresight.experiments[0]);
+      for (const c of outcomes) {
+        assert.deepEqual(Object.keys(c).sort(), ['experiment', 'mechanism', 'statistic', 'value']);
+        assert.equal(c.experiment, declared.name);
+        assert.equal(c.mechanism.epsilon, declared.epsilon);
+        assert.equal(c.mechanism.k % declared.variants.length, 0, `k = variants × stages (${c.mechanism.k})`);
+        assert.ok(Number.isInteger(c.value) && c.value >= 0 && c.value < c.mechanism.k, `value ${c.value} in [0, ${c.mechanism.k})`);
+        for (const v of declared.variants) assert.ok(!JSON.stringify(c).includes(`"${v.name}"`), 'the variant name is not sent');
+      }
       for (const p of posts) {
         for (const f of viewed) {
           assert.ok(!p.body.includes(`"${f.id}"`) && !p.body.includes(f.title), `film ${f.id} is not in the body`);
@@ -501,6 +514,266 @@ for (const mode of MODES) {
     }
   });
 }
+
+// ---- placements, rules, experiments ----------------------------------------------------------
+
+/** Every tile of a (paged) grid, clicking "Show more" until the whole list is drawn. */
+async function wholeGrid(page, testid) {
+  const wrap = page.locator(`[data-testid=${testid}]`).locator('xpath=..');
+  for (;;) {
+    const more = wrap.locator('button.more');
+    if (!(await more.isVisible())) break;
+    await more.click();
+  }
+  return page.$$eval(`[data-testid=${testid}] [data-item-id]`, (ts) =>
+    ts.map((t) => ({ itemId: t.dataset.itemId, title: t.getAttribute('title'), moved: t.dataset.moved ?? null, from: Number(t.dataset.shopPosition ?? 0) })),
+  );
+}
+
+/** Waits until a hovered tile's reason is visible; returns its text. */
+async function hoverReason(page, tileSelector) {
+  await page.hover(tileSelector);
+  await page.waitForFunction((sel) => {
+    const b = document.querySelector(`${sel} [data-testid=because]`);
+    return b && getComputedStyle(b).opacity === '1';
+  }, tileSelector);
+  return page.textContent(`${tileSelector} [data-testid=because]`);
+}
+
+const label = (f) => (f.year ? `${f.title} (${f.year})` : f.title);
+/**
+ * An init script that puts the visitor in an experiment group before the SDK starts: the SDK
+ * keeps an assignment it finds in storage (`<storageKey>.variants`, see sdk/src/client.rs).
+ */
+const inGroup = (variant) => ({
+  content: `(() => {
+    const key = 'foresight.demo-shop.variants';
+    if (!localStorage.getItem(key)) localStorage.setItem(key, ${JSON.stringify(JSON.stringify({ 'cart-addons': variant }))});
+  })();`,
+});
+
+test('film page: "You may also like" is similarTo(the film), each reason naming it, on hover too', async () => {
+  const { context, page, problems } = await visitor({ hash: '#/film/172' });
+  try {
+    const film = byId('172');
+    const similar = await rail(page, 'rec-similar');
+    assert.equal(similar.source, 'model');
+    assert.equal(await page.getAttribute('[data-testid=rec-similar]', 'data-placement'), 'similarTo');
+    assert.equal(similar.items.length, 6);
+    assert.ok(!ids(similar).includes('172'), 'not the film itself');
+    for (const item of similar.items) assert.ok(item.title.startsWith(`visitors who viewed ${label(film)} looked at this next`), item.title);
+    // The same list the SDK gives for that film (the cart is empty).
+    const sdk = await page.evaluate(() => window.__foresight.similarTo('172', { k: 6, exclude: ['172'] }));
+    assert.deepEqual(ids(similar), sdk.items.map((r) => r.itemId));
+    assert.equal(sdk.placement, 'similarTo');
+    assert.ok(sdk.items.every((r) => r.because.kind === 'similar_to' && r.because.itemId === '172'));
+    // A film seen after another: the list follows the page's film, not the whole history.
+    await go(page, '#/film/1');
+    const other = await rail(page, 'rec-similar');
+    assert.ok(other.items.length > 0 && other.items.every((i) => i.title.includes(label(byId('1')))), 'the reasons name Toy Story');
+    assert.notDeepEqual(ids(other), ids(similar));
+    const text = await hoverReason(page, '[data-testid=rec-similar] [data-item-id]:first-child');
+    assert.match(text, /^visitors who viewed Toy Story \(1995\) looked at this next$/);
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+for (const variant of ['model', 'popular']) {
+  test(`cart: "Goes well with your cart" is boughtTogether(the cart), never a cart film (experiment group "${variant}")`, async () => {
+    const { context, page, problems } = await visitor({ initScript: inGroup(variant) });
+    try {
+      assert.deepEqual(await page.evaluate(() => window.__foresight.variants()), { 'cart-addons': variant });
+      const cartFilms = ['50', '98', '1'];
+      for (const id of cartFilms) {
+        await go(page, `#/film/${id}`);
+        await page.click('[data-testid=add-to-cart]');
+        await settled(page);
+      }
+      await go(page, '#/cart');
+      const together = await rail(page, 'rec-together');
+      const railEl = '[data-testid=rec-together]';
+      assert.equal(await page.getAttribute(railEl, 'data-placement'), 'boughtTogether');
+      assert.equal(await page.getAttribute(railEl, 'data-variant'), variant, 'the list carries the visitor\'s group');
+      assert.ok(together.items.length > 0, 'not empty');
+      assert.ok(together.items.length <= 6);
+      for (const id of cartFilms) assert.ok(!ids(together).includes(id), `cart film ${id} is not suggested`);
+      if (variant === 'model') {
+        assert.equal(together.source, 'model');
+        const names = cartFilms.map((id) => label(byId(id)));
+        for (const item of together.items) {
+          assert.ok(names.some((n) => item.title.startsWith(`goes with ${n} in your cart`)), `"${item.title}" names a film in the cart`);
+        }
+      } else {
+        assert.equal(together.source, 'popularity', 'the control answers from popularity');
+        assert.match(together.fallbackReason, /cart-addons/);
+        const top = [...films].sort((a, b) => b.popularity - a.popularity).filter((f) => !cartFilms.includes(f.id)).slice(0, together.items.length);
+        assert.deepEqual(ids(together), top.map((f) => f.id));
+      }
+      // Removing a film: the list is drawn again for the new cart, still without its films.
+      await page.click('[data-testid=cart-line][data-item-id="98"] [data-testid=remove-from-cart]');
+      await page.waitForFunction(() => document.querySelector('[data-testid=cart-count]').textContent === '2');
+      await settled(page);
+      const after = await rail(page, 'rec-together');
+      assert.ok(after.items.length > 0);
+      assert.ok(!ids(after).includes('50') && !ids(after).includes('1'), 'still no cart film');
+      if (variant === 'model') assert.ok(after.items.every((i) => !i.title.includes(label(byId('98')))), 'no reason names the removed film');
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+}
+
+test('genre page and search results: the shop\'s whole list, reordered for a visitor with history', async () => {
+  const fresh = await visitor();
+  const known = await visitor();
+  try {
+    const genre = 'Crime'; // 109 films: three pages of tiles
+    const shopOrder = films.filter((f) => f.genres.includes(genre)).sort((a, b) => b.popularity - a.popularity).map((f) => f.id);
+    await go(fresh.page, `#/genre/${genre}`);
+    assert.equal(await fresh.page.getAttribute('[data-testid=reranked-genre]', 'data-state'), 'ready');
+    const plain = await wholeGrid(fresh.page, 'genre-grid');
+    assert.deepEqual(plain.map((t) => t.itemId), shopOrder, 'no history: the shop\'s order, complete');
+    assert.equal(await fresh.page.getAttribute('[data-testid=reranked-genre]', 'data-moved'), '0');
+
+    const { page } = known;
+    for (const f of topOf('Sci-Fi', 4)) await go(page, `#/film/${f.id}`);
+    await go(page, `#/genre/${genre}`);
+    assert.equal(await page.getAttribute('[data-testid=reranked-genre]', 'data-source'), 'model');
+    const mine = await wholeGrid(page, 'genre-grid');
+    assert.equal(mine.length, shopOrder.length, 'as many films');
+    assert.deepEqual([...mine.map((t) => t.itemId)].sort(), [...shopOrder].sort(), 'the same films (a permutation)');
+    assert.notDeepEqual(mine.map((t) => t.itemId), shopOrder, 'in another order');
+    const sdk = await page.evaluate((list) => window.__foresight.rerank(list, { blend: 0.5 }), shopOrder);
+    assert.deepEqual(mine.map((t) => t.itemId), sdk.items.map((r) => r.itemId), 'the SDK\'s rerank, drawn as is');
+    mine.forEach((t, i) => {
+      const m = /^(?:moved up from #(\d+) for you|moved down from #(\d+)|kept at #(\d+))$/.exec(t.title);
+      assert.ok(m, `tile ${i + 1} says how it moved: "${t.title}"`);
+      const from = Number(m[1] ?? m[2] ?? m[3]);
+      assert.equal(shopOrder[from - 1], t.itemId, `#${from} in the shop's list is ${t.itemId}`);
+      assert.equal(m[1] !== undefined, from > i + 1, 'up means it rose');
+    });
+    const up = mine.findIndex((t) => t.moved === 'up');
+    assert.ok(up >= 0, 'something moved up');
+    const text = await hoverReason(page, `[data-testid=genre-grid] [data-item-id="${mine[up].itemId}"]`);
+    assert.match(text, /^moved up from #\d+ for you$/);
+    await page.hover('[data-testid=genre-note]');
+    await shot(page, 'genre-reranked');
+
+    // Search results: the same, for the titles found.
+    const q = 'star';
+    const found = films.filter((f) => `${f.title} ${f.year ?? ''}`.toLowerCase().includes(q)).map((f) => f.id);
+    await go(fresh.page, `#/search?q=${q}`);
+    await go(page, `#/search?q=${q}`);
+    const a = await wholeGrid(fresh.page, 'search-results');
+    const b = await wholeGrid(page, 'search-results');
+    assert.equal(await page.getAttribute('[data-testid=reranked-search]', 'data-source'), 'model');
+    assert.deepEqual([...a.map((t) => t.itemId)].sort(), [...found].sort());
+    assert.deepEqual([...b.map((t) => t.itemId)].sort(), [...found].sort(), 'every result stays');
+    assert.ok(b.every((t) => /^(moved up from #\d+ for you|moved down from #\d+|kept at #\d+)$/.test(t.title)));
+    assert.deepEqual([...fresh.problems, ...known.problems], []);
+  } finally {
+    await fresh.context.close();
+    await known.context.close();
+  }
+});
+
+test('home: "Trending now" differs from "Popular now"; "Recently viewed" lists the films viewed, newest first', async () => {
+  const { context, page, problems } = await visitor();
+  try {
+    const trending = await rail(page, 'rec-trending');
+    const popular = await rail(page, 'rec-popular');
+    assert.equal(trending.source, 'trend', `trend data in the catalog (${trending.fallbackReason ?? ''})`);
+    assert.equal(trending.items.length, 8);
+    assert.ok(trending.items.every((i) => i.title === 'trending lately'));
+    assert.notDeepEqual(ids(trending), ids(popular), 'trending is not the all-time list');
+    assert.ok(ids(trending).some((id) => !ids(popular).includes(id)), 'a film trends that is not among the most popular');
+    assert.equal(await page.$('[data-testid=rec-recent]'), null, 'nothing viewed yet: no "Recently viewed"');
+    // The genre page's own trending row stays in the genre.
+    await go(page, '#/genre/Comedy');
+    const comedy = await rail(page, 'rec-genre-trending');
+    assert.equal(comedy.source, 'trend');
+    assert.ok(comedy.items.length > 0 && comedy.items.every((i) => byId(i.itemId).genres[0] === 'Comedy'));
+
+    for (const id of ['172', '98', '1', '181', '172']) await go(page, `#/film/${id}`);
+    await go(page, '#/');
+    const recent = await rail(page, 'rec-recent');
+    assert.equal(recent.source, 'history');
+    assert.deepEqual(ids(recent), ['172', '181', '1', '98'], 'each film once, newest first');
+    assert.ok(recent.items.every((i) => i.title === 'you viewed this'));
+    const forYou = await rail(page, 'rec-for-you');
+    assert.ok(ids(forYou).every((id) => !ids(recent).includes(id)), '"Recommended for you" leaves them to "Recently viewed"');
+    await shot(page, 'home-placements', { fullPage: true });
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('merchandising rules: a film whose licence ends is never recommended, yet still for sale', async () => {
+  const { context, page, problems } = await visitor();
+  try {
+    // Crime films whose neighbours include Pulp Fiction (id 56).
+    for (const id of ['100', '127', '12', '182']) await go(page, `#/film/${id}`);
+    const lists = await page.evaluate(async () => {
+      const fs = window.__foresight;
+      return Promise.all([fs.forYou({ k: 100 }), fs.similarTo('12', { k: 100 }), fs.popular({ k: 100 }), fs.trending({ k: 100 }), fs.boughtTogether(['100', '12'], { k: 100 })]);
+    });
+    for (const l of lists) {
+      assert.ok(l.items.length > 20, `${l.placement} answers`);
+      assert.ok(!l.items.some((r) => r.itemId === '56'), `${l.placement} leaves Pulp Fiction out`);
+      assert.ok(!l.items.some((r) => byId(r.itemId).genres[0] === 'unknown'), `${l.placement} leaves "unknown" entries out`);
+    }
+    // Without the rule, Pulp Fiction would be among the 100 most popular films.
+    assert.ok([...films].sort((a, b) => b.popularity - a.popularity).slice(0, 30).some((f) => f.id === '56'));
+    await go(page, '#/film/56');
+    assert.ok(await page.isVisible('[data-testid=not-promoted]'), 'its page says so');
+    assert.ok(await page.isEnabled('[data-testid=add-to-cart]'), 'and still sells it');
+    await go(page, '#/genre/Crime');
+    assert.ok(await page.$('[data-testid=genre-grid] [data-item-id="56"]'), 'the shop\'s own genre list keeps it');
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('experiment: the visitor\'s group is shown in the privacy panel and stays the same after a reload', async () => {
+  const { context, page, problems } = await visitor();
+  try {
+    const declared = await page.evaluate(() => window.__demo.cfg.foresight.experiments);
+    assert.equal(declared.length, 1);
+    assert.notEqual(declared[0].placement, 'forYou');
+    const names = declared[0].variants.map((v) => v.name);
+    await privacyPanel(page);
+    const shown = await page.textContent(`[data-testid=experiment-variant][data-experiment="${declared[0].name}"]`);
+    assert.ok(names.includes(shown), `"${shown}" is one of ${names}`);
+    assert.deepEqual(await page.evaluate(() => window.__foresight.variants()), { [declared[0].name]: shown });
+    assert.match(await page.textContent('[data-testid=experiment-privacy]'), /never leaves it/);
+    assert.match(await page.textContent('[data-testid=experiment-privacy]'), /experiment_outcome/);
+    for (let i = 0; i < 2; i++) {
+      await page.reload();
+      await page.evaluate(() => window.__demoReady);
+      await settled(page);
+      await page.waitForSelector('[data-testid=privacy][data-state=ready]');
+      assert.equal(await page.textContent(`[data-testid=experiment-variant][data-experiment="${declared[0].name}"]`), shown, 'the same group after a reload');
+    }
+    // And the cart's list is that group's.
+    await go(page, '#/film/50');
+    await page.click('[data-testid=add-to-cart]');
+    await settled(page);
+    await go(page, '#/cart');
+    await rail(page, 'rec-together');
+    assert.equal(await page.getAttribute('[data-testid=rec-together]', 'data-variant'), shown);
+    await privacyPanel(page);
+    await page.locator('[data-testid=experiments]').scrollIntoViewIfNeeded();
+    await shot(page, 'privacy-experiment');
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});
 
 test('nudges: delivery information when intent is high, an offer when it drops; the reason on hover', async () => {
   // Thresholds from the query string: any score counts as "high".

@@ -25,11 +25,39 @@ pub struct BenchModel {
     model: Loaded,
     scores: Vec<f32>,
     indices: Vec<usize>,
+    /// The incremental session (GRU models on the SDK's kernels).
+    session: crate::gru::SessionState,
+    sequence: Vec<usize>,
+    picks: Vec<u32>,
 }
 
 impl BenchModel {
     fn new(model: Loaded) -> BenchModel {
-        BenchModel { model, scores: Vec::new(), indices: Vec::new() }
+        BenchModel {
+            model,
+            scores: Vec::new(),
+            indices: Vec::new(),
+            session: Default::default(),
+            sequence: Vec::new(),
+            picks: Vec::new(),
+        }
+    }
+
+    fn gru(&self) -> Result<&crate::gru::GruModel, JsValue> {
+        match &self.model {
+            Loaded::Recommender(m) => m.gru().ok_or_else(|| err("not a GRU on the SDK's kernels (convert with --format gru)")),
+            Loaded::Intent(_) => Err(err("not a recommender")),
+        }
+    }
+
+    /// Appends one item to the running session: one GRU step, then the head into `scores`.
+    fn push(&mut self, index: u32) -> Result<(), JsValue> {
+        self.sequence.push(index as usize);
+        let Loaded::Recommender(model) = &self.model else { return Err(err("not a recommender")) };
+        let gru = model.gru().ok_or_else(|| err("not a GRU on the SDK's kernels"))?;
+        let h = self.session.advance(gru, &self.sequence).map_err(err)?;
+        gru.head_into(h, &mut self.scores);
+        Ok(())
     }
 }
 
@@ -71,6 +99,12 @@ impl BenchModel {
             }
             #[cfg(not(feature = "onnx"))]
             (_, ModelFormat::Onnx) => Err(err("this is the lean (NNEF-only) build: it cannot load an ONNX bundle")),
+            (ModelKind::Recommender, ModelFormat::Gru) => {
+                let spec = m.gru.clone().ok_or_else(|| err("format gru without a gru section"))?;
+                let gru = crate::gru::GruModel::from_bytes(spec, model_bytes).map_err(err)?;
+                Ok(BenchModel::new(Loaded::Recommender(RecommenderModel::from_gru(gru))))
+            }
+            (ModelKind::Intent, ModelFormat::Gru) => Err(err("an intent model cannot be in the gru format")),
         }
     }
 
@@ -83,6 +117,48 @@ impl BenchModel {
         self.indices.extend(indices.iter().map(|&i| i as usize));
         model.scores_into(&self.indices, &mut self.scores).map_err(err)?;
         Ok(self.scores.clone())
+    }
+
+    /// Whether this model keeps incremental state (a GRU on the SDK's kernels).
+    #[wasm_bindgen(getter)]
+    pub fn incremental(&self) -> bool {
+        self.gru().is_ok()
+    }
+
+    /// Starts a new session (incremental models).
+    pub fn reset(&mut self) {
+        self.session = Default::default();
+        self.sequence.clear();
+    }
+
+    /// Incremental: one new event, then every item's score — the work of one recommendation
+    /// after a `track()`, whatever the session's length.
+    #[wasm_bindgen(js_name = pushScores)]
+    pub fn push_scores(&mut self, index: u32) -> Result<Vec<f32>, JsValue> {
+        self.push(index)?;
+        Ok(self.scores.clone())
+    }
+
+    /// Incremental: one new event, then the top `k` item indices (partial selection, no copy of
+    /// the scores to JavaScript).
+    #[wasm_bindgen(js_name = pushTopK)]
+    pub fn push_top_k(&mut self, index: u32, k: usize) -> Result<Vec<u32>, JsValue> {
+        self.push(index)?;
+        self.picks.clear();
+        self.picks.extend(crate::recommend::top_k(&self.scores, k, &[]).iter().map(|p| p.0 as u32));
+        Ok(self.picks.clone())
+    }
+
+    /// Whole sequence, then the top `k` (for the same comparison without the state).
+    #[wasm_bindgen(js_name = topK)]
+    pub fn whole_top_k(&mut self, indices: &[u32], k: usize) -> Result<Vec<u32>, JsValue> {
+        let Loaded::Recommender(model) = &mut self.model else { return Err(err("not a recommender")) };
+        self.indices.clear();
+        self.indices.extend(indices.iter().map(|&i| i as usize));
+        model.scores_into(&self.indices, &mut self.scores).map_err(err)?;
+        self.picks.clear();
+        self.picks.extend(crate::recommend::top_k(&self.scores, k, &[]).iter().map(|p| p.0 as u32));
+        Ok(self.picks.clone())
     }
 
     /// The positive-class probability for one feature vector.

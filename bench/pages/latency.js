@@ -1,0 +1,76 @@
+// One recommendation, at session lengths 10, 50 and 200, the same GRU model three ways in one
+// page: Foresight incremental (one GRU step per new event + the scoring head, SDK kernels, the
+// signed `gru` bundle), Foresight whole sequence (tract on the ONNX file, and the SDK kernels
+// from a zero state), and onnxruntime-web (wasm, 1 thread) on the ONNX file. Each timed run is
+// input → all 5,000 scores in JavaScript; "top-20" runs also pick the top 20 (in wasm for
+// Foresight, in JavaScript for onnxruntime-web, which returns the scores).
+//   ?runs=300&warmup=30
+import { q, mean, topk, maxAbsDelta, params, report, fail, text } from "./common.js";
+
+const RUNS = Number(params.get("runs") || 300);
+const WARMUP = Number(params.get("warmup") || 30);
+const LENGTHS = [10, 50, 200];
+const N = 5000;
+
+// A fixed pseudo-random session (the same in every page load).
+function session(len) {
+  let x = 12345;
+  return Array.from({ length: len + RUNS + WARMUP + 1 }, () => { x = (x * 1103515245 + 12345) % 2147483648; return x % N; });
+}
+
+async function timeIt(fn) {
+  for (let i = 0; i < WARMUP; i++) await fn(i);
+  const t = [];
+  for (let i = 0; i < RUNS; i++) { const a = performance.now(); await fn(WARMUP + i); t.push(performance.now() - a); }
+  return { p50Ms: q(t, 0.5), p99Ms: q(t, 0.99), meanMs: mean(t) };
+}
+
+async function main() {
+  const key = (await text("/bundles/test-signing.pub")).trim();
+  const onnx = new Uint8Array(await (await fetch("/fixtures/session_gru.onnx")).arrayBuffer());
+  const bundle = new Uint8Array(await (await fetch("/bundles/session_gru.fsb")).arrayBuffer());
+  const mod = await import("/pkg/foresight.js");
+  await mod.default();
+  const ort = await import("/ort/ort.wasm.min.mjs");
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.wasmPaths = "/ort/";
+  ort.env.logLevel = "error";
+
+  const inc = mod.BenchModel.fromBundle(bundle, key);
+  if (!inc.incremental) throw new Error("the fixture bundle is not in the gru format");
+  const kernels = mod.BenchModel.fromBundle(bundle, key);
+  const tract = mod.BenchModel.recommenderOnnx(onnx, N);
+  const s = await ort.InferenceSession.create(onnx, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+  const ortRun = async (seq) => (await s.run({ item_seq: new ort.Tensor("int64", BigInt64Array.from(seq, BigInt), [1, seq.length]) }, ["scores"])).scores.data;
+
+  const result = { userAgent: navigator.userAgent, runs: RUNS, warmup: WARMUP, lengths: {} };
+  for (const len of LENGTHS) {
+    const items = session(len);
+    const r = {};
+    // Incremental: the session already holds len - 1 events; each timed run appends one event
+    // and scores (so run i is at length len + i: the cost does not depend on the length).
+    inc.reset();
+    for (let i = 0; i < len - 1; i++) inc.pushScores(items[i]);
+    r.incremental = await timeIt((i) => inc.pushScores(items[len - 1 + i]));
+    inc.reset();
+    for (let i = 0; i < len - 1; i++) inc.pushScores(items[i]);
+    r.incrementalTop20 = await timeIt((i) => inc.pushTopK(items[len - 1 + i], 20));
+    // Whole sequence at exactly this length (the window slides by one event per run).
+    const windowAt = (i) => Uint32Array.from(items.slice(i + 1, i + 1 + len));
+    r.kernelsWhole = await timeIt((i) => kernels.scores(windowAt(i)));
+    r.tractWhole = await timeIt((i) => tract.scores(windowAt(i)));
+    r.ortWhole = await timeIt((i) => ortRun(Array.from(windowAt(i))));
+    r.ortWholeTop20 = await timeIt(async (i) => topk(await ortRun(Array.from(windowAt(i))), 20));
+    // Agreement: the incremental state after exactly these len events vs onnxruntime-web.
+    const seq = items.slice(0, len);
+    inc.reset();
+    let mine;
+    for (const x of seq) mine = inc.pushScores(x);
+    const theirs = await ortRun(seq);
+    r.agreement = { top20Identical: topk(mine, 20).join() === topk(theirs, 20).join(), maxAbsDelta: maxAbsDelta(mine, theirs) };
+    result.lengths[len] = r;
+  }
+  report(result);
+}
+
+main().catch(fail);
