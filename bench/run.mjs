@@ -291,6 +291,14 @@ if (latency.length && !latency[0].error) {
     const delta = Math.max(...latency.map((r) => r.lengths[len].agreement.maxAbsDelta));
     p(`| ${len} | ${ms(L("incremental", "p50Ms"), 3)} / ${ms(L("incremental", "p99Ms"), 3)} | ${ms(L("incrementalTop20", "p50Ms"), 3)} / ${ms(L("incrementalTop20", "p99Ms"), 3)} | ${ms(L("kernelsWhole", "p50Ms"), 3)} | ${ms(L("tractWhole", "p50Ms"), 3)} | ${ms(L("ortWhole", "p50Ms"), 3)} / ${ms(L("ortWhole", "p99Ms"), 3)} | ${ms(L("ortWholeTop20", "p50Ms"), 3)} | ${ratio(L("incremental", "p50Ms"), L("ortWhole", "p50Ms"))} / ${ratio(L("incremental", "p99Ms"), L("ortWhole", "p99Ms"))} | ${ratio(L("incrementalTop20", "p50Ms"), L("ortWholeTop20", "p50Ms"))} | ${agree ? "identical" : "DIFFERS"}, ${delta.toExponential(1)} |`);
   }
+  const S = (k, f) => median(latency.map((r) => r.sdk?.[k]?.[f]));
+  p();
+  p("The SDK's own `recommend({k: 10})` right after a `track()`, 50 events into the session (the whole call: explanations by occlusion over the last 5 items, merchandising rules, the result object):");
+  p();
+  p("| model | `recommend` p50 / p99 | `track` p50 |");
+  p("| --- | ---: | ---: |");
+  p(`| GRU bundle (incremental) | ${ms(S("bundle", "recommendP50Ms"), 3)} / ${ms(S("bundle", "recommendP99Ms"), 3)} | ${ms(S("bundle", "trackP50Ms"), 3)} |`);
+  p(`| ONNX file (tract, whole sequence) | ${ms(S("onnx", "recommendP50Ms"), 3)} / ${ms(S("onnx", "recommendP99Ms"), 3)} | ${ms(S("onnx", "trackP50Ms"), 3)} |`);
 } else {
   p(`(not measured: ${latency[0]?.error ?? "no run"})`);
 }

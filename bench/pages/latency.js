@@ -70,6 +70,35 @@ async function main() {
     r.agreement = { top20Identical: topk(mine, 20).join() === topk(theirs, 20).join(), maxAbsDelta: maxAbsDelta(mine, theirs) };
     result.lengths[len] = r;
   }
+
+  // The SDK's own recommend({k: 10}) after a track(), at a session of 50 events: on the GRU
+  // bundle (incremental state, 5 occlusion probes from the kept states, rules, the JS object)
+  // and on the ONNX file (tract on the whole sequence, 5 whole re-runs for the explanations).
+  const catalog = (await (await fetch("/fixtures/catalog.json")).json()).items;
+  const items = session(50);
+  const sdk = {};
+  for (const [name, config] of [
+    ["bundle", { bundles: [bundle], publicKey: key }],
+    ["onnx", { catalog, recommender: { model: onnx } }],
+  ]) {
+    const storageKey = `bench-latency-${name}`;
+    for (const k of Object.keys(localStorage)) if (k.startsWith(storageKey)) localStorage.removeItem(k);
+    const fs = await mod.Foresight.init({ storageKey, ...config });
+    for (let i = 0; i < 49; i++) fs.track({ type: "product_view", itemId: catalog[items[i]].id });
+    const track = [], rec = [];
+    for (let i = 0; i < WARMUP + RUNS; i++) {
+      const a = performance.now();
+      fs.track({ type: "product_view", itemId: catalog[items[49 + (i % 50)]].id });
+      const b = performance.now();
+      fs.recommend({ k: 10 });
+      const c = performance.now();
+      if (i >= WARMUP) { track.push(b - a); rec.push(c - b); }
+    }
+    sdk[name] = { recommendP50Ms: q(rec, 0.5), recommendP99Ms: q(rec, 0.99), trackP50Ms: q(track, 0.5) };
+    fs.free();
+    for (const k of Object.keys(localStorage)) if (k.startsWith(storageKey)) localStorage.removeItem(k);
+  }
+  result.sdk = sdk;
   report(result);
 }
 

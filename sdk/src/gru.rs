@@ -192,6 +192,7 @@ pub struct SessionState {
     states: std::collections::VecDeque<Vec<f32>>,
     start: usize,
     scratch: StepScratch,
+    work: Vec<f32>,
     /// Steps taken by the last `advance` (0 when nothing was new): for tests and benchmarks.
     pub last_steps: usize,
     /// Whether the last `advance` had to start over (a history that is not an extension).
@@ -213,16 +214,27 @@ impl SessionState {
             self.start = 0;
         }
         let from = self.consumed.len();
-        let mut h = self.states.back().cloned().unwrap_or_else(|| model.zero_state());
+        // No allocation once the ring is full: the oldest kept state's buffer is reused.
+        let mut h = std::mem::take(&mut self.work);
+        h.clear();
+        match self.states.back() {
+            Some(last) => h.extend_from_slice(last),
+            None => h.resize(model.spec.hidden_size, 0.0),
+        }
         for &item in &sequence[from..] {
             model.step_with(item, &mut h, &mut self.scratch)?;
             self.consumed.push(item);
-            self.states.push_back(h.clone());
-            if self.states.len() > KEPT_STATES {
-                self.states.pop_front();
+            let mut slot = if self.states.len() == KEPT_STATES {
                 self.start += 1;
-            }
+                self.states.pop_front().unwrap_or_default()
+            } else {
+                Vec::with_capacity(h.len())
+            };
+            slot.clear();
+            slot.extend_from_slice(&h);
+            self.states.push_back(slot);
         }
+        self.work = h;
         self.last_steps = sequence.len() - from;
         match self.states.back() {
             Some(h) => Ok(h),
