@@ -291,6 +291,15 @@ if (latency.length && !latency[0].error) {
     const delta = Math.max(...latency.map((r) => r.lengths[len].agreement.maxAbsDelta));
     p(`| ${len} | ${ms(L("incremental", "p50Ms"), 3)} / ${ms(L("incremental", "p99Ms"), 3)} | ${ms(L("incrementalTop20", "p50Ms"), 3)} / ${ms(L("incrementalTop20", "p99Ms"), 3)} | ${ms(L("kernelsWhole", "p50Ms"), 3)} | ${ms(L("tractWhole", "p50Ms"), 3)} | ${ms(L("ortWhole", "p50Ms"), 3)} / ${ms(L("ortWhole", "p99Ms"), 3)} | ${ms(L("ortWholeTop20", "p50Ms"), 3)} | ${ratio(L("incremental", "p50Ms"), L("ortWhole", "p50Ms"))} / ${ratio(L("incremental", "p99Ms"), L("ortWhole", "p99Ms"))} | ${ratio(L("incrementalTop20", "p50Ms"), L("ortWholeTop20", "p50Ms"))} | ${agree ? "identical" : "DIFFERS"}, ${delta.toExponential(1)} |`);
   }
+  p();
+  p("SASRec-style model, whole sequence (no incremental form yet; its learned positions stop at 50):");
+  p();
+  p("| length | Foresight (tract) p50 / p99 | ORT p50 / p99 | ratio p50 / p99 |");
+  p("| ---: | ---: | ---: | ---: |");
+  for (const len of Object.keys(latency[0].lengths)) {
+    const L = (k, f) => median(latency.map((r) => r.lengths[len][k]?.[f]));
+    p(`| ${len} | ${ms(L("sasrecTract", "p50Ms"), 3)} / ${ms(L("sasrecTract", "p99Ms"), 3)} | ${ms(L("sasrecOrt", "p50Ms"), 3)} / ${ms(L("sasrecOrt", "p99Ms"), 3)} | ${ratio(L("sasrecTract", "p50Ms"), L("sasrecOrt", "p50Ms"))} / ${ratio(L("sasrecTract", "p99Ms"), L("sasrecOrt", "p99Ms"))} |`);
+  }
   const S = (k, f) => median(latency.map((r) => r.sdk?.[k]?.[f]));
   p();
   p("The SDK's own `recommend({k: 10})` right after a `track()`, 50 events into the session (the whole call: explanations by occlusion over the last 5 items, merchandising rules, the result object):");

@@ -41,6 +41,13 @@ async function main() {
   const kernels = mod.BenchModel.fromBundle(bundle, key);
   const tract = mod.BenchModel.recommenderOnnx(onnx, N);
   const s = await ort.InferenceSession.create(onnx, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+  // The SASRec-style model has no incremental form here (no key/value cache yet): whole
+  // sequence on tract vs onnxruntime-web, for the same lengths.
+  const sasOnnx = new Uint8Array(await (await fetch("/models/sasrec_5000.onnx")).arrayBuffer());
+  const sasTract = mod.BenchModel.recommenderOnnx(sasOnnx, N);
+  const sas = await ort.InferenceSession.create(sasOnnx, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+  const sasIn = sas.inputNames[0], sasOut = sas.outputNames[0];
+  const sasRun = async (seq) => (await sas.run({ [sasIn]: new ort.Tensor("int64", BigInt64Array.from(seq, BigInt), [1, seq.length]) }, [sasOut]))[sasOut].data;
   const ortRun = async (seq) => (await s.run({ item_seq: new ort.Tensor("int64", BigInt64Array.from(seq, BigInt), [1, seq.length]) }, ["scores"])).scores.data;
 
   const result = { userAgent: navigator.userAgent, runs: RUNS, warmup: WARMUP, lengths: {} };
@@ -61,6 +68,11 @@ async function main() {
     r.tractWhole = await timeIt((i) => tract.scores(windowAt(i)));
     r.ortWhole = await timeIt((i) => ortRun(Array.from(windowAt(i))));
     r.ortWholeTop20 = await timeIt(async (i) => topk(await ortRun(Array.from(windowAt(i))), 20));
+    // Its learned positions stop at 50.
+    if (len <= 50) {
+      r.sasrecTract = await timeIt((i) => sasTract.scores(windowAt(i)));
+      r.sasrecOrt = await timeIt((i) => sasRun(Array.from(windowAt(i))));
+    }
     // Agreement: the incremental state after exactly these len events vs onnxruntime-web.
     const seq = items.slice(0, len);
     inc.reset();
