@@ -264,6 +264,7 @@ mod tests {
             })
             .count();
         let rate = false_positives as f64 / runs as f64;
+        println!("A/A false-positive rate {rate:.3} over {runs} runs");
         // α = 0.05; with 300 runs the rate's own standard error is 1.3 points.
         assert!((0.01..=0.10).contains(&rate), "false-positive rate {rate:.3}");
     }
@@ -280,6 +281,7 @@ mod tests {
             let (lo, hi) = c.difference.interval(1.96);
             inside += usize::from(lo <= 0.3 && 0.3 <= hi);
         }
+        println!("the 95% interval covered the true lift {inside}/200 times");
         assert!(inside >= 186, "the interval covered the true lift {inside}/200 times");
     }
 
