@@ -160,6 +160,20 @@ fn one_report(site: &str, day: &str, rng: &mut SeededRandomness, mechanisms: &Me
     report::build(site, day, &summary, mechanisms, rng)
 }
 
+/// The default mechanisms with these ε, in report order (item view, transition, category,
+/// intent, outcome, recommended item).
+fn mechanisms_with(eps: [f64; 6]) -> Mechanisms {
+    let d = Mechanisms::default();
+    Mechanisms {
+        item_view: Hcms { epsilon: eps[0], ..d.item_view },
+        item_transition: Hcms { epsilon: eps[1], ..d.item_transition },
+        category_view: Hcms { epsilon: eps[2], ..d.category_view },
+        intent_bucket: KaryRr { epsilon: eps[3], ..d.intent_bucket },
+        rec_outcome: KaryRr { epsilon: eps[4], ..d.rec_outcome },
+        rec_item: Hcms { epsilon: eps[5], ..d.rec_item },
+    }
+}
+
 fn reports(n: usize, seed: u64) -> Vec<Report> {
     let mut rng = SeededRandomness(seed);
     let m = Mechanisms::default();
@@ -338,14 +352,7 @@ fn bad_requests_get_specific_errors_and_the_server_keeps_serving() {
     check(send(&url, Some(SHOP_KEY), None, tp, &json(&serde_json::json!([good_value, v])), None), 422, "reports[1]: item_view");
 
     // ε out of range: a real report from mechanisms spending 2.0.
-    let greedy = Mechanisms {
-        item_view: Hcms { hashes: 16, width: 1024, epsilon: 1.0 },
-        item_transition: Hcms { hashes: 16, width: 1024, epsilon: 0.5 },
-        category_view: Hcms { hashes: 8, width: 256, epsilon: 0.25 },
-        intent_bucket: KaryRr { k: INTENT_BUCKETS + 1, epsilon: 0.125 },
-        rec_outcome: KaryRr { k: RecStage::COUNT, epsilon: 0.0625 },
-        rec_item: Hcms { hashes: 16, width: 1024, epsilon: 0.0625 },
-    };
+    let greedy = mechanisms_with([1.0, 0.5, 0.25, 0.125, 0.0625, 0.0625]);
     let r = one_report("shop", DAY, &mut SeededRandomness(9), &greedy);
     check(send(&url, Some(SHOP_KEY), None, tp, &serde_json::to_vec(&r).unwrap(), None), 422, "epsilon 2 is outside (0, 1]");
 
@@ -676,13 +683,7 @@ fn train_from_aggregates_learns_the_transitions_visitors_made() {
 
     // The shop spends most of the day's ε on transitions here; film-i is followed by
     // film-(i+3) 70% of the time, by a uniformly random film otherwise.
-    let d = Mechanisms::default();
-    let mechanisms = Mechanisms {
-        item_view: Hcms { epsilon: 0.05, ..d.item_view },
-        item_transition: Hcms { epsilon: 0.55, ..d.item_transition },
-        category_view: Hcms { epsilon: 0.05, ..d.category_view },
-        ..d
-    };
+    let mechanisms = mechanisms_with([0.05, 0.55, 0.05, 0.1, 0.15, 0.1]);
     assert!(mechanisms.epsilon() <= 1.0 + 1e-9, "{}", mechanisms.epsilon());
     let mut rng = SeededRandomness(77);
     let reports: Vec<Report> = (0..20_000u32)
@@ -781,14 +782,7 @@ fn experiments_report_a_true_lift_and_not_a_null_one() {
     let stage = |rng: &mut SeededRandomness, click: f64| {
         if rng.unit() < click { RecStage::Clicked } else if rng.unit() < 0.9 { RecStage::Shown } else { RecStage::NoneShown }
     };
-    let small = Mechanisms {
-        item_view: Hcms { hashes: 16, width: 1024, epsilon: 0.1 },
-        item_transition: Hcms { hashes: 16, width: 1024, epsilon: 0.1 },
-        category_view: Hcms { hashes: 8, width: 256, epsilon: 0.1 },
-        intent_bucket: KaryRr { k: INTENT_BUCKETS + 1, epsilon: 0.1 },
-        rec_outcome: KaryRr { k: RecStage::COUNT, epsilon: 0.1 },
-        rec_item: Hcms { hashes: 16, width: 1024, epsilon: 0.1 },
-    };
+    let small = mechanisms_with([0.1; 6]);
     let reports: Vec<Report> = (0..40_000)
         .map(|_| {
             // One site runs both experiments on different visitors' days (half each).

@@ -288,18 +288,11 @@ pub fn aggregate(bodies: &[String], options: &Options) -> Aggregates {
         .into_iter()
         .map(|((name, _, _), (rr, t))| {
             let n: u64 = t.iter().sum();
-            let released = n >= k && n > 0;
+            let (released, withheld) = threshold(n, k);
             let (variants, comparisons) =
                 if released { experiment::analyze(&rr, (rr.k / RecStage::COUNT) as usize, &t, Z95) } else { (Vec::new(), Vec::new()) };
-            ExperimentResult {
-                name,
-                mechanism: serde_json::to_value(rr).unwrap_or_default(),
-                reports: n,
-                released,
-                withheld: (!released).then(|| format!("{n} contributing reports, fewer than the minimum of {k}")),
-                variants,
-                comparisons,
-            }
+            let mechanism = serde_json::to_value(rr).unwrap_or_default();
+            ExperimentResult { name, mechanism, reports: n, released, withheld, variants, comparisons }
         })
         .collect();
     groups.sort_by_key(|g| std::cmp::Reverse(g.reports));
@@ -344,17 +337,15 @@ pub fn stage_label(value: u32, k: u32) -> String {
     }
 }
 
-fn new_group(statistic: &str, mechanism: serde_json::Value, reports: u64, k: u64) -> Group {
+/// The k-threshold: whether a group of `reports` may be released, and why not.
+fn threshold(reports: u64, k: u64) -> (bool, Option<String>) {
     let released = reports >= k && reports > 0;
-    Group {
-        statistic: statistic.to_owned(),
-        mechanism,
-        reports,
-        released,
-        withheld: (!released).then(|| format!("{reports} contributing reports, fewer than the minimum of {k}")),
-        estimates: Vec::new(),
-        nothing: None,
-    }
+    (released, (!released).then(|| format!("{reports} contributing reports, fewer than the minimum of {k}")))
+}
+
+fn new_group(statistic: &str, mechanism: serde_json::Value, reports: u64, k: u64) -> Group {
+    let (released, withheld) = threshold(reports, k);
+    Group { statistic: statistic.to_owned(), mechanism, reports, released, withheld, estimates: Vec::new(), nothing: None }
 }
 
 /// `0.0–0.1` … `0.9–1.0`, then `no score`.
