@@ -53,6 +53,9 @@ pub struct Config {
     /// A click, cart add or purchase of a recommended item counts for its list within this
     /// many minutes of the list being shown (and within the UTC day the report covers).
     pub attribution_window_minutes: f64,
+    /// In the browser: after each `track`, compute the next `recommend` answer when the page
+    /// is idle, so the call usually returns at once (default on).
+    pub precompute: bool,
 }
 
 /// When the visitor's behaviour may be recorded and used on the device. Sending aggregates
@@ -85,6 +88,7 @@ impl Default for Config {
             rules: Rules::default(),
             experiments: Vec::new(),
             attribution_window_minutes: 24.0 * 60.0,
+            precompute: true,
         }
     }
 }
@@ -309,6 +313,12 @@ pub struct Client<S: Storage, C: Clock> {
     plain_rules: CompiledRules,
     /// Lists returned so far (the id of the next one).
     lists: u64,
+    /// A `forYou` list computed ahead (`precompute`), with what it was computed for.
+    precomputed: Option<(String, Recommendations)>,
+    precompute_hits: u64,
+    /// While precomputing: nothing is remembered as shown.
+    quiet: bool,
+    precompute_enabled: bool,
     experiments: Vec<Experiment>,
     /// The visitor's variant of each experiment (index into its variants), once assigned.
     assigned: Vec<Option<usize>>,
@@ -480,9 +490,13 @@ impl<S: Storage, C: Clock> Client<S, C> {
             rules,
             plain_rules,
             lists: 0,
+            precomputed: None,
+            precompute_hits: 0,
+            quiet: false,
             assigned: vec![None; config.experiments.len()],
             experiments: config.experiments,
             window_ms: config.attribution_window_minutes * 60_000.0,
+            precompute_enabled: config.precompute,
         };
         client.load_assignments();
         if !client.personalizing() && !client.log.events().is_empty() {
@@ -515,7 +529,53 @@ impl<S: Storage, C: Clock> Client<S, C> {
 
     /// Top-k recommendations for the visitor now: the `forYou` placement.
     pub fn recommend(&mut self, options: &RecommendOptions) -> Result<Recommendations> {
+        let key = self.precompute_key(options);
+        if let Some((cached_key, mut recs)) = self.precomputed.take() {
+            if cached_key == key {
+                // Computed in idle time for exactly this history and these options: only now
+                // is it shown, so only now does it get an id and count as shown.
+                let now = self.clock.now_ms();
+                self.lists += 1;
+                recs.id = format!("{:x}-{}", now as u64, self.lists);
+                let variant = self.variant_of(recs.placement).map(|p| p.1);
+                self.remember_shown(&recs, variant, now);
+                self.precompute_hits += 1;
+                return Ok(recs);
+            }
+        }
         self.place(&Placement::ForYou { k: options.k, exclude: options.exclude.clone() })
+    }
+
+    /// Computes the `forYou` list `recommend(options)` would return now and keeps it for the
+    /// next call with the same options and history (the browser layer calls this when the page
+    /// is idle after a `track`). Nothing counts as shown until `recommend` hands it out.
+    pub fn precompute(&mut self, options: &RecommendOptions) -> Result<()> {
+        let key = self.precompute_key(options);
+        if self.precomputed.as_ref().is_some_and(|(k, _)| *k == key) {
+            return Ok(());
+        }
+        self.quiet = true;
+        let recs = self.place(&Placement::ForYou { k: options.k, exclude: options.exclude.clone() });
+        self.quiet = false;
+        self.precomputed = Some((key, recs?));
+        Ok(())
+    }
+
+    /// Whether the config asks for idle-time precomputation.
+    pub fn precompute_enabled(&self) -> bool {
+        self.precompute_enabled
+    }
+
+    /// How many `recommend` calls were answered from a precomputed list.
+    pub fn precompute_hits(&self) -> u64 {
+        self.precompute_hits
+    }
+
+    /// What a precomputed list depends on: the options, the history (its length and newest
+    /// event), consent and the variant; anything else changing drops it.
+    fn precompute_key(&self, options: &RecommendOptions) -> String {
+        let last = self.log.events().back().map_or(0.0, |e| e.at);
+        format!("{:?}|{:?}|{}|{last}|{:?}|{:?}", options.k, options.exclude, self.log.events().len(), self.consent, self.variant_of("forYou"))
     }
 
     /// Gives a list its id and remembers what it showed (for the outcome statistics, the
@@ -527,7 +587,9 @@ impl<S: Storage, C: Clock> Client<S, C> {
         let variant = self.variant_of(placement);
         let variant_name = variant.map(|(e, v)| self.experiments[e].variants[v].name.clone());
         let recs = Recommendations { items, source, fallback_reason: fallback, placement, variant: variant_name, id };
-        self.remember_shown(&recs, variant.map(|p| p.1), now);
+        if !self.quiet {
+            self.remember_shown(&recs, variant.map(|p| p.1), now);
+        }
         recs
     }
 
@@ -803,6 +865,11 @@ impl<S: Storage, C: Clock> Client<S, C> {
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// The storage, as it holds the visitor's records now.
+    pub fn storage(&self) -> &S {
+        self.log.storage()
     }
 
     /// The storage back, e.g. to reopen the same visitor as after a reload.

@@ -81,6 +81,11 @@ fn reported_stage(c: &mut TestClient) -> u32 {
         .expect("rec_outcome in every report")
 }
 
+/// The stored record of what was shown today.
+fn shown_record(c: &TestClient) -> Option<String> {
+    c.storage().get("foresight.events.shown").expect("readable")
+}
+
 fn first_recommendation(c: &mut TestClient) -> String {
     let recs = c.recommend(&RecommendOptions::default()).expect("recommendations");
     assert_eq!(recs.source, Source::Model);
@@ -292,4 +297,33 @@ fn experiments_assign_once_change_the_placement_and_attribute_within_the_window(
     clock.advance_ms(120_000.0);
     c.track(&json!({"type": "click", "itemId": first})).expect("valid");
     assert_eq!(reported_experiment(&mut c).1, RecStage::Shown as u32);
+}
+
+/// A list computed ahead is the list `recommend` would compute, counts as shown only once
+/// handed out, and is dropped when the history or the options change.
+#[test]
+fn precomputed_lists_equal_computed_ones_and_count_only_when_handed_out() {
+    let clock = Rc::new(ManualClock::new(T0));
+    let items = catalog();
+    let (mut c, _) = open(config(Personalization::Always), MemoryStorage::default(), &clock);
+    let (mut fresh, _) = open(config(Personalization::Always), MemoryStorage::default(), &clock);
+    let options = RecommendOptions { k: Some(8), ..Default::default() };
+    for id in [10, 11, 12] {
+        let event = json!({"type": "product_view", "itemId": items[id].id});
+        track(&mut c, &clock, event.clone());
+        fresh.track(&event).expect("valid");
+        c.precompute(&options).expect("precompute");
+        let shown_before = shown_record(&c);
+        let got = c.recommend(&options).expect("recs");
+        let want = fresh.recommend(&options).expect("recs");
+        assert_eq!(got.items, want.items);
+        assert_ne!(shown_before, shown_record(&c), "shown only when handed out");
+    }
+    assert_eq!(c.precompute_hits(), 3);
+    // Other options, or a new event: computed afresh.
+    c.precompute(&options).expect("precompute");
+    c.recommend(&RecommendOptions { k: Some(5), ..Default::default() }).expect("recs");
+    track(&mut c, &clock, json!({"type": "product_view", "itemId": items[13].id}));
+    c.recommend(&options).expect("recs");
+    assert_eq!(c.precompute_hits(), 3);
 }

@@ -57,6 +57,8 @@ pub struct WebForesight {
     autocapture: Option<autocapture::Autocapture>,
     /// Sends today's report by beacon when the page goes (only with a collector configured).
     _pagehide: Option<gloo_events::EventListener>,
+    /// The options of the last `recommend`, which idle-time precomputation prepares for.
+    last_options: Rc<RefCell<RecommendOptions>>,
 }
 
 #[wasm_bindgen(js_class = Foresight)]
@@ -129,16 +131,23 @@ impl WebForesight {
         } else {
             None
         };
-        Ok(WebForesight { client, autocapture, _pagehide: pagehide })
+        Ok(WebForesight { client, autocapture, _pagehide: pagehide, last_options: Rc::default() })
     }
 
     /// Records what the visitor did, e.g. `{type: "product_view", itemId: "sku-1"}`.
     pub fn track(&self, event: JsValue) -> Result<(), JsValue> {
         let event: serde_json::Value =
             from_js(&event).map_err(|e| js_error("invalid_event", &format!("invalid event: {e}")))?;
-        let outcome = self.client()?.track(&event).map_err(to_js)?;
+        let (outcome, precompute) = {
+            let mut client = self.client()?;
+            let outcome = client.track(&event).map_err(to_js)?;
+            (outcome, client.precompute_enabled())
+        };
         if let Some(w) = outcome.warning {
             warn(&w.to_string());
+        }
+        if precompute && outcome.recorded {
+            self.schedule_precompute();
         }
         Ok(())
     }
@@ -151,7 +160,14 @@ impl WebForesight {
             from_js(&options).map_err(|e| js_error("invalid_option", &format!("invalid recommend options: {e}")))?
         };
         let recs = self.client()?.recommend(&options).map_err(to_js)?;
+        *self.last_options.borrow_mut() = options;
         to_value(&recs)
+    }
+
+    /// How many `recommend` calls were answered from the idle-time precomputation.
+    #[wasm_bindgen(js_name = precomputeHits)]
+    pub fn precompute_hits(&self) -> Result<f64, JsValue> {
+        Ok(self.client.try_borrow().map_err(|_| busy())?.precompute_hits() as f64)
     }
 
     /// One placement's list: `{type: "forYou" | "similarTo" | "boughtTogether" | "popular" |
@@ -248,6 +264,31 @@ impl WebForesight {
 impl WebForesight {
     fn client(&self) -> Result<std::cell::RefMut<'_, WebClient>, JsValue> {
         self.client.try_borrow_mut().map_err(|_| busy())
+    }
+
+    /// Computes the next `recommend` answer when the page is idle (`requestIdleCallback`, or a
+    /// zero timeout where there is none, as in a Worker). A busy client or a failure just
+    /// leaves nothing precomputed: `recommend` then computes as usual.
+    fn schedule_precompute(&self) {
+        let (client, options) = (Rc::downgrade(&self.client), self.last_options.clone());
+        let task = wasm_bindgen::closure::Closure::once_into_js(move || {
+            let Some(client) = client.upgrade() else { return };
+            let Ok(mut c) = client.try_borrow_mut() else { return };
+            let options = options.borrow().clone();
+            let _ = c.precompute(&options);
+        });
+        let global = js_sys::global();
+        let idle = js_sys::Reflect::get(&global, &"requestIdleCallback".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        let scheduled = match idle {
+            Some(f) => f.call1(&global, &task).is_ok(),
+            None => js_sys::Reflect::get(&global, &"setTimeout".into())
+                .ok()
+                .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+                .is_some_and(|f| f.call2(&global, &task, &JsValue::from(0)).is_ok()),
+        };
+        if !scheduled {
+            warn("could not schedule the idle-time precomputation; recommend() computes on call");
+        }
     }
 }
 
