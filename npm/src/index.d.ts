@@ -327,6 +327,8 @@ export interface ForesightConfig {
   experiments?: Experiment[];
   /** Clicks, cart adds and purchases count for a list within this many minutes (default 1440). */
   attributionWindowMinutes?: number;
+  /** After each `track`, compute the next `recommend` answer when the page is idle (default true). */
+  precompute?: boolean;
   /** Replaces localStorage (e.g. in Node). Not with `worker`. */
   storage?: StorageHook;
   /** Run the SDK in a module Web Worker; `{url}` points at a self-hosted copy of worker.js. */
