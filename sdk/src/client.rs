@@ -529,6 +529,11 @@ impl<S: Storage, C: Clock> Client<S, C> {
 
     /// Top-k recommendations for the visitor now: the `forYou` placement.
     pub fn recommend(&mut self, options: &RecommendOptions) -> Result<Recommendations> {
+        self.place(&Placement::ForYou { k: options.k, exclude: options.exclude.clone() })
+    }
+
+    /// The precomputed `forYou` list for these options, if it is still the right one.
+    pub(crate) fn take_precomputed(&mut self, options: &RecommendOptions) -> Option<Recommendations> {
         let key = self.precompute_key(options);
         if let Some((cached_key, mut recs)) = self.precomputed.take() {
             if cached_key == key {
@@ -540,10 +545,10 @@ impl<S: Storage, C: Clock> Client<S, C> {
                 let variant = self.variant_of(recs.placement).map(|p| p.1);
                 self.remember_shown(&recs, variant, now);
                 self.precompute_hits += 1;
-                return Ok(recs);
+                return Some(recs);
             }
         }
-        self.place(&Placement::ForYou { k: options.k, exclude: options.exclude.clone() })
+        None
     }
 
     /// Computes the `forYou` list `recommend(options)` would return now and keeps it for the
@@ -555,7 +560,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
             return Ok(());
         }
         self.quiet = true;
-        let recs = self.place(&Placement::ForYou { k: options.k, exclude: options.exclude.clone() });
+        let recs = self.place_computed(&Placement::ForYou { k: options.k, exclude: options.exclude.clone() });
         self.quiet = false;
         self.precomputed = Some((key, recs?));
         Ok(())

@@ -130,6 +130,17 @@ impl<S: Storage, C: Clock> Client<S, C> {
     /// One placement's list under the shop's rules (or, for an experiment variant that turns
     /// them off, without them).
     pub fn place(&mut self, placement: &Placement) -> Result<Recommendations> {
+        if let Placement::ForYou { k, exclude } = placement {
+            let options = crate::recommend::RecommendOptions { k: *k, exclude: exclude.clone() };
+            if let Some(recs) = self.take_precomputed(&options) {
+                return Ok(recs);
+            }
+        }
+        self.place_computed(placement)
+    }
+
+    /// `place` without the precomputed answer.
+    pub(crate) fn place_computed(&mut self, placement: &Placement) -> Result<Recommendations> {
         let name = placement.name();
         self.with_variant_rules(name, |c| c.place_under_rules(placement))
     }

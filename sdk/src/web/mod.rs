@@ -177,6 +177,9 @@ impl WebForesight {
         let request: crate::placements::Placement =
             from_js(&request).map_err(|e| js_error("invalid_option", &format!("invalid placement: {e}")))?;
         let recs = self.client()?.place(&request).map_err(to_js)?;
+        if let crate::placements::Placement::ForYou { k, exclude } = request {
+            *self.last_options.borrow_mut() = RecommendOptions { k, exclude };
+        }
         to_value(&recs)
     }
 
