@@ -254,9 +254,19 @@ impl CompiledRules {
             p.1 += self.boost.get(p.0).copied().unwrap_or(0.0) * spread;
         }
         let order = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-        pool.sort_unstable_by(order);
         let pinned: Vec<usize> = pins.iter().filter(|&&(i, pos)| pos < k && !mask.get(i).copied().unwrap_or(false)).map(|p| p.0).collect();
         let free = k.saturating_sub(pinned.len());
+        // Only the head needs an order: what MMR looks at, or, for the greedy pass, a margin
+        // for caps and pins; the rest is sorted only if the greedy pass runs out.
+        let needed = if self.rules.diversity.is_some_and(|d| d < 1.0) { free.saturating_mul(20).max(200) } else { (free + pinned.len()) * 4 + 16 };
+        let sorted_to = if needed < pool.len() {
+            pool.select_nth_unstable_by(needed, order);
+            pool[..needed].sort_unstable_by(order);
+            needed
+        } else {
+            pool.sort_unstable_by(order);
+            pool.len()
+        };
         let category = |i: usize| catalog.item(i).and_then(|it| it.category.as_deref());
         let mut picked: Vec<(usize, f32)> = Vec::with_capacity(free);
         match self.rules.diversity.filter(|&d| d < 1.0) {
@@ -283,13 +293,20 @@ impl CompiledRules {
                 }
             }
             None => {
-                for &p in &pool {
-                    if picked.len() == free {
-                        break;
+                let mut greedy = |pool: &[(usize, f32)], picked: &mut Vec<(usize, f32)>| {
+                    for &p in pool {
+                        if picked.len() == free {
+                            break;
+                        }
+                        if !pinned.contains(&p.0) && self.under_cap(picked, p.0, &category) {
+                            picked.push(p);
+                        }
                     }
-                    if !pinned.contains(&p.0) && self.under_cap(&picked, p.0, &category) {
-                        picked.push(p);
-                    }
+                };
+                greedy(&pool[..sorted_to], &mut picked);
+                if picked.len() < free && sorted_to < pool.len() {
+                    pool[sorted_to..].sort_unstable_by(order);
+                    greedy(&pool[sorted_to..], &mut picked);
                 }
             }
         }
