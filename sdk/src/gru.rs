@@ -274,6 +274,28 @@ impl SessionState {
         Ok(h)
     }
 
+    /// The state with `item` left out of the recent events only — those whose state is kept
+    /// (the last 16) — replaying at most that many steps: what explanations need ("because you
+    /// viewed X" is about recent events), at a bounded cost however long the history is. Equals
+    /// `without` while the whole history is kept.
+    pub fn without_recent(&mut self, model: &GruModel, item: usize) -> Result<Vec<f32>, ModelError> {
+        if self.start == 0 {
+            return self.without(model, item);
+        }
+        let earliest = self.start + 1;
+        let Some(first) = self.consumed[earliest..].iter().position(|&i| i == item).map(|p| p + earliest) else {
+            return Ok(self.hidden().map(<[f32]>::to_vec).unwrap_or_else(|| model.zero_state()));
+        };
+        let mut h = self.states[first - 1 - self.start].clone();
+        for k in first + 1..self.consumed.len() {
+            let i = self.consumed[k];
+            if i != item {
+                model.step_with(i, &mut h, &mut self.scratch)?;
+            }
+        }
+        Ok(h)
+    }
+
     /// Serializable form, to keep on the device with the store.
     pub fn snapshot(&self) -> Option<Snapshot> {
         Some(Snapshot { consumed: self.consumed.len(), fingerprint: fingerprint(&self.consumed), hidden: self.hidden()?.to_vec() })

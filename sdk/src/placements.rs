@@ -369,7 +369,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
         let mut best: Vec<(f32, usize)> = picks.iter().map(|_| (f32::NEG_INFINITY, 0)).collect();
         if probes.len() > 1 {
             for (n, probe) in probes.iter().enumerate() {
-                let without = rec.session.without(gru, probe.index)?;
+                let without = rec.session.without_recent(gru, probe.index)?;
                 for (&(i, score, _), b) in picks.iter().zip(best.iter_mut()) {
                     let drop = score - gru.score_one(&without, i);
                     if drop > b.0 {

@@ -95,6 +95,16 @@ fn incremental_state_equals_the_whole_sequence_and_survives_a_reload() {
         let mut other = seq.clone();
         other[0] = (other[0] + 1) % n;
         assert!(!SessionState::default().restore(&snap, &other, g.hidden_size()));
+        // Occlusion of a recent item from the kept states: bounded work, and equal to
+        // recomputing without it when it is not also older than the kept states.
+        let recent = seq[seq.len() - 1];
+        let kept_from = seq.len().saturating_sub(15);
+        if !seq[..kept_from].contains(&recent) {
+            let without: Vec<usize> = seq.iter().copied().filter(|&i| i != recent).collect();
+            let got = state.without_recent(&g, recent).expect("without recent");
+            let expected = if without.is_empty() { g.zero_state() } else { g.state_after(&without).expect("state") };
+            assert!(max_delta(&got, &expected) <= 1e-5);
+        }
         // Occlusion from the kept states equals recomputing without the item.
         let probe = seq[seq.len() / 2];
         let without: Vec<usize> = seq.iter().copied().filter(|&i| i != probe).collect();
