@@ -150,14 +150,12 @@ impl<S: Storage, C: Clock> Client<S, C> {
         if let Some(reason) = self.variant_is_popularity(placement.name()) {
             if !matches!(placement, Placement::Rerank { .. } | Placement::RecentlyViewed { .. } | Placement::Popular { .. }) {
                 let mask = self.excluded(placement.exclude());
-                let popularity: Vec<f32> = (0..self.catalog.len()).map(|i| self.catalog.item(i).map_or(0.0, |it| it.popularity as f32)).collect();
-                let items = self.ranked(&popularity, k, &mask, |_| Explanation::popular());
+                let items = self.ranked(self.catalog.popularity(), k, &mask, |_| Explanation::popular());
                 return Ok(self.finish(placement.name(), items, Source::Popularity, Some(reason)));
             }
         }
         let mut mask = self.excluded(placement.exclude());
         let catalog_len = self.catalog.len();
-        let popularity: Vec<f32> = (0..catalog_len).map(|i| self.catalog.item(i).map_or(0.0, |it| it.popularity as f32)).collect();
         let personal = self.personalizing();
 
         let mut fallback: Option<String> = None;
@@ -202,7 +200,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
                     Some(a) => a,
                     None => {
                         fallback = fallback.or(reason);
-                        (self.ranked(&popularity, k, &mask, |_| Explanation::popular()), Source::Popularity)
+                        (self.ranked(self.catalog.popularity(), k, &mask, |_| Explanation::popular()), Source::Popularity)
                     }
                 }
             }
@@ -233,16 +231,16 @@ impl<S: Storage, C: Clock> Client<S, C> {
                         }
                         Err(e) => {
                             fallback = Some(format!("the recommender failed: {e}"));
-                            (self.popular_in(category.as_deref(), &popularity, k, &mask), Source::Popularity)
+                            (self.popular_in(category.as_deref(), k, &mask), Source::Popularity)
                         }
                     },
                     (None, _) => {
                         fallback = Some(format!("`{item_id}` is not in the catalog"));
-                        (self.popular_in(None, &popularity, k, &mask), Source::Popularity)
+                        (self.popular_in(None, k, &mask), Source::Popularity)
                     }
                     (Some(_), None) => {
                         fallback = Some(self.no_model_reason());
-                        (self.popular_in(category.as_deref(), &popularity, k, &mask), Source::Popularity)
+                        (self.popular_in(category.as_deref(), k, &mask), Source::Popularity)
                     }
                 }
             }
@@ -254,7 +252,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
                 if known.is_empty() || self.recommender.is_none() {
                     fallback = Some(if known.is_empty() { "none of the items is in the catalog".to_owned() } else { self.no_model_reason() });
                     let category = known.first().and_then(|&(i, _)| self.catalog.item(i)).and_then(|it| it.category.clone());
-                    (self.popular_in(category.as_deref(), &popularity, k, &mask), Source::Popularity)
+                    (self.popular_in(category.as_deref(), k, &mask), Source::Popularity)
                 } else {
                     let indices: Vec<usize> = known.iter().map(|p| p.0).collect();
                     let rec = self.recommender.as_mut().ok_or(Error::NoModel("recommender"))?;
@@ -279,12 +277,14 @@ impl<S: Storage, C: Clock> Client<S, C> {
                 }
             }
             Placement::Popular { category, .. } => {
-                if let Some(c) = category {
-                    if !self.has_category(c) {
+                let category = category.as_deref().filter(|c| {
+                    let known = self.has_category(c);
+                    if !known {
                         fallback = Some(format!("category `{c}` is not in the catalog; popular across the shop"));
                     }
-                }
-                (self.popular_in(category.as_deref().filter(|c| self.has_category(c)), &popularity, k, &mask), Source::Popularity)
+                    known
+                });
+                (self.popular_in(category, k, &mask), Source::Popularity)
             }
             Placement::Trending { category, .. } => {
                 let category = category.as_deref().filter(|c| {
@@ -295,13 +295,11 @@ impl<S: Storage, C: Clock> Client<S, C> {
                     known
                 });
                 let mask = self.category_mask(category, mask);
-                let has_trend = (0..catalog_len).any(|i| self.catalog.item(i).is_some_and(|it| it.trend.is_some()));
-                if has_trend {
-                    let trend: Vec<f32> = (0..catalog_len).map(|i| self.catalog.item(i).and_then(|it| it.trend).unwrap_or(0.0) as f32).collect();
-                    (self.ranked(&trend, k, &mask, |_| Explanation::Trending { text: "trending lately".into() }), Source::Trend)
+                if let Some(trend) = self.catalog.trend() {
+                    (self.ranked(trend, k, &mask, |_| Explanation::Trending { text: "trending lately".into() }), Source::Trend)
                 } else {
                     fallback = Some("the catalog has no trend data (`trend`); popular items instead".into());
-                    (self.ranked(&popularity, k, &mask, |_| Explanation::popular()), Source::Popularity)
+                    (self.ranked(self.catalog.popularity(), k, &mask, |_| Explanation::popular()), Source::Popularity)
                 }
             }
             Placement::RecentlyViewed { .. } => {
@@ -325,7 +323,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
                 if items.is_empty() {
                     // Never an empty widget: a first visit sees what is popular.
                     fallback = Some(if personal { "nothing viewed yet" } else { "personalization waits for the visitor's consent" }.into());
-                    (self.ranked(&popularity, k, &mask, |_| Explanation::popular()), Source::Popularity)
+                    (self.ranked(self.catalog.popularity(), k, &mask, |_| Explanation::popular()), Source::Popularity)
                 } else {
                     (items, Source::History)
                 }
@@ -474,7 +472,8 @@ impl<S: Storage, C: Clock> Client<S, C> {
             .collect()
     }
 
-    fn popular_in(&self, category: Option<&str>, popularity: &[f32], k: usize, mask: &[bool]) -> Vec<Recommendation> {
+    fn popular_in(&self, category: Option<&str>, k: usize, mask: &[bool]) -> Vec<Recommendation> {
+        let popularity = self.catalog.popularity();
         let in_category = self.category_mask(category, mask.to_vec());
         let items = self.ranked(popularity, k, &in_category, |_| Explanation::popular());
         if items.is_empty() && category.is_some() {

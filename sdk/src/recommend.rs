@@ -44,6 +44,10 @@ pub struct CatalogItem {
 pub struct Catalog {
     vocab: Vocabulary,
     items: Vec<CatalogItem>,
+    /// `popularity` per index, as scores (built once: every popularity list reads it).
+    popularity: Vec<f32>,
+    /// `trend` per index, when any item has one.
+    trend: Option<Vec<f32>>,
 }
 
 impl Catalog {
@@ -64,7 +68,17 @@ impl Catalog {
         }
         let vocab = Vocabulary::new(items.iter().map(|i| i.id.clone()).collect())
             .map_err(|dup| Error::option("catalog", format!("lists item `{dup}` twice")))?;
-        Ok(Catalog { vocab, items })
+        let popularity = items.iter().map(|i| i.popularity as f32).collect();
+        let trend = items.iter().any(|i| i.trend.is_some()).then(|| items.iter().map(|i| i.trend.unwrap_or(0.0) as f32).collect());
+        Ok(Catalog { vocab, items, popularity, trend })
+    }
+
+    pub fn popularity(&self) -> &[f32] {
+        &self.popularity
+    }
+
+    pub fn trend(&self) -> Option<&[f32]> {
+        self.trend.as_deref()
     }
 
     pub fn vocab(&self) -> &Vocabulary {

@@ -293,7 +293,7 @@ impl CompiledRules {
                 }
             }
             None => {
-                let mut greedy = |pool: &[(usize, f32)], picked: &mut Vec<(usize, f32)>| {
+                let greedy = |pool: &[(usize, f32)], picked: &mut Vec<(usize, f32)>| {
                     for &p in pool {
                         if picked.len() == free {
                             break;
