@@ -29,6 +29,8 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 # PostgreSQL for the collector's tests against a real server (they start a throwaway cluster).
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+# Mesa's lavapipe: a CPU Vulkan device, so the WebGPU scoring code (wgpu) is tested natively.
+[ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || compgen -G '/usr/share/vulkan/icd.d/lvp_icd*.json' >/dev/null || missing+=(mesa-vulkan-drivers libvulkan1)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]} from Debian"
   if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi

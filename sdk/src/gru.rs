@@ -339,7 +339,8 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-use kernels::{dot, matvec};
+use kernels::matvec;
+pub(crate) use kernels::dot;
 
 /// The arithmetic: explicit 128-bit SIMD on wasm32 with `simd128` (the SDK's build), portable
 /// code LLVM vectorises elsewhere. Both sum in the same order, so results are identical.

@@ -24,6 +24,9 @@ pub mod recommend;
 pub mod placements;
 pub mod report;
 pub mod rules;
+pub mod score;
+#[cfg(feature = "webgpu")]
+pub mod gpu;
 
 pub use client::{Client, Config};
 pub use recommend::{RecommendOptions, Recommendations};
