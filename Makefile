@@ -15,6 +15,8 @@ test: setup test-native test-browser test-e2e
 test-native:
 	scripts/fetch-data.sh
 	cargo test --workspace --locked
+	# The WebGPU scoring code on a real Vulkan device (Mesa's lavapipe, installed by setup).
+	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} cargo test -p foresight --features webgpu --test gpu --locked
 
 test-browser:
 	scripts/test-browser.sh

@@ -25,3 +25,9 @@ export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
 FORESIGHT_TEST_COLLECTOR="http://127.0.0.1:$port/v1/reports" \
 FORESIGHT_TEST_FLAKY="http://127.0.0.1:$flaky_port" \
   cargo test -p foresight --target wasm32-unknown-unknown --test web --locked
+
+# The WebGPU scoring path: without WebGPU the SDK must choose the CPU and say so; with
+# --enable-unsafe-webgpu (SwiftShader's adapter) the GPU's top-k must equal the CPU's.
+cargo test -p foresight --target wasm32-unknown-unknown --features webgpu --test web_gpu --locked
+FORESIGHT_EXPECT_WEBGPU=1 WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/sdk/webdriver-webgpu.json" \
+  cargo test -p foresight --target wasm32-unknown-unknown --features webgpu --test web_gpu --locked

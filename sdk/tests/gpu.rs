@@ -132,3 +132,31 @@ fn extremes_near_ties_and_everything_masked() {
     let all = ItemMask::from_items(rows, 0..rows);
     agree(&m, &mut gpu, &rng.vec(dims, 1.0), &[20], Some(&all));
 }
+
+#[test]
+fn scoring_chooses_a_path_says_why_and_survives_a_lost_device() {
+    use foresight::gpu::{Backend, Preference, Scoring};
+    let mut rng = Rng(5);
+    let (rows, dims) = (20_000, 64);
+    let m = ItemMatrix::from_f32(rows, dims, &rng.vec(rows * dims, 1.0), None).unwrap();
+    let start = std::time::Instant::now();
+    let clock = move || start.elapsed().as_secs_f64() * 1e3;
+    let auto = block_on(Scoring::init(&m, Preference::Auto, &clock));
+    let c = auto.choice();
+    eprintln!("auto: {:?} — {}", c.backend, c.reason);
+    assert!(c.cpu_ms.is_some() && c.gpu_ms.is_some() && c.adapter.is_some());
+    assert_eq!(c.backend == Backend::Gpu, c.gpu_ms < c.cpu_ms);
+    let cpu = block_on(Scoring::init(&m, Preference::Cpu, &clock));
+    assert_eq!(cpu.choice().backend, Backend::Cpu);
+    assert!(cpu.choice().reason.contains("asked for"));
+
+    let mut gpu = block_on(Scoring::init(&m, Preference::Gpu, &clock));
+    assert_eq!(gpu.choice().backend, Backend::Gpu);
+    let u = m.user(&rng.vec(dims, 1.0)).unwrap();
+    let expected = m.top_k(&u, 20, None);
+    assert_eq!(block_on(gpu.top_k(&m, &u, 20, None)), expected);
+    gpu.break_gpu();
+    assert_eq!(block_on(gpu.top_k(&m, &u, 20, None)), expected, "the request that met the failure is answered");
+    assert_eq!(gpu.choice().backend, Backend::Cpu);
+    assert!(gpu.choice().reason.contains("gpu_lost"), "{}", gpu.choice().reason);
+}

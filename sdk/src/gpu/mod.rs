@@ -473,10 +473,7 @@ fn merge(matrix: &ItemMatrix, user: &[f32], k: usize, mask: Option<&ItemMask>, w
 }
 
 fn tracing_error(e: &wgpu::Error) {
-    #[cfg(target_arch = "wasm32")]
-    web_sys::console::warn_1(&format!("foresight: GPU error, scoring falls back to the CPU: {e}").into());
-    #[cfg(not(target_arch = "wasm32"))]
-    eprintln!("foresight: GPU error, scoring falls back to the CPU: {e}");
+    tracing_message(&format!("GPU error, scoring falls back to the CPU: {e}"));
 }
 
 fn f32_bytes(v: &[f32]) -> &[u8] {
@@ -487,4 +484,161 @@ fn f32_bytes(v: &[f32]) -> &[u8] {
 fn u32_bytes(v: &[u32]) -> &[u8] {
     // SAFETY: plain u32s, viewed as their bytes.
     unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
+}
+
+/// Which path scores: `auto` measures both at init and keeps the faster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preference {
+    Auto,
+    Cpu,
+    Gpu,
+}
+
+impl std::str::FromStr for Preference {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Preference::Auto),
+            "cpu" => Ok(Preference::Cpu),
+            "gpu" => Ok(Preference::Gpu),
+            other => Err(format!("`{other}` is not a scoring path: use \"auto\", \"cpu\" or \"gpu\"")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Cpu,
+    Gpu,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::Gpu => "gpu",
+        }
+    }
+}
+
+/// The path in use and why, for `scoringBackend()` and the logs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    pub backend: Backend,
+    pub reason: String,
+    pub adapter: Option<AdapterSummary>,
+    /// Median of the calibration runs (top-20 over the whole catalog), milliseconds.
+    pub cpu_ms: Option<f64>,
+    pub gpu_ms: Option<f64>,
+}
+
+/// Scores on the chosen path; any GPU failure moves it to the CPU for good, and the request
+/// that met the failure is answered on the CPU — never lost.
+#[derive(Debug)]
+pub struct Scoring {
+    gpu: Option<GpuScorer>,
+    choice: Choice,
+}
+
+const CALIBRATION_RUNS: usize = 3;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+impl Scoring {
+    pub fn cpu(reason: impl Into<String>) -> Self {
+        Scoring { gpu: None, choice: Choice { backend: Backend::Cpu, reason: reason.into(), adapter: None, cpu_ms: None, gpu_ms: None } }
+    }
+
+    /// Probes the adapter, builds the GPU scorer and, for `auto`, times both paths on the
+    /// real matrix (`clock` in milliseconds: `performance.now()` in the browser).
+    pub async fn init(matrix: &ItemMatrix, preference: Preference, clock: &dyn Fn() -> f64) -> Scoring {
+        if preference == Preference::Cpu {
+            return Scoring::cpu("the CPU was asked for (scoring: \"cpu\")");
+        }
+        let adapter = match probe().await {
+            Ok((_instance, adapter)) => adapter,
+            Err(e) => return Scoring::cpu(format!("no WebGPU adapter ({e})")),
+        };
+        let mut gpu = match GpuScorer::with_adapter(&adapter, matrix).await {
+            Ok(g) => g,
+            Err(e) => return Scoring::cpu(format!("WebGPU is present but unusable: {e}")),
+        };
+        let adapter = Some(gpu.adapter().clone());
+        // A fixed, non-degenerate visitor vector.
+        let mut probe_user = vec![0f32; matrix.dims()];
+        for (i, u) in probe_user.iter_mut().enumerate() {
+            *u = 1.0 / (1.0 + i as f32);
+        }
+        let user = match matrix.user(&probe_user) {
+            Ok(u) => u,
+            Err(e) => return Scoring::cpu(format!("calibration failed: {e}")),
+        };
+        let mut cpu_times = Vec::new();
+        let mut gpu_times = Vec::new();
+        for run in 0..=CALIBRATION_RUNS {
+            let t = clock();
+            let expected = matrix.top_k(&user, 20, None);
+            let cpu = clock() - t;
+            let t = clock();
+            let got = gpu.top_k(matrix, &user, 20, None).await;
+            let took = clock() - t;
+            match got {
+                Ok((got, _)) if got == expected => {}
+                Ok(_) => return Scoring::cpu("the GPU's answer differed from the CPU's in calibration"),
+                Err(e) => return Scoring::cpu(format!("the GPU failed in calibration: {e}")),
+            }
+            // The first run pays for pipeline warm-up and buffer creation on both sides.
+            if run > 0 {
+                cpu_times.push(cpu);
+                gpu_times.push(took);
+            }
+        }
+        let (cpu_ms, gpu_ms) = (median(cpu_times), median(gpu_times));
+        let name = adapter.as_ref().map(|a| a.name.clone()).unwrap_or_default();
+        let (backend, reason) = match preference {
+            Preference::Gpu => (Backend::Gpu, format!("the GPU was asked for (scoring: \"gpu\"); adapter {name}")),
+            _ if gpu_ms < cpu_ms => (Backend::Gpu, format!("the GPU ({name}) was faster in calibration: {gpu_ms:.2} ms vs {cpu_ms:.2} ms")),
+            _ => (Backend::Cpu, format!("the CPU was faster in calibration: {cpu_ms:.2} ms vs {gpu_ms:.2} ms on {name}")),
+        };
+        let choice = Choice { backend, reason, adapter, cpu_ms: Some(cpu_ms), gpu_ms: Some(gpu_ms) };
+        Scoring { gpu: (backend == Backend::Gpu).then_some(gpu), choice }
+    }
+
+    pub fn choice(&self) -> &Choice {
+        &self.choice
+    }
+
+    /// The `k` best unmasked items for a padded visitor vector, on the chosen path.
+    pub async fn top_k(&mut self, matrix: &ItemMatrix, user: &[f32], k: usize, mask: Option<&ItemMask>) -> Vec<(usize, f32)> {
+        if let Some(gpu) = self.gpu.as_mut() {
+            match gpu.top_k(matrix, user, k, mask).await {
+                Ok((top, _)) => return top,
+                Err(e) => {
+                    tracing_message(&format!("GPU scoring failed ({e}); scoring on the CPU from now on"));
+                    self.gpu = None;
+                    self.choice.backend = Backend::Cpu;
+                    self.choice.reason = format!("the GPU failed ({}): {e}", e.code());
+                }
+            }
+        }
+        matrix.top_k(user, k, mask)
+    }
+
+    /// Test hook: what a device loss does to the next request.
+    #[doc(hidden)]
+    pub fn break_gpu(&mut self) {
+        if let Some(g) = &self.gpu {
+            g.broken.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+fn tracing_message(m: &str) {
+    #[cfg(target_arch = "wasm32")]
+    web_sys::console::warn_1(&format!("foresight: {m}").into());
+    #[cfg(not(target_arch = "wasm32"))]
+    eprintln!("foresight: {m}");
 }

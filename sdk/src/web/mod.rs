@@ -7,6 +7,8 @@
 
 mod autocapture;
 mod bench;
+#[cfg(feature = "webgpu")]
+mod gpu_bench;
 mod bundle_fetch;
 mod delivery;
 mod storage;
