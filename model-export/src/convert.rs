@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use foresight::bundle::{
-    BundleWriter, IntentSection, Manifest, ModelFormat, ModelKind, ModelSection, ParityReport, Quantization, TensorSpec,
+    BundleWriter, EmbeddingSection, IntentSection, Manifest, ModelFormat, ModelKind, ModelSection, ParityReport, Quantization, TensorSpec,
     FORMAT_VERSION,
 };
 use foresight::error::UnsupportedOp;
@@ -17,6 +17,7 @@ use foresight::model::{self, IntentIo, IntentModel, RecommenderIo, RecommenderMo
 use serde::Serialize;
 use tract_onnx::prelude::*;
 
+use crate::embeddings::EmbeddingDtype;
 use crate::parity::{self, Runner};
 use crate::progress::Steps;
 
@@ -76,6 +77,22 @@ pub struct ConvertArgs {
     /// smaller over gzip/brotli. NNEF only.
     #[arg(long, value_enum)]
     pub quantize: Option<QuantizeArg>,
+    /// Recommenders: item embeddings (`.npy`, one row per catalog item; float16/32/64). The
+    /// model's output (see --output, any tensor of the graph) is then the visitor vector, and
+    /// the SDK scores it against every item — on the GPU where its WebGPU build finds one.
+    #[arg(long, conflicts_with = "split_head")]
+    pub item_embeddings: Option<PathBuf>,
+    /// One bias per item (`.npy`), added to its score.
+    #[arg(long, requires = "item_embeddings")]
+    pub item_bias: Option<PathBuf>,
+    /// Recommenders ending in `MatMul [+ Add]` or `Gemm` over the catalog: the bundle keeps the
+    /// model up to the visitor vector and carries the scoring matrix (and bias) as item
+    /// embeddings, so large catalogs are scored by the SDK's CPU or GPU kernels.
+    #[arg(long)]
+    pub split_head: bool,
+    /// How item embeddings are stored: f16 halves their bytes.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub embedding_dtype: EmbeddingDtype,
     /// Sign with this secret key (from `foresight-export keygen`).
     #[arg(long)]
     pub signing_key: Option<PathBuf>,
@@ -142,10 +159,42 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         (Kind::Intent, None) => Vec::new(),
     };
     let n_features = INTENT_FEATURES.len();
-    let typed = match args.kind {
-        Kind::Recommender => {
-            model::recommender_from_inference(im, &RecommenderIo { input: args.input.clone(), output: args.output.clone() })
+    // Item embeddings: the model is cut at the visitor vector; `items` (f32, the reference) and
+    // `stored` (the bundle's dtype) score it.
+    let mut output = args.output.clone();
+    let mut scores_output = args.output.clone();
+    let tower: Option<(foresight::score::ItemMatrix, foresight::score::ItemMatrix)> = if args.split_head || args.item_embeddings.is_some() {
+        if args.kind != Kind::Recommender {
+            bail!("item embeddings are for recommenders");
         }
+        if matches!(args.format, Format::Gru) {
+            bail!("--format gru runs its own scoring head; item embeddings go with --format nnef or onnx");
+        }
+        let (rows, dims, values, bias) = if args.split_head {
+            let onnx = crate::onnx_file::self_contained(&args.model)?;
+            let head = foresight::gru::scoring_head(&onnx, args.output.as_deref()).map_err(|why| anyhow::anyhow!("--split-head: {why}"))?;
+            output = Some(head.input.clone());
+            if scores_output.is_none() {
+                scores_output = onnx_first_output(&onnx);
+            }
+            (head.items, head.hidden, head.item_rows(), head.bias.clone())
+        } else {
+            let path = args.item_embeddings.as_deref().unwrap_or(std::path::Path::new(""));
+            let (rows, dims, values) = crate::embeddings::read_matrix(path)?;
+            let bias = args.item_bias.as_deref().map(|p| crate::embeddings::read_bias(p, rows)).transpose()?;
+            (rows, dims, values, bias)
+        };
+        if rows != catalog.len() {
+            bail!("there are {rows} item embeddings but the catalog lists {} items: one row per item, in catalog order", catalog.len());
+        }
+        let reference = crate::embeddings::matrix(rows, dims, &values, bias.clone(), EmbeddingDtype::F32)?;
+        let stored = crate::embeddings::matrix(rows, dims, &values, bias, args.embedding_dtype)?;
+        Some((reference, stored))
+    } else {
+        None
+    };
+    let typed = match args.kind {
+        Kind::Recommender => model::recommender_from_inference(im, &RecommenderIo { input: args.input.clone(), output: output.clone() }),
         Kind::Intent => model::intent_from_inference(
             im,
             &IntentIo { input: args.input.clone(), output: args.output.clone(), positive_index: args.positive_index },
@@ -161,7 +210,17 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         notes.push(format!("{n} weight tensor(s) stored as float16"));
     }
     let (inputs, outputs) = io_specs(&typed)?;
-    if args.kind == Kind::Recommender {
+    if let Some((items, _)) = &tower {
+        let width = outputs.first().and_then(|o| o.shape.last()).and_then(|d| d.parse::<usize>().ok());
+        if width != Some(items.dims()) {
+            bail!(
+                "the model's output `{}` is a vector of {} but the item embeddings have {} dims",
+                output.as_deref().unwrap_or("(first)"),
+                width.map_or("a dynamic size".to_owned(), |w| w.to_string()),
+                items.dims()
+            );
+        }
+    } else if args.kind == Kind::Recommender {
         let width = outputs.first().and_then(|o| o.shape.last()).and_then(|d| d.parse::<usize>().ok());
         if width != Some(catalog.len()) {
             bail!(
@@ -176,6 +235,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     let mut gru_spec = None;
     let mut gru_bytes = None;
     let format = match (args.format, args.kind) {
+        (Format::Auto, Kind::Recommender) if tower.is_some() => Format::Nnef,
         (Format::Auto | Format::Gru, Kind::Recommender) if args.quantize.is_none() => {
             let onnx = crate::onnx_file::self_contained(&args.model)?;
             match foresight::gru::from_onnx(&onnx, args.output.as_deref()) {
@@ -229,9 +289,13 @@ pub fn run(args: ConvertArgs) -> Result<()> {
             Some(b) if format == Format::Nnef => model::read_nnef(kind_name, b)?,
             Some(_) => typed.clone(),
         };
-        Ok(match args.kind {
-            Kind::Recommender => Runner::Recommender(RecommenderModel::from_typed(model, catalog.len())?),
-            Kind::Intent => Runner::Intent(IntentModel::from_typed(model, n_features, args.positive_index)?),
+        Ok(match (args.kind, &tower) {
+            // The original against the f32 matrix, the bundle against what it stores.
+            (Kind::Recommender, Some((reference, stored))) => {
+                Runner::Recommender(RecommenderModel::from_typed_tower(model, if bytes.is_some() { stored.clone() } else { reference.clone() })?)
+            }
+            (Kind::Recommender, None) => Runner::Recommender(RecommenderModel::from_typed(model, catalog.len())?),
+            (Kind::Intent, _) => Runner::Intent(IntentModel::from_typed(model, n_features, args.positive_index)?),
         })
     };
     let mut original = load(None)?;
@@ -239,7 +303,9 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     let mut parity = vec![parity::compare("tract (original ONNX)", &mut original, &mut bundled, &cases)
         .map_err(|e| anyhow::anyhow!(with_hint(&format!("{e:#}"))))?];
     if !args.no_onnxruntime {
-        let output_name = outputs.first().map(|o| o.name.clone()).unwrap_or_default();
+        // With --split-head onnxruntime computes the original model's scores; with
+        // --item-embeddings it computes the vector, which the f32 matrix then scores.
+        let output_name = if args.split_head { scores_output.clone() } else { None }.or_else(|| outputs.first().map(|o| o.name.clone())).unwrap_or_default();
         let input_name = inputs.first().map(|i| i.name.clone());
         match parity::onnxruntime(&args.model, kind_name, input_name.as_deref(), &output_name, &cases)? {
             Some((version, reference)) => {
@@ -248,7 +314,19 @@ pub fn run(args: ConvertArgs) -> Result<()> {
                         .into_iter()
                         .map(|v| vec![if v.len() > 1 { v.get(args.positive_index).copied().unwrap_or(f32::NAN) } else { v[0] }])
                         .collect(),
-                    Kind::Recommender => reference,
+                    Kind::Recommender => match &tower {
+                        Some((items, _)) if !args.split_head => reference
+                            .into_iter()
+                            .map(|v| {
+                                let mut scores = Vec::new();
+                                if let Ok(u) = items.user(&v) {
+                                    items.scores_into(&u, &mut scores);
+                                }
+                                scores
+                            })
+                            .collect(),
+                        _ => reference,
+                    },
                 };
                 let ours: Vec<Vec<f32>> = cases.iter().map(|c| bundled.run(c)).collect::<Result<_>>()?;
                 parity.push(parity::report(&version, &reference, &ours, args.kind == Kind::Recommender));
@@ -257,7 +335,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         }
     }
     // float16 weights move scores by ~1e-3 relative; what matters then is the ranking.
-    let tolerance = if args.quantize.is_some() { 5e-2 } else { 1e-3 };
+    let tolerance = if args.quantize.is_some() || args.embedding_dtype == EmbeddingDtype::F16 { 5e-2 } else { 1e-3 };
     for p in &parity {
         if p.max_abs_delta > tolerance || p.top_k_agreement.is_some_and(|a| a < 1.0) {
             notes.push(format!(
@@ -292,7 +370,13 @@ pub fn run(args: ConvertArgs) -> Result<()> {
             feature_names: INTENT_FEATURES.iter().map(|f| f.name.to_owned()).collect(),
             positive_index: args.positive_index,
         }),
-        embeddings: None,
+        embeddings: tower.as_ref().map(|(_, stored)| EmbeddingSection {
+            part: "items".into(),
+            rows: stored.rows(),
+            dims: stored.dims(),
+            dtype: stored.dtype().as_str().into(),
+            bias: stored.bias().map(|_| "item_bias".into()),
+        }),
         gru: gru_spec.clone(),
         parts: Vec::new(),
         parity: parity.clone(),
@@ -305,6 +389,21 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     let model_len = model_bytes.len();
     let mut writer = BundleWriter::new(manifest);
     writer.add_part("model", model_bytes);
+    if let Some((_, stored)) = &tower {
+        notes.push(format!(
+            "item embeddings: {} × {} {} ({:.1} MB){}; the model outputs the visitor vector `{}`",
+            stored.rows(),
+            stored.dims(),
+            stored.dtype().as_str(),
+            (stored.rows() * stored.dims() * if stored.dtype() == foresight::score::Dtype::F32 { 4 } else { 2 }) as f64 / 1e6,
+            if stored.bias().is_some() { " with a bias" } else { "" },
+            output.as_deref().unwrap_or("(first output)")
+        ));
+        writer.add_part("items", stored.to_le_bytes());
+        if let Some(b) = stored.bias() {
+            writer.add_part("item_bias", b.iter().flat_map(|v| v.to_le_bytes()).collect());
+        }
+    }
     let bytes = writer.finish(key.as_ref())?;
     std::fs::write(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
     steps.finish();
@@ -426,3 +525,10 @@ pub fn with_hint(detail: &str) -> String {
     }
 }
 
+
+/// The graph's first output name, from the ONNX protobuf.
+fn onnx_first_output(bytes: &[u8]) -> Option<String> {
+    use prost::Message;
+    let model = tract_onnx::pb::ModelProto::decode(bytes).ok()?;
+    model.graph?.output.first().map(|o| o.name.clone())
+}

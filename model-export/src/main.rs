@@ -4,6 +4,7 @@ mod evaluate;
 mod catalog;
 mod collect;
 mod convert;
+mod embeddings;
 mod features;
 mod inspect;
 mod keys;

@@ -136,6 +136,33 @@ pub struct EmbeddingSection {
     pub dims: usize,
     /// `f32` or `f16`, little-endian, row-major.
     pub dtype: String,
+    /// Part holding one f32 (little-endian) bias per item, added to its score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias: Option<String>,
+}
+
+impl EmbeddingSection {
+    /// The item matrix this section describes, read from the bundle's parts.
+    pub fn load(&self, bundle: &Bundle) -> Result<crate::score::ItemMatrix, BundleError> {
+        use crate::score::{Dtype, ItemMatrix};
+        let dtype = match self.dtype.as_str() {
+            "f32" => Dtype::F32,
+            "f16" => Dtype::F16,
+            other => return Err(BundleError::Manifest(format!("item embeddings of dtype `{other}`: expected f32 or f16"))),
+        };
+        let bias = match &self.bias {
+            Some(part) => {
+                let bytes = bundle.part(part)?;
+                if bytes.len() % 4 != 0 {
+                    return Err(BundleError::Manifest(format!("the item bias part `{part}` is not whole f32s")));
+                }
+                Some(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+            }
+            None => None,
+        };
+        ItemMatrix::from_le_bytes(self.rows, self.dims, dtype, bundle.part(&self.part)?, bias)
+            .map_err(|e| BundleError::Manifest(format!("the item embeddings: {e}")))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -208,10 +208,22 @@ impl Loaded {
         match m.kind {
             ModelKind::Recommender => {
                 let n = m.items.len();
-                let model = match m.model.format {
-                    ModelFormat::Nnef => RecommenderModel::load_nnef(model_bytes, n)?,
-                    ModelFormat::Onnx => load_onnx_recommender_bytes(model_bytes, m, n)?,
-                    ModelFormat::Gru => {
+                let tower = match &m.embeddings {
+                    Some(e) if e.rows != n => {
+                        return Err(BundleError::Manifest(format!("{} item embeddings for {n} items in the manifest", e.rows)).into())
+                    }
+                    Some(e) => Some(e.load(&bundle)?),
+                    None => None,
+                };
+                let model = match (m.model.format, tower) {
+                    (ModelFormat::Nnef, Some(items)) => RecommenderModel::load_nnef_tower(model_bytes, items)?,
+                    (ModelFormat::Onnx, Some(items)) => load_onnx_tower_bytes(model_bytes, m, items)?,
+                    (ModelFormat::Gru, Some(_)) => {
+                        return Err(BundleError::Manifest("a gru-format model with item embeddings".into()).into())
+                    }
+                    (ModelFormat::Nnef, None) => RecommenderModel::load_nnef(model_bytes, n)?,
+                    (ModelFormat::Onnx, None) => load_onnx_recommender_bytes(model_bytes, m, n)?,
+                    (ModelFormat::Gru, None) => {
                         let spec = m.gru.clone().ok_or_else(|| BundleError::Manifest("format gru without a gru section".into()))?;
                         if spec.items != n {
                             return Err(BundleError::Manifest(format!("the GRU scores {} items, the manifest lists {n}", spec.items)).into());
@@ -254,6 +266,12 @@ fn load_onnx_recommender_bytes(bytes: &[u8], m: &Manifest, n: usize) -> Result<R
 }
 
 #[cfg(feature = "onnx")]
+fn load_onnx_tower_bytes(bytes: &[u8], m: &Manifest, items: crate::score::ItemMatrix) -> Result<RecommenderModel> {
+    let io = RecommenderIo { input: m.model.inputs.first().map(|t| t.name.clone()), output: m.model.outputs.first().map(|t| t.name.clone()) };
+    Ok(RecommenderModel::load_tower(bytes, &io, items)?)
+}
+
+#[cfg(feature = "onnx")]
 fn load_onnx_intent_bytes(bytes: &[u8], m: &Manifest, positive_index: usize) -> Result<IntentModel> {
     let io = IntentIo {
         input: m.model.inputs.first().map(|t| t.name.clone()),
@@ -265,6 +283,11 @@ fn load_onnx_intent_bytes(bytes: &[u8], m: &Manifest, positive_index: usize) -> 
 
 #[cfg(not(feature = "onnx"))]
 fn load_onnx_recommender_bytes(_: &[u8], _: &Manifest, _: usize) -> Result<RecommenderModel> {
+    Err(no_onnx())
+}
+
+#[cfg(not(feature = "onnx"))]
+fn load_onnx_tower_bytes(_: &[u8], _: &Manifest, _: crate::score::ItemMatrix) -> Result<RecommenderModel> {
     Err(no_onnx())
 }
 

@@ -459,7 +459,7 @@ mod kernels {
 }
 
 #[cfg(feature = "onnx")]
-pub use extract::from_onnx;
+pub use extract::{from_onnx, scoring_head, ScoringHead};
 
 #[cfg(feature = "onnx")]
 mod extract {
@@ -527,21 +527,54 @@ mod extract {
         }
     }
 
-    /// The weights of a `Gather → [Transpose] → GRU → last hidden → MatMul [+ Add]` graph, or
-    /// why the graph is not one.
-    pub fn from_onnx(bytes: &[u8], output: Option<&str>) -> Result<GruModel, String> {
-        let model = pb::ModelProto::decode(bytes).map_err(|e| format!("not an ONNX protobuf: {e}"))?;
+    /// A recommender's scoring head: `scores = input · matrix + bias`, the matrix
+    /// `hidden × items` row-major, as found at the end of an ONNX graph.
+    #[derive(Debug, Clone)]
+    pub struct ScoringHead {
+        /// The tensor the head reads: the visitor vector.
+        pub input: String,
+        pub hidden: usize,
+        pub items: usize,
+        pub matrix: Vec<f32>,
+        pub bias: Option<Vec<f32>>,
+    }
+
+    impl ScoringHead {
+        /// The matrix as item rows (`items × hidden`), the layout item embeddings use.
+        pub fn item_rows(&self) -> Vec<f32> {
+            let mut out = vec![0f32; self.items * self.hidden];
+            for k in 0..self.hidden {
+                for j in 0..self.items {
+                    out[j * self.hidden + k] = self.matrix[k * self.items + j];
+                }
+            }
+            out
+        }
+    }
+
+    fn graph_of(model: &pb::ModelProto) -> Result<Graph<'_>, String> {
         let g = model.graph.as_ref().ok_or("the model has no graph")?;
-        let graph = Graph {
+        Ok(Graph {
             init: g.initializer.iter().map(|t| (t.name.as_str(), t)).collect(),
             producer: g.node.iter().flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n))).collect(),
             inputs: g.input.iter().map(|i| i.name.as_str()).filter(|n| !g.initializer.iter().any(|t| t.name == *n)).collect(),
-        };
+        })
+    }
+
+    /// The `MatMul [+ Add]` or `Gemm` that computes `output` (default: the graph's first
+    /// output) from a constant matrix, or why there is none.
+    pub fn scoring_head(bytes: &[u8], output: Option<&str>) -> Result<ScoringHead, String> {
+        let model = pb::ModelProto::decode(bytes).map_err(|e| format!("not an ONNX protobuf: {e}"))?;
+        let graph = graph_of(&model)?;
+        let g = model.graph.as_ref().ok_or("the model has no graph")?;
         let out_name = match output {
             Some(o) => o,
             None => g.output.first().map(|o| o.name.as_str()).ok_or("the graph has no output")?,
         };
+        head_of(&graph, out_name)
+    }
 
+    fn head_of(graph: &Graph<'_>, out_name: &str) -> Result<ScoringHead, String> {
         // Head: Add(MatMul(hidden, M), bias) in either operand order, or Gemm, or MatMul alone.
         let top = graph.node(out_name).ok_or("the output is not computed by a node")?;
         let (hidden_name, head_name, bias): (&str, &str, Option<Vec<f32>>) = match top.op_type.as_str() {
@@ -576,13 +609,32 @@ mod extract {
         }
         let (hs, items) = (head_t.dims[0] as usize, head_t.dims[1] as usize);
         let head = floats(head_t).ok_or("the scoring matrix is not float32")?;
-        let bias = bias.unwrap_or_else(|| vec![0.0; items]);
-        if bias.len() != items {
-            return Err(format!("the bias has {} values for {items} items", bias.len()));
+        if head.len() != hs * items {
+            return Err("the scoring matrix's data does not match its shape".into());
         }
+        if let Some(b) = &bias {
+            if b.len() != items {
+                return Err(format!("the bias has {} values for {items} items", b.len()));
+            }
+        }
+        Ok(ScoringHead { input: hidden_name.to_owned(), hidden: hs, items, matrix: head, bias })
+    }
+
+    /// The weights of a `Gather → [Transpose] → GRU → last hidden → MatMul [+ Add]` graph, or
+    /// why the graph is not one.
+    pub fn from_onnx(bytes: &[u8], output: Option<&str>) -> Result<GruModel, String> {
+        let model = pb::ModelProto::decode(bytes).map_err(|e| format!("not an ONNX protobuf: {e}"))?;
+        let graph = graph_of(&model)?;
+        let g = model.graph.as_ref().ok_or("the model has no graph")?;
+        let out_name = match output {
+            Some(o) => o,
+            None => g.output.first().map(|o| o.name.as_str()).ok_or("the graph has no output")?,
+        };
+        let ScoringHead { input: hidden_name, hidden: hs, items, matrix: head, bias } = head_of(&graph, out_name)?;
+        let bias = bias.unwrap_or_else(|| vec![0.0; items]);
 
         // Last hidden: Y_h, maybe through Gather(axis 0, index 0), Reshape or Squeeze.
-        let mut name = hidden_name;
+        let mut name = hidden_name.as_str();
         let gru = loop {
             let n = graph.node(name).ok_or("the scoring head's input is not computed by a node")?;
             match n.op_type.as_str() {

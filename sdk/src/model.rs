@@ -147,11 +147,19 @@ fn select_output(
         .iter()
         .map(|o| im.outlet_label(*o).map(str::to_owned).unwrap_or_else(|| im.node(o.node).name.clone()))
         .collect();
+    // Any tensor of the graph can be the output: a recommender cut at its visitor vector
+    // (the item embeddings then score it) names an intermediate tensor.
+    if let Some(want) = name.filter(|w| !labels.iter().any(|l| l == w)) {
+        if let Some(outlet) = im.find_outlet_label(want) {
+            im.select_output_outlets(&[outlet]).map_err(|e| ModelError::Prepare { model, detail: format!("{e:#}") })?;
+            return Ok(want.to_owned());
+        }
+    }
     let pick = match name {
         Some(want) => labels.iter().position(|l| l == want).ok_or_else(|| ModelError::Output {
             model,
             name: want.to_owned(),
-            problem: format!("does not exist; the model's outputs are {labels:?}"),
+            problem: format!("is neither an output nor a tensor of the model; its outputs are {labels:?}"),
         })?,
         None => preferred.and_then(|p| labels.iter().position(|l| l == p)).unwrap_or(0),
     };
@@ -312,11 +320,15 @@ pub struct RecommenderModel {
     output_name: String,
 }
 
-/// What runs the model: tract's plan, or the SDK's GRU kernels (`crate::gru`).
+/// What runs the model: tract's plan, or the SDK's GRU kernels (`crate::gru`). With `items`,
+/// tract's model is a visitor tower (sequence → vector) and the scores are its dot products
+/// with the item embeddings (`crate::score`, on the GPU with the `webgpu` feature).
 enum Engine {
-    Tract { runner: Runner, dtype: DatumType, rank: usize },
+    Tract { runner: Runner, dtype: DatumType, rank: usize, items: Option<std::sync::Arc<ItemMatrix>> },
     Gru(crate::gru::GruModel),
 }
+
+use crate::score::ItemMatrix;
 
 impl RecommenderModel {
     pub const KIND: &'static str = "recommender";
@@ -334,6 +346,24 @@ impl RecommenderModel {
 
     /// Checks a typed model's signature, then optimizes and plans it.
     pub fn from_typed(typed: TypedModel, n_items: usize) -> Result<Self, ModelError> {
+        Self::build(typed, n_items, None)
+    }
+
+    /// A visitor tower (sequence → vector of the embeddings' width) scored against `items`.
+    pub fn from_typed_tower(typed: TypedModel, items: ItemMatrix) -> Result<Self, ModelError> {
+        Self::build(typed, items.rows(), Some(std::sync::Arc::new(items)))
+    }
+
+    pub fn load_nnef_tower(bytes: &[u8], items: ItemMatrix) -> Result<Self, ModelError> {
+        Self::from_typed_tower(read_nnef(Self::KIND, bytes)?, items)
+    }
+
+    #[cfg(feature = "onnx")]
+    pub fn load_tower(bytes: &[u8], io: &RecommenderIo, items: ItemMatrix) -> Result<Self, ModelError> {
+        Self::from_typed_tower(recommender_from_onnx(bytes, io)?, items)
+    }
+
+    fn build(typed: TypedModel, n_items: usize, items: Option<std::sync::Arc<ItemMatrix>>) -> Result<Self, ModelError> {
         let model = Self::KIND;
         let (input, input_name, out, output_name) = single_io(model, &typed)?;
         let input_err = |problem: String| ModelError::Input { model, name: input_name.clone(), problem };
@@ -350,15 +380,20 @@ impl RecommenderModel {
         if out.datum_type != f32::datum_type() {
             return Err(out_err(format!("has type {:?}; scores must be float32", out.datum_type)));
         }
+        let (width, what) = match &items {
+            Some(m) => (m.dims(), "the item embeddings' width"),
+            None => (n_items, "the item count"),
+        };
         match out.shape.last().and_then(|d| d.to_i64().ok()) {
-            Some(n) if n as usize == n_items => {}
+            Some(n) if n as usize == width => {}
+            Some(n) if items.is_some() => return Err(out_err(format!("is a vector of {n} but the item embeddings have {width} dims"))),
             Some(n) => return Err(out_err(format!("scores {n} items but the catalog lists {n_items}"))),
-            None => return Err(out_err(format!("has shape {:?}; its last dimension must be the item count", out.shape))),
+            None => return Err(out_err(format!("has shape {:?}; its last dimension must be {what}", out.shape))),
         }
         if out.shape.iter().rev().skip(1).any(|d| d.to_i64().map_or(true, |v| v != 1)) {
-            return Err(out_err(format!("has shape {:?}; expected [1, items] or [items]", out.shape)));
+            return Err(out_err(format!("has shape {:?}; expected [1, {w}] or [{w}]", out.shape, w = if items.is_some() { "dims" } else { "items" })));
         }
-        Ok(RecommenderModel { engine: Engine::Tract { runner: runner(model, typed)?, dtype, rank }, n_items, input_name, output_name })
+        Ok(RecommenderModel { engine: Engine::Tract { runner: runner(model, typed)?, dtype, rank, items }, n_items, input_name, output_name })
     }
 
     /// A GRU recommender on the SDK's kernels (bundle format `gru`).
@@ -373,6 +408,22 @@ impl RecommenderModel {
             Engine::Gru(g) => Some(g),
             Engine::Tract { .. } => None,
         }
+    }
+
+    /// The item embeddings of a visitor-tower model (shared: the GPU path holds them too).
+    pub fn items(&self) -> Option<&std::sync::Arc<ItemMatrix>> {
+        match &self.engine {
+            Engine::Tract { items, .. } => items.as_ref(),
+            Engine::Gru(_) => None,
+        }
+    }
+
+    /// A tower's visitor vector for the sequence, padded for [`ItemMatrix`] scoring.
+    pub fn visitor_vector(&mut self, sequence: &[usize]) -> Result<Vec<f32>, ModelError> {
+        let mut out = Vec::new();
+        self.run_tract(sequence, &mut out)?;
+        let items = self.items().ok_or_else(|| ModelError::Run { model: Self::KIND, detail: "the model has no item embeddings".into() })?;
+        items.user(&out).map_err(|e| ModelError::Run { model: Self::KIND, detail: e.to_string() })
     }
 
     pub fn n_items(&self) -> usize {
@@ -392,9 +443,52 @@ impl RecommenderModel {
         if sequence.is_empty() {
             return Err(ModelError::Run { model: Self::KIND, detail: "the item sequence is empty".into() });
         }
+        if let Engine::Gru(g) = &self.engine {
+            return g.scores_into(sequence, scores);
+        }
+        if self.items().is_some() {
+            let user = self.visitor_vector(sequence)?;
+            if let Some(items) = self.items() {
+                items.scores_into(&user, scores);
+            }
+            return Ok(());
+        }
+        self.run_tract(sequence, scores)?;
+        if scores.len() != self.n_items {
+            return Err(ModelError::Run {
+                model: Self::KIND,
+                detail: format!("returned {} scores for {} items", scores.len(), self.n_items),
+            });
+        }
+        Ok(())
+    }
+
+    /// The scores of just `items` (in that order): a tower scores only those rows.
+    pub fn scores_of(&mut self, sequence: &[usize], items: &[usize], out: &mut Vec<f32>) -> Result<(), ModelError> {
+        if self.items().is_some() {
+            let user = self.visitor_vector(sequence)?;
+            if let Some(m) = self.items() {
+                let mut row = vec![0f32; m.stride()];
+                out.clear();
+                out.extend(items.iter().map(|&i| m.score(&user, i, &mut row)));
+            }
+            return Ok(());
+        }
+        self.scores_into(sequence, out)?;
+        let picked: Vec<f32> = items.iter().map(|&i| out.get(i).copied().unwrap_or(f32::NAN)).collect();
+        out.clear();
+        out.extend(picked);
+        Ok(())
+    }
+
+    /// Runs tract's plan on the sequence and copies its output.
+    fn run_tract(&mut self, sequence: &[usize], output: &mut Vec<f32>) -> Result<(), ModelError> {
+        if sequence.is_empty() {
+            return Err(ModelError::Run { model: Self::KIND, detail: "the item sequence is empty".into() });
+        }
         let (runner, dtype, rank) = match &self.engine {
-            Engine::Gru(g) => return g.scores_into(sequence, scores),
-            Engine::Tract { runner, dtype, rank } => (runner, *dtype, *rank),
+            Engine::Gru(_) => return Err(ModelError::Run { model: Self::KIND, detail: "a GRU model runs on the SDK's kernels".into() }),
+            Engine::Tract { runner, dtype, rank, .. } => (runner, *dtype, *rank),
         };
         let shape: &[usize] = if rank == 2 { &[1, sequence.len()] } else { &[sequence.len()] };
         let tensor = if dtype == i32::datum_type() {
@@ -409,14 +503,8 @@ impl RecommenderModel {
         let view = out[0]
             .to_plain_array_view::<f32>()
             .map_err(|e| ModelError::Run { model: Self::KIND, detail: format!("{e:#}") })?;
-        scores.clear();
-        scores.extend(view.iter().copied());
-        if scores.len() != self.n_items {
-            return Err(ModelError::Run {
-                model: Self::KIND,
-                detail: format!("returned {} scores for {} items", scores.len(), self.n_items),
-            });
-        }
+        output.clear();
+        output.extend(view.iter().copied());
         Ok(())
     }
 }

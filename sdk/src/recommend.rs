@@ -238,14 +238,15 @@ pub(crate) fn explain(
     let Some(&latest) = probes.first() else { return Ok(Vec::new()) };
     let mut best: Vec<(f32, &SeqItem<'_>)> = picks.iter().map(|_| (f32::NEG_INFINITY, latest)).collect();
     if probes.len() > 1 {
+        let indices: Vec<usize> = picks.iter().map(|p| p.0).collect();
         for probe in &probes {
             let rest: Vec<usize> = seq.iter().filter(|s| s.index != probe.index).map(|s| s.index).collect();
             if rest.is_empty() {
                 continue;
             }
-            model.scores_into(&rest, scratch)?;
-            for (&(i, score), b) in picks.iter().zip(best.iter_mut()) {
-                let drop = score - scratch[i];
+            model.scores_of(&rest, &indices, scratch)?;
+            for ((&(_, score), b), &without) in picks.iter().zip(best.iter_mut()).zip(scratch.iter()) {
+                let drop = score - without;
                 if drop > b.0 {
                     *b = (drop, probe);
                 }
