@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Release wasm of the SDK + its JS bindings (wasm-bindgen --target web).
-#   scripts/build-web.sh          → target/web/pkg       (loads ONNX and bundles)
+#   scripts/build-web.sh          → target/web/pkg       (loads ONNX and bundles; WebGPU scoring)
 #   scripts/build-web.sh --lean   → target/web/pkg-lean  (bundles only: no tract-onnx inside)
 #   scripts/build-web.sh --lean-webgpu → target/web/pkg-lean-webgpu (lean + WebGPU scoring)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-features=() out=target/web/pkg
+features=(--features webgpu) out=target/web/pkg
 if [ "${1:-}" = "--lean" ]; then
   features=(--no-default-features --features web) out=target/web/pkg-lean
 elif [ "${1:-}" = "--lean-webgpu" ]; then

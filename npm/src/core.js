@@ -9,7 +9,7 @@ import { ForesightError, InvalidOptionError, toForesightError } from './errors.j
 export const LAYER_KEYS = ['worker', 'wasm', 'wasmUrl'];
 
 /** The methods a page may call, the same in both modes. */
-export const METHODS = ['track', 'recommend', 'place', 'variants', 'intent', 'history', 'forget', 'status', 'consent', 'privacy', 'flush', 'stopAutocapture'];
+export const METHODS = ['track', 'recommend', 'place', 'variants', 'intent', 'history', 'forget', 'status', 'scoring', 'consent', 'privacy', 'flush', 'stopAutocapture'];
 
 const isNode = typeof process === 'object' && process !== null && typeof process.versions?.node === 'string';
 
@@ -77,8 +77,10 @@ export class DirectEngine {
   /** Runs one method; synchronous wasm calls and `flush`'s promise alike become a Promise. */
   async call(method, args) {
     if (!METHODS.includes(method)) throw new ForesightError('internal', `no such method: ${method}`);
+    // `recommendAsync` lets the WebGPU build select candidates on the GPU; older wasm lacks it.
+    const name = method === 'recommend' && typeof this.#inner.recommendAsync === 'function' ? 'recommendAsync' : method;
     try {
-      return await this.#inner[method](...args);
+      return await this.#inner[name](...args);
     } catch (e) {
       throw toForesightError(e);
     }

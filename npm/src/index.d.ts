@@ -166,6 +166,19 @@ export interface Status {
   autocapture: boolean;
 }
 
+/** Which path scores a visitor tower's item embeddings, and why. */
+export interface ScoringChoice {
+  backend: 'cpu' | 'gpu';
+  reason: string;
+  /** The WebGPU adapter, when one was found. */
+  adapter?: string;
+  /** Calibration: median milliseconds of a top-20 over the whole catalog on each path. */
+  cpuMs?: number;
+  gpuMs?: number;
+  /** False while WebGPU is still being probed after init (the CPU scores meanwhile). */
+  ready: boolean;
+}
+
 export type ConsentState = 'granted' | 'denied' | 'unknown';
 
 export interface HcmsParams { hashes: number; width: number; epsilon: number }
@@ -329,6 +342,12 @@ export interface ForesightConfig {
   attributionWindowMinutes?: number;
   /** After each `track`, compute the next `recommend` answer when the page is idle (default true). */
   precompute?: boolean;
+  /**
+   * Which path scores the item embeddings of a visitor-tower bundle (`foresight-export convert
+   * --split-head` / `--item-embeddings`): `auto` (default) times CPU and WebGPU at init and keeps
+   * the faster; `gpu` needs the SDK's WebGPU build; either way the answers are identical.
+   */
+  scoring?: 'auto' | 'cpu' | 'gpu';
   /** Replaces localStorage (e.g. in Node). Not with `worker`. */
   storage?: StorageHook;
   /** Run the SDK in a module Web Worker; `{url}` points at a self-hosted copy of worker.js. */
@@ -393,6 +412,8 @@ export class Foresight {
   history(): Promise<StoredEvent[]>;
   forget(): Promise<void>;
   status(): Promise<Status>;
+  /** Which path scores item embeddings (visitor-tower bundles), and why. */
+  scoring(): Promise<ScoringChoice>;
   consent(state: ConsentState): Promise<void>;
   privacy(): Promise<PrivacyStatus>;
   /** Never rejects for network trouble: the outcome says what happened. */

@@ -124,6 +124,11 @@ export class Foresight {
     return this.#call('status', []);
   }
 
+  /** `{backend, reason, adapter?, cpuMs?, gpuMs?, ready}`: which path scores item embeddings. */
+  scoring() {
+    return this.#call('scoring', []);
+  }
+
   /** `"granted" | "denied" | "unknown"`, kept on the device. */
   consent(state) {
     if (typeof state !== 'string') {

@@ -245,3 +245,34 @@ test('every placement answers through the typed API, and contradictory rules rej
   assert.match(bad.message, /minPrice 50 is above filter.maxPrice 10/);
   assert.match(bad.message, /maxPerCategory 0/);
 });
+
+test('a visitor-tower bundle recommends on the CPU where there is no WebGPU, and scoring() says why', async () => {
+  const server = await serveBundles();
+  try {
+    const fs = await Foresight.init({ wasm, storage: memoryStorage(), bundleUrl: `${server.url}session_tower.fsb`, publicKey, scoring: 'gpu' });
+    let choice = await fs.scoring();
+    for (let i = 0; i < 100 && !choice.ready; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      choice = await fs.scoring();
+    }
+    assert.equal(choice.ready, true);
+    assert.equal(choice.backend, 'cpu');
+    assert.match(choice.reason, /WebGPU/);
+    for (const id of ['sku-00042', 'sku-00777', 'sku-01234']) await fs.track({ type: 'product_view', itemId: id });
+    const recs = await fs.recommend({ k: 5 });
+    assert.equal(recs.source, 'model');
+    assert.equal(recs.items.length, 5);
+    await fs.close();
+
+    const plain = await Foresight.init({ wasm, catalog, storage: memoryStorage(), recommender: { model: gruModel } });
+    const c = await plain.scoring();
+    assert.deepEqual([c.backend, c.ready], ['cpu', true]);
+    assert.match(c.reason, /no item embeddings/);
+    await plain.close();
+
+    const bad = await Foresight.init({ wasm, catalog, storage: memoryStorage(), scoring: 'tpu' }).then(() => null, (e) => e);
+    assert.equal(bad?.code, 'invalid_option', `got ${bad}`);
+  } finally {
+    await server.close();
+  }
+});

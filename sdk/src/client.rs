@@ -56,6 +56,9 @@ pub struct Config {
     /// In the browser: after each `track`, compute the next `recommend` answer when the page
     /// is idle, so the call usually returns at once (default on).
     pub precompute: bool,
+    /// Which path scores a visitor-tower recommender's item embeddings (bundles with item
+    /// embeddings only): `auto` (measured at init), `cpu` or `gpu` (WebGPU build).
+    pub scoring: crate::score::Preference,
 }
 
 /// When the visitor's behaviour may be recorded and used on the device. Sending aggregates
@@ -89,6 +92,7 @@ impl Default for Config {
             experiments: Vec::new(),
             attribution_window_minutes: 24.0 * 60.0,
             precompute: true,
+            scoring: crate::score::Preference::Auto,
         }
     }
 }
@@ -337,7 +341,11 @@ pub struct Client<S: Storage, C: Clock> {
     /// Lists returned so far (the id of the next one).
     lists: u64,
     /// A `forYou` list computed ahead (`precompute`), with what it was computed for.
-    precomputed: Option<(String, Recommendations)>,
+    pub(crate) precomputed: Option<(String, Recommendations)>,
+    /// Candidates for the next `forYou` of a visitor tower, selected elsewhere (the GPU) for
+    /// this visitor vector; taken by that call.
+    pub(crate) tower_candidates: Option<(Vec<f32>, Vec<(usize, f32)>)>,
+    scoring: crate::score::Preference,
     precompute_hits: u64,
     /// While precomputing: nothing is remembered as shown.
     quiet: bool,
@@ -514,6 +522,8 @@ impl<S: Storage, C: Clock> Client<S, C> {
             plain_rules,
             lists: 0,
             precomputed: None,
+            tower_candidates: None,
+            scoring: config.scoring,
             precompute_hits: 0,
             quiet: false,
             assigned: vec![None; config.experiments.len()],
@@ -589,6 +599,11 @@ impl<S: Storage, C: Clock> Client<S, C> {
         Ok(())
     }
 
+    /// The config's `scoring` path for item embeddings.
+    pub fn scoring_preference(&self) -> crate::score::Preference {
+        self.scoring
+    }
+
     /// Whether the config asks for idle-time precomputation.
     pub fn precompute_enabled(&self) -> bool {
         self.precompute_enabled
@@ -601,7 +616,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
 
     /// What a precomputed list depends on: the options, the history (its length and newest
     /// event), consent and the variant; anything else changing drops it.
-    fn precompute_key(&self, options: &RecommendOptions) -> String {
+    pub(crate) fn precompute_key(&self, options: &RecommendOptions) -> String {
         let last = self.log.events().back().map_or(0.0, |e| e.at);
         format!("{:?}|{:?}|{}|{last}|{:?}|{:?}", options.k, options.exclude, self.log.events().len(), self.consent, self.variant_of("forYou"))
     }

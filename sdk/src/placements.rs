@@ -14,6 +14,7 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::features;
 use crate::recommend::{self, Explanation, Recommendation, Recommendations, Source, DEFAULT_K, MAX_K};
+use crate::score::{ItemMask, ItemMatrix};
 use crate::store::{Clock, Storage};
 
 /// One placement request, as the page sends it (`{type: "similarTo", itemId, k}`).
@@ -118,7 +119,7 @@ impl Placement {
 /// Candidates worth handing to the rules: the head of the ranking (partial selection), wide
 /// enough for caps and filters; everything when the catalog is small.
 fn head(scores: &[f32], k: usize) -> Vec<(usize, f32)> {
-    let width = k.saturating_mul(50).max(2000);
+    let width = head_width(k);
     if scores.len() <= width {
         scores.iter().copied().enumerate().collect()
     } else {
@@ -126,7 +127,72 @@ fn head(scores: &[f32], k: usize) -> Vec<(usize, f32)> {
     }
 }
 
+fn head_width(k: usize) -> usize {
+    k.saturating_mul(50).max(2000)
+}
+
+/// What selecting a visitor tower's `forYou` candidates takes — on the GPU, say — outside the
+/// client: the visitor vector, how many, which items are excluded.
+#[derive(Debug, Clone)]
+pub struct TowerRequest {
+    pub items: std::sync::Arc<ItemMatrix>,
+    /// Padded for [`ItemMatrix`] scoring.
+    pub user: Vec<f32>,
+    pub width: usize,
+    pub mask: ItemMask,
+    /// The history and options it was made for: stale candidates are not used.
+    key: String,
+}
+
 impl<S: Storage, C: Clock> Client<S, C> {
+    /// The candidate selection `recommend(options)` would do now for a visitor tower, or `None`
+    /// when that call would not score one (no tower, no history, no consent, an answer already
+    /// precomputed, a popularity variant). Hand the selected candidates to
+    /// [`Client::recommend_with_candidates`].
+    pub fn tower_request(&mut self, options: &crate::recommend::RecommendOptions) -> Result<Option<TowerRequest>> {
+        let k = Placement::ForYou { k: options.k, exclude: options.exclude.clone() }.k()?;
+        let key = self.precompute_key(options);
+        if self.precomputed.as_ref().is_some_and(|(cached, _)| *cached == key) || self.variant_is_popularity("forYou").is_some() || !self.personalizing() {
+            return Ok(None);
+        }
+        let Some(rec) = self.recommender.as_ref() else { return Ok(None) };
+        if rec.model.items().is_none() {
+            return Ok(None);
+        }
+        let seq: Vec<usize> = features::item_sequence(self.log.events(), self.catalog.vocab(), rec.max_seq_len).iter().map(|s| s.index).collect();
+        if seq.is_empty() {
+            return Ok(None);
+        }
+        let mask = ItemMask::from_bools(&self.excluded(&options.exclude));
+        let Some(rec) = self.recommender.as_mut() else { return Ok(None) };
+        // A failing model is reported by the call itself, on its normal path.
+        let Ok(user) = rec.model.visitor_vector(&seq) else { return Ok(None) };
+        let Some(items) = rec.model.items().cloned() else { return Ok(None) };
+        Ok(Some(TowerRequest { items, user, width: head_width(k), mask, key }))
+    }
+
+    /// The item embeddings when the recommender is a visitor tower.
+    pub fn tower_items(&self) -> Option<std::sync::Arc<ItemMatrix>> {
+        self.recommender.as_ref().and_then(|r| r.model.items().cloned())
+    }
+
+    /// `recommend(options)` with the candidates selected for `request` (the k best by the
+    /// same order [`ItemMatrix::top_k`] uses). If the history changed since the request, they
+    /// are dropped and the CPU selects.
+    pub fn recommend_with_candidates(
+        &mut self,
+        options: &crate::recommend::RecommendOptions,
+        request: TowerRequest,
+        candidates: Vec<(usize, f32)>,
+    ) -> Result<Recommendations> {
+        if request.key == self.precompute_key(options) {
+            self.tower_candidates = Some((request.user, candidates));
+        }
+        let recs = self.recommend(options);
+        self.tower_candidates = None;
+        recs
+    }
+
     /// One placement's list under the shop's rules (or, for an experiment variant that turns
     /// them off, without them).
     pub fn place(&mut self, placement: &Placement) -> Result<Recommendations> {
@@ -176,6 +242,11 @@ impl<S: Storage, C: Clock> Client<S, C> {
                 let mut answer = None;
                 if reason.is_none() && self.recommender.as_ref().is_some_and(|r| r.model.gru().is_some()) {
                     match self.for_you_incremental(k, &mask) {
+                        Ok(items) => answer = Some((items, Source::Model)),
+                        Err(e) => fallback = Some(format!("the recommender failed: {e}")),
+                    }
+                } else if reason.is_none() && self.recommender.as_ref().is_some_and(|r| r.model.items().is_some()) {
+                    match self.for_you_tower(k, &mask) {
                         Ok(items) => answer = Some((items, Source::Model)),
                         Err(e) => fallback = Some(format!("the recommender failed: {e}")),
                     }
@@ -330,6 +401,32 @@ impl<S: Storage, C: Clock> Client<S, C> {
             }
         };
         Ok(self.finish(placement.name(), items, source, fallback))
+    }
+
+    /// `forYou` on a visitor tower: the vector, then the best unmasked items by embedding
+    /// (selected on the GPU when the browser layer passed them in, else here), then rules and
+    /// explanations that score only the picks.
+    fn for_you_tower(&mut self, k: usize, mask: &[bool]) -> Result<Vec<Recommendation>> {
+        let rec = self.recommender.as_mut().ok_or(Error::NoModel("recommender"))?;
+        let seq = features::item_sequence(self.log.events(), self.catalog.vocab(), rec.max_seq_len);
+        let items = rec.model.items().cloned().ok_or(Error::NoModel("recommender"))?;
+        let (_, candidates) = match self.tower_candidates.take() {
+            Some(selected) => selected,
+            None => {
+                let indices: Vec<usize> = seq.iter().map(|s| s.index).collect();
+                let user = rec.model.visitor_vector(&indices)?;
+                let selected = items.top_k(&user, head_width(k), Some(&ItemMask::from_bools(mask)));
+                (user, selected)
+            }
+        };
+        let picks = self.rules.select(&self.catalog, &candidates, k, mask);
+        let plain: Vec<(usize, f32)> = picks.iter().map(|p| (p.0, p.1)).collect();
+        let explanations = recommend::explain(&mut rec.model, &seq, &plain, &mut self.scratch)?;
+        Ok(picks
+            .iter()
+            .zip(explanations)
+            .map(|(&(i, score, pinned), because)| self.recommendation(i, score, if pinned { pinned_text() } else { because }))
+            .collect())
     }
 
     /// `forYou` on a GRU's running state: the new events only, then the head; explanations

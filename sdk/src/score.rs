@@ -30,6 +30,30 @@ pub enum ScoreError {
     OddBytes { got: usize },
 }
 
+/// Which path scores item embeddings (config `scoring`): `auto` measures both at init and
+/// keeps the faster; `gpu` needs the SDK's WebGPU build and a WebGPU adapter, else the CPU
+/// scores and `scoring()` says why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preference {
+    #[default]
+    Auto,
+    Cpu,
+    Gpu,
+}
+
+impl std::str::FromStr for Preference {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Preference::Auto),
+            "cpu" => Ok(Preference::Cpu),
+            "gpu" => Ok(Preference::Gpu),
+            other => Err(format!("`{other}` is not a scoring path: use \"auto\", \"cpu\" or \"gpu\"")),
+        }
+    }
+}
+
 /// How the matrix is stored: f16 halves the bytes (and the GPU upload) at ~3 significant digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dtype {
@@ -63,6 +87,10 @@ impl ItemMask {
             mask.set(i);
         }
         mask
+    }
+
+    pub fn from_bools(excluded: &[bool]) -> Self {
+        Self::from_items(excluded.len(), excluded.iter().enumerate().filter(|p| *p.1).map(|p| p.0))
     }
 
     /// Out-of-range items are ignored: nothing to mask.

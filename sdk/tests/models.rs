@@ -278,3 +278,45 @@ fn intent_matches_onnxruntime_from_features_and_from_replayed_events() {
         assert!((score.probability - expected).abs() <= 1e-4, "{}", case["name"]);
     }
 }
+
+/// A visitor-tower bundle (the fixture GRU cut at its hidden state, f16 item embeddings):
+/// candidates selected outside the client (the browser layer's GPU) are used when they were
+/// made for the current history, dropped when it moved on.
+#[test]
+fn tower_candidates_from_outside_are_used_only_for_the_history_they_were_made_for() {
+    let config = Config {
+        bundles: vec![read("bundles/session_tower.fsb").into()],
+        public_key: Some(String::from_utf8(read("bundles/test-signing.pub")).expect("key").trim().to_owned()),
+        ..Config::default()
+    };
+    let (mut c, clock, warnings) = client(config);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let options = RecommendOptions { k: Some(10), exclude: vec![] };
+    assert!(c.tower_request(&options).expect("request").is_none(), "no history, nothing to score");
+    for id in ["sku-00042", "sku-00777", "sku-01234"] {
+        view(&mut c, &clock, id);
+    }
+    let cpu = c.recommend(&options).expect("recommend");
+    assert_eq!(cpu.source, Source::Model);
+
+    let request = c.tower_request(&options).expect("request").expect("a tower request");
+    assert_eq!(request.width, 2000);
+    let selected = request.items.top_k(&request.user, request.width, Some(&request.mask));
+    let same = c.recommend_with_candidates(&options, request, selected).expect("recommend");
+    let ids = |r: &foresight::Recommendations| r.items.iter().map(|i| (i.item_id.clone(), i.score)).collect::<Vec<_>>();
+    assert_eq!(ids(&same), ids(&cpu), "the CPU's own selection, handed in, changes nothing");
+
+    // Candidates it could not have chosen itself are what it ranks: the hook is used.
+    let request = c.tower_request(&options).expect("request").expect("a tower request");
+    let odd: Vec<(usize, f32)> = (0..40).map(|i| (4999 - i, 1.0 - i as f32 * 0.01)).collect();
+    let forced = c.recommend_with_candidates(&options, request, odd).expect("recommend");
+    assert!(forced.items.iter().all(|r| r.item_id.as_str() >= "sku-04959"), "{:?}", ids(&forced));
+
+    // A request made before the last event is stale: the CPU selects afresh.
+    let stale = c.tower_request(&options).expect("request").expect("a tower request");
+    view(&mut c, &clock, "sku-02500");
+    let fresh = c.recommend(&options).expect("recommend");
+    let odd: Vec<(usize, f32)> = (0..40).map(|i| (4999 - i, 1.0)).collect();
+    let after = c.recommend_with_candidates(&options, stale, odd).expect("recommend");
+    assert_eq!(ids(&after), ids(&fresh));
+}

@@ -62,3 +62,73 @@ async fn scoring_path_matches_the_cpu_or_says_why_not() {
     web_sys::console::log_1(&format!("auto: {}", auto.choice().reason).into());
     assert!(!auto.choice().reason.is_empty());
 }
+
+const TOWER_BUNDLE: &[u8] = include_bytes!("../../tests/fixtures/bundles/session_tower.fsb");
+const TEST_PUBLIC_KEY: &str = include_str!("../../tests/fixtures/bundles/test-signing.pub");
+
+fn blob_url(bytes: &[u8]) -> String {
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+    let blob = web_sys::Blob::new_with_u8_array_sequence(&parts).expect("blob");
+    web_sys::Url::create_object_url_with_blob(&blob).expect("object URL")
+}
+
+fn json(v: &wasm_bindgen::JsValue) -> String {
+    js_sys::JSON::stringify(v).expect("stringify").into()
+}
+
+async fn sleep(ms: i32) {
+    let p = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = web_sys::window().expect("window").set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(p).await;
+}
+
+async fn tower(key: &str, scoring: &str) -> foresight::web::WebForesight {
+    for suffix in ["", ".consent", ".outbox", ".outbox.budget", ".shown", ".state", ".variants"] {
+        let _ = web_sys::window().and_then(|w| w.local_storage().ok().flatten()).map(|s| s.remove_item(&format!("{key}{suffix}")));
+    }
+    let cfg = format!(
+        r#"{{"storageKey": "{key}", "bundleUrl": "{}", "publicKey": "{}", "scoring": "{scoring}", "precompute": false}}"#,
+        blob_url(TOWER_BUNDLE),
+        TEST_PUBLIC_KEY.trim()
+    );
+    let fs = foresight::web::WebForesight::init(js_sys::JSON::parse(&cfg).expect("json")).await.map_err(|e| json(&e)).expect("init");
+    // The GPU is probed after init; wait for its verdict (bounded).
+    for _ in 0..600 {
+        let s = fs.scoring().expect("scoring");
+        if js_sys::Reflect::get(&s, &"ready".into()).ok().and_then(|v| v.as_bool()) == Some(true) {
+            break;
+        }
+        sleep(50).await;
+    }
+    fs
+}
+
+/// The SDK with a visitor-tower bundle: `scoring: "gpu"` selects on the GPU when WebGPU is
+/// there and recommends exactly what `scoring: "cpu"` does; without WebGPU it says why.
+#[wasm_bindgen_test]
+async fn tower_bundle_recommends_the_same_on_gpu_and_cpu() {
+    let gpu = tower("fs-test-tower-gpu", "gpu").await;
+    let cpu = tower("fs-test-tower-cpu", "cpu").await;
+    let choice = json(&gpu.scoring().expect("scoring"));
+    web_sys::console::log_1(&format!("tower scoring: {choice}").into());
+    assert!(choice.contains(r#""ready":true"#), "{choice}");
+    if EXPECT_WEBGPU {
+        assert!(choice.contains(r#""backend":"gpu""#), "{choice}");
+    } else {
+        assert!(choice.contains(r#""backend":"cpu""#) && choice.contains("WebGPU"), "{choice}");
+    }
+    assert!(json(&cpu.scoring().expect("scoring")).contains("asked for"));
+    for (n, id) in ["sku-00042", "sku-00777", "sku-01234", "sku-04000", "sku-00042", "sku-02500"].iter().enumerate() {
+        let event = js_sys::JSON::parse(&format!(r#"{{"type": "product_view", "itemId": "{id}"}}"#)).expect("json");
+        gpu.track(event.clone()).expect("track");
+        cpu.track(event).expect("track");
+        let options = js_sys::JSON::parse(r#"{"k": 12}"#).expect("json");
+        let a = wasm_bindgen_futures::JsFuture::from(gpu.recommend_async(options.clone())).await.map_err(|e| json(&e)).expect("gpu recommend");
+        let b = wasm_bindgen_futures::JsFuture::from(cpu.recommend_async(options)).await.map_err(|e| json(&e)).expect("cpu recommend");
+        let items = |v: &wasm_bindgen::JsValue| json(&js_sys::Reflect::get(v, &"items".into()).expect("items"));
+        assert_eq!(items(&a), items(&b), "after {} views", n + 1);
+        assert!(json(&a).contains(r#""source":"model""#), "{}", json(&a));
+    }
+    assert!(json(&gpu.scoring().expect("scoring")).contains(if EXPECT_WEBGPU { r#""backend":"gpu""# } else { r#""backend":"cpu""# }), "no fallback along the way");
+}

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use thiserror::Error;
 use wgpu::util::DeviceExt;
 
+pub use crate::score::Preference;
 use crate::score::{Dtype, ItemMask, ItemMatrix, Selection};
 
 const CHUNK: usize = 1024;
@@ -484,26 +485,6 @@ fn f32_bytes(v: &[f32]) -> &[u8] {
 fn u32_bytes(v: &[u32]) -> &[u8] {
     // SAFETY: plain u32s, viewed as their bytes.
     unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
-}
-
-/// Which path scores: `auto` measures both at init and keeps the faster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Preference {
-    Auto,
-    Cpu,
-    Gpu,
-}
-
-impl std::str::FromStr for Preference {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Preference::Auto),
-            "cpu" => Ok(Preference::Cpu),
-            "gpu" => Ok(Preference::Gpu),
-            other => Err(format!("`{other}` is not a scoring path: use \"auto\", \"cpu\" or \"gpu\"")),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

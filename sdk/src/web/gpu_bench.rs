@@ -9,18 +9,10 @@ use wasm_bindgen::prelude::*;
 use crate::gpu::{Preference, Scoring};
 use crate::score::ItemMatrix;
 
+use super::scoring::now_ms;
+
 fn err(e: impl std::fmt::Display) -> JsValue {
     js_sys::Error::new(&e.to_string()).into()
-}
-
-/// `performance.now()` in a window or a worker.
-pub(crate) fn now_ms() -> f64 {
-    let perf = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).ok();
-    let now = perf.as_ref().and_then(|p| js_sys::Reflect::get(p, &"now".into()).ok()).and_then(|f| f.dyn_into::<js_sys::Function>().ok());
-    match (perf, now) {
-        (Some(p), Some(f)) => f.call0(&p).ok().and_then(|v| v.as_f64()).unwrap_or_else(js_sys::Date::now),
-        _ => js_sys::Date::now(),
-    }
 }
 
 struct Inner {

@@ -11,6 +11,7 @@ mod bench;
 mod gpu_bench;
 mod bundle_fetch;
 mod delivery;
+mod scoring;
 mod storage;
 
 use std::cell::RefCell;
@@ -61,6 +62,8 @@ pub struct WebForesight {
     _pagehide: Option<gloo_events::EventListener>,
     /// The options of the last `recommend`, which idle-time precomputation prepares for.
     last_options: Rc<RefCell<RecommendOptions>>,
+    /// The scoring path for item embeddings (the GPU's probe fills it in after init).
+    scoring: Rc<RefCell<scoring::ScoringSlot>>,
 }
 
 #[wasm_bindgen(js_class = Foresight)]
@@ -133,7 +136,8 @@ impl WebForesight {
         } else {
             None
         };
-        Ok(WebForesight { client, autocapture, _pagehide: pagehide, last_options: Rc::default() })
+        let scoring = scoring::start(&client);
+        Ok(WebForesight { client, autocapture, _pagehide: pagehide, last_options: Rc::default(), scoring })
     }
 
     /// Records what the visitor did, e.g. `{type: "product_view", itemId: "sku-1"}`.
@@ -148,7 +152,10 @@ impl WebForesight {
         if let Some(w) = outcome.warning {
             warn(&w.to_string());
         }
-        if precompute && outcome.recorded {
+        // With the GPU selecting, the next recommendAsync is already off the main thread's
+        // critical path; an idle-time CPU pass over a large catalog would only compete with it.
+        let gpu = self.scoring.try_borrow().is_ok_and(|s| s.choice.backend == "gpu");
+        if precompute && outcome.recorded && !gpu {
             self.schedule_precompute();
         }
         Ok(())
@@ -164,6 +171,47 @@ impl WebForesight {
         let recs = self.client()?.recommend(&options).map_err(to_js)?;
         *self.last_options.borrow_mut() = options;
         to_value(&recs)
+    }
+
+    /// `recommend` as a Promise: with a visitor tower on the GPU, the candidates are selected
+    /// there while the page runs; otherwise the same answer as `recommend`, resolved.
+    #[wasm_bindgen(js_name = recommendAsync)]
+    pub fn recommend_async(&self, options: JsValue) -> js_sys::Promise {
+        #[cfg(feature = "webgpu")]
+        if self.scoring.try_borrow().is_ok_and(|s| s.gpu.is_some()) {
+            let parsed: Result<RecommendOptions, JsValue> = if options.is_undefined() || options.is_null() {
+                Ok(RecommendOptions::default())
+            } else {
+                from_js(&options).map_err(|e| js_error("invalid_option", &format!("invalid recommend options: {e}")))
+            };
+            let (slot, client, last) = (self.scoring.clone(), self.client.clone(), self.last_options.clone());
+            return wasm_bindgen_futures::future_to_promise(async move {
+                let options = parsed?;
+                match scoring::recommend_on_gpu(slot, client.clone(), options.clone()).await {
+                    Some(result) => {
+                        let recs = result.map_err(to_js)?;
+                        *last.borrow_mut() = options;
+                        to_value(&recs)
+                    }
+                    None => {
+                        let recs = client.try_borrow_mut().map_err(|_| busy())?.recommend(&options).map_err(to_js)?;
+                        *last.borrow_mut() = options;
+                        to_value(&recs)
+                    }
+                }
+            });
+        }
+        match self.recommend(options) {
+            Ok(v) => js_sys::Promise::resolve(&v),
+            Err(e) => js_sys::Promise::reject(&e),
+        }
+    }
+
+    /// `{backend: "cpu" | "gpu", reason, adapter?, cpuMs?, gpuMs?, ready}`: which path scores
+    /// the item embeddings of a visitor-tower recommender, and why.
+    pub fn scoring(&self) -> Result<JsValue, JsValue> {
+        let slot = self.scoring.try_borrow().map_err(|_| busy())?;
+        to_value(&slot.choice)
     }
 
     /// How many `recommend` calls were answered from the idle-time precomputation.
