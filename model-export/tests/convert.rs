@@ -1,7 +1,6 @@
 //! `convert` → bundle → SDK, and every refusal, through the real binary and real files.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::rc::Rc;
 
 use foresight::bundle::Bundle;
@@ -11,21 +10,8 @@ use foresight::store::{ManualClock, MemoryStorage};
 use foresight::Client;
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_foresight-export");
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures");
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(FIXTURES).join(name)
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("spawn");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+mod common;
+use common::{fixture, run, s};
 
 fn catalog_of(n: usize, dir: &Path) -> PathBuf {
     let path = dir.join(format!("catalog{n}.csv"));
@@ -41,7 +27,11 @@ fn catalog_of(n: usize, dir: &Path) -> PathBuf {
 fn committed_bundles_are_reproduced() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = fixture("bundles/test-signing.key");
-    for (model, kind, bundle) in [("session_gru.onnx", "recommender", "session_gru.fsb"), ("intent_logreg.onnx", "intent", "intent_logreg.fsb")] {
+    for (model, kind, bundle, extra) in [
+        ("session_gru.onnx", "recommender", "session_gru.fsb", &[][..]),
+        ("intent_logreg.onnx", "intent", "intent_logreg.fsb", &[]),
+        ("session_gru.onnx", "recommender", "session_tower.fsb", &["--split-head", "--embedding-dtype", "f16"]),
+    ] {
         let out = dir.path().join(bundle);
         let catalog = fixture("catalog.json");
         let mut args = vec!["convert", s(&fixture(model)), "--kind", kind, "--signing-key", s(&key), "--no-onnxruntime", "--out", s(&out)]
@@ -51,6 +41,7 @@ fn committed_bundles_are_reproduced() {
         if kind == "recommender" {
             args.extend(["--catalog".to_owned(), s(&catalog).to_owned()]);
         }
+        args.extend(extra.iter().map(|a| a.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (code, _, err) = run(&args);
         assert_eq!(code, 0, "{err}");

@@ -2,7 +2,6 @@
 //! SDK, must recommend what the whole model does; bad embeddings are refused with the reason.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::rc::Rc;
 
 use foresight::bundle::Bundle;
@@ -14,21 +13,8 @@ use foresight::store::{ManualClock, MemoryStorage};
 use foresight::Client;
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_foresight-export");
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures");
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(FIXTURES).join(name)
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("spawn");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+mod common;
+use common::{fixture, run, s};
 
 fn convert(extra: &[&str], out: &Path) -> (i32, String, String) {
     let gru = fixture("session_gru.onnx");

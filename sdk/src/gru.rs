@@ -564,14 +564,20 @@ mod extract {
     /// The `MatMul [+ Add]` or `Gemm` that computes `output` (default: the graph's first
     /// output) from a constant matrix, or why there is none.
     pub fn scoring_head(bytes: &[u8], output: Option<&str>) -> Result<ScoringHead, String> {
-        let model = pb::ModelProto::decode(bytes).map_err(|e| format!("not an ONNX protobuf: {e}"))?;
-        let graph = graph_of(&model)?;
-        let g = model.graph.as_ref().ok_or("the model has no graph")?;
-        let out_name = match output {
-            Some(o) => o,
-            None => g.output.first().map(|o| o.name.as_str()).ok_or("the graph has no output")?,
-        };
-        head_of(&graph, out_name)
+        let model = decode(bytes)?;
+        head_of(&graph_of(&model)?, output_name(&model, output)?)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<pb::ModelProto, String> {
+        pb::ModelProto::decode(bytes).map_err(|e| format!("not an ONNX protobuf: {e}"))
+    }
+
+    /// `output`, or the graph's first output.
+    fn output_name<'a>(model: &'a pb::ModelProto, output: Option<&'a str>) -> Result<&'a str, String> {
+        match output {
+            Some(o) => Ok(o),
+            None => model.graph.as_ref().and_then(|g| g.output.first()).map(|o| o.name.as_str()).ok_or_else(|| "the graph has no output".into()),
+        }
     }
 
     fn head_of(graph: &Graph<'_>, out_name: &str) -> Result<ScoringHead, String> {
@@ -623,14 +629,9 @@ mod extract {
     /// The weights of a `Gather → [Transpose] → GRU → last hidden → MatMul [+ Add]` graph, or
     /// why the graph is not one.
     pub fn from_onnx(bytes: &[u8], output: Option<&str>) -> Result<GruModel, String> {
-        let model = pb::ModelProto::decode(bytes).map_err(|e| format!("not an ONNX protobuf: {e}"))?;
+        let model = decode(bytes)?;
         let graph = graph_of(&model)?;
-        let g = model.graph.as_ref().ok_or("the model has no graph")?;
-        let out_name = match output {
-            Some(o) => o,
-            None => g.output.first().map(|o| o.name.as_str()).ok_or("the graph has no output")?,
-        };
-        let ScoringHead { input: hidden_name, hidden: hs, items, matrix: head, bias } = head_of(&graph, out_name)?;
+        let ScoringHead { input: hidden_name, hidden: hs, items, matrix: head, bias } = head_of(&graph, output_name(&model, output)?)?;
         let bias = bias.unwrap_or_else(|| vec![0.0; items]);
 
         // Last hidden: Y_h, maybe through Gather(axis 0, index 0), Reshape or Squeeze.
