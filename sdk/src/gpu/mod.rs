@@ -136,6 +136,17 @@ impl std::fmt::Debug for GpuScorer {
 
 /// Finds an adapter (WebGPU in the browser, Vulkan natively), without creating a device.
 pub async fn probe() -> Result<(wgpu::Instance, wgpu::Adapter), GpuError> {
+    // wgpu's WebGPU backend expects a window or worker with `navigator.gpu`; elsewhere (Node,
+    // browsers without WebGPU) it must not be asked at all.
+    #[cfg(target_arch = "wasm32")]
+    {
+        let global = js_sys::global();
+        let navigator = js_sys::Reflect::get(&global, &"navigator".into()).ok().filter(|n| n.is_object());
+        let gpu = navigator.and_then(|n| js_sys::Reflect::get(&n, &"gpu".into()).ok()).filter(|g| g.is_object());
+        if gpu.is_none() {
+            return Err(GpuError::NoAdapter("this environment has no WebGPU (navigator.gpu is missing)".into()));
+        }
+    }
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
     let adapter = instance
         .request_adapter(&wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() })
