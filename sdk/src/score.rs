@@ -6,7 +6,6 @@
 //! Order everywhere: higher score first, the lower index on equal scores.
 
 use std::collections::BinaryHeap;
-use std::sync::OnceLock;
 
 use thiserror::Error;
 
@@ -140,9 +139,14 @@ fn stride_for(dims: usize) -> usize {
     dims.div_ceil(8) * 8
 }
 
-fn half_table() -> &'static [f32] {
-    static TABLE: OnceLock<Vec<f32>> = OnceLock::new();
-    TABLE.get_or_init(|| (0..=u16::MAX).map(|b| half::f16::from_bits(b).to_f32()).collect())
+/// Half → single for the halves a matrix holds (zeros and normal numbers: subnormals are
+/// flushed and ±∞/NaN refused when it is built): exact, branch-free, so it vectorises.
+#[inline]
+fn widen(h: u16) -> f32 {
+    let h = h as u32;
+    let magnitude = h & 0x7fff;
+    let bits = if magnitude == 0 { 0 } else { (magnitude << 13) + 0x3800_0000 };
+    f32::from_bits(((h & 0x8000) << 16) | bits)
 }
 
 /// Subnormal halves (exponent 0, mantissa ≠ 0) become a zero of the same sign.
@@ -301,9 +305,8 @@ impl ItemMatrix {
         match &self.values {
             Values::F32(v) => out.copy_from_slice(&v[range]),
             Values::F16(v) => {
-                let t = half_table();
                 for (o, &b) in out.iter_mut().zip(&v[range]) {
-                    *o = t[b as usize];
+                    *o = widen(b);
                 }
             }
         }
@@ -505,6 +508,18 @@ mod tests {
         assert_eq!(m.to_le_bytes().len(), 8);
         let back = ItemMatrix::from_le_bytes(2, 2, Dtype::F16, &m.to_le_bytes(), None).unwrap();
         assert_eq!(back.top_k(&u, 2, None), m.top_k(&u, 2, None));
+    }
+
+    #[test]
+    fn widening_a_half_is_exact_for_every_half_a_matrix_can_hold() {
+        for bits in 0..=u16::MAX {
+            let exponent = bits & 0x7c00;
+            let subnormal = exponent == 0 && bits & 0x03ff != 0;
+            if exponent == 0x7c00 || subnormal {
+                continue;
+            }
+            assert_eq!(widen(bits).to_bits(), half::f16::from_bits(bits).to_f32().to_bits(), "{bits:#06x}");
+        }
     }
 
     #[test]

@@ -62,6 +62,10 @@ fn random_f32_and_f16_matrices_with_bias_and_mask() {
         for _ in 0..5 {
             let user = rng.vec(dims, 1.0);
             agree(&m, &mut gpu, &user, &[1, 20, 100], None);
+            // Only the candidates near the k-th are rescored on the CPU, not all 5 × 20.
+            let (_, stats) = block_on(gpu.top_k(&m, &m.user(&user).unwrap(), 20, None)).expect("top-k");
+            assert_eq!(stats.candidates, 100);
+            assert!(stats.rescored >= 20 && stats.rescored < stats.candidates, "{stats:?}");
             agree(&m, &mut gpu, &user, &[20, 1024, 1500], Some(&mask));
         }
     }

@@ -89,6 +89,8 @@ pub struct AdapterSummary {
 pub struct SelectStats {
     pub chunks: usize,
     pub candidates: usize,
+    /// Candidates whose score the CPU recomputed (those near or above the k-th).
+    pub rescored: usize,
     /// Chunks rescored on the CPU because a dropped item was within the rounding bound.
     pub rescored_chunks: usize,
 }
@@ -374,7 +376,7 @@ impl GpuScorer {
         }
         let Some(bound) = matrix.error_bound(user) else {
             // Scores near f32's range: only the CPU's comparison is meaningful.
-            return Ok((matrix.top_k(user, k, mask), SelectStats { chunks: self.chunks, candidates: 0, rescored_chunks: self.chunks }));
+            return Ok((matrix.top_k(user, k, mask), SelectStats { chunks: self.chunks, candidates: 0, rescored: 0, rescored_chunks: self.chunks }));
         };
         let k_out = k.min(CHUNK);
         let mask = mask.filter(|m| !m.is_empty());
@@ -435,53 +437,52 @@ impl GpuScorer {
     }
 }
 
-/// The CPU half: exact scores for the candidates, then whole chunks where rounding could
-/// have hidden a better item. `words`: per chunk, `k_out` (score bits, index) pairs and the
-/// first dropped one.
+/// The CPU half. `words`: per chunk, `k_out` (GPU score bits, index) pairs and the first
+/// dropped one. With `g_k` the k-th best GPU score among the candidates and `e` the rounding
+/// bound, the k candidates at or above `g_k` score at least `g_k − e` on the CPU, so anything
+/// the GPU scored below `g_k − 2e` scores below all of them: out. Only the candidates above that
+/// cut are rescored exactly (about k of them), and only chunks whose first dropped item is above
+/// it are rescanned whole.
 fn merge(matrix: &ItemMatrix, user: &[f32], k: usize, mask: Option<&ItemMask>, words: &[u32], k_out: usize, chunks: usize, bound: f32) -> (Vec<(usize, f32)>, SelectStats) {
     let per_chunk = 2 * (k_out + 1);
-    let mut row = vec![0f32; matrix.stride()];
-    let mut scored: Vec<(usize, usize, f32)> = Vec::with_capacity(chunks * k_out);
-    let mut first = Selection::new(k);
+    let mut candidates: Vec<(usize, usize, f32)> = Vec::with_capacity(chunks * k_out);
     for (c, entries) in words.chunks_exact(per_chunk).take(chunks).enumerate() {
         for pair in entries[..2 * k_out].chunks_exact(2) {
             let index = pair[1] as usize;
-            if pair[1] == NONE || index >= matrix.rows() {
-                continue;
+            if pair[1] != NONE && index < matrix.rows() {
+                candidates.push((c, index, f32::from_bits(pair[0])));
             }
-            let s = matrix.score(user, index, &mut row);
-            first.offer(index, s);
-            scored.push((c, index, s));
         }
     }
-    let threshold = first.threshold();
-    let mut rescore = vec![false; chunks];
+    // f64: the cut itself must not round upward past an item that belongs.
+    let cut = if candidates.len() >= k {
+        let mut gpu: Vec<f32> = candidates.iter().map(|c| c.2).collect();
+        let (_, kth, _) = gpu.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+        *kth as f64 - 2.0 * bound as f64
+    } else {
+        f64::NEG_INFINITY
+    };
+    let mut rescan = vec![false; chunks];
     for (c, entries) in words.chunks_exact(per_chunk).take(chunks).enumerate() {
         let (bits, index) = (entries[2 * k_out], entries[2 * k_out + 1]);
-        if index == NONE {
-            continue;
-        }
-        let dropped = f32::from_bits(bits);
-        // A dropped item scores at most `dropped` on the GPU, so at most `dropped + bound` on
-        // the CPU; below the k-th candidate it cannot be in the top-k.
-        rescore[c] = match threshold {
-            Some(t) => !(dropped + bound < t),
-            None => true,
-        };
+        rescan[c] = index != NONE && f32::from_bits(bits) as f64 >= cut;
     }
     let mut sel = Selection::new(k);
-    for &(c, index, s) in &scored {
-        if !rescore[c] {
-            sel.offer(index, s);
+    let mut row = vec![0f32; matrix.stride()];
+    let mut rescored = 0;
+    for &(c, index, gpu) in &candidates {
+        if !rescan[c] && gpu as f64 >= cut {
+            sel.offer(index, matrix.score(user, index, &mut row));
+            rescored += 1;
         }
     }
-    let mut rescored = 0;
-    for (c, _) in rescore.iter().enumerate().filter(|(_, r)| **r) {
-        rescored += 1;
+    let mut rescanned = 0;
+    for (c, _) in rescan.iter().enumerate().filter(|(_, r)| **r) {
+        rescanned += 1;
         let range = c * CHUNK..((c + 1) * CHUNK).min(matrix.rows());
         matrix.select_range(user, range, mask, &mut sel);
     }
-    (sel.into_sorted(), SelectStats { chunks, candidates: scored.len(), rescored_chunks: rescored })
+    (sel.into_sorted(), SelectStats { chunks, candidates: candidates.len(), rescored, rescored_chunks: rescanned })
 }
 
 fn tracing_error(e: &wgpu::Error) {
