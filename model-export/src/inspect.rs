@@ -65,6 +65,16 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
         let with_category = m.items.iter().filter(|i| i.category.is_some()).count();
         println!("  items: {} ({} with a category), max sequence length {}", m.items.len(), with_category, m.max_seq_len.unwrap_or(0));
     }
+    if let Some(e) = &m.embeddings {
+        println!(
+            "  item embeddings: {} × {} {} in part {}{}; the model's output is the visitor vector they score",
+            e.rows,
+            e.dims,
+            e.dtype,
+            e.part,
+            e.bias.as_deref().map(|b| format!(", bias in part {b}")).unwrap_or_default()
+        );
+    }
     if let Some(i) = &m.intent {
         println!("  features: spec v{}, {} features, positive class column {}", i.feature_spec_version, i.feature_names.len(), i.positive_index);
     }

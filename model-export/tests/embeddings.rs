@@ -1,7 +1,7 @@
 //! Visitor-tower bundles: `convert --split-head` and `convert --item-embeddings`, loaded by the
 //! SDK, must recommend what the whole model does; bad embeddings are refused with the reason.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 
 use foresight::bundle::Bundle;
@@ -54,6 +54,9 @@ fn split_head_bundle_recommends_what_the_whole_model_does() {
     let e = b.manifest.embeddings.clone().expect("embeddings");
     assert_eq!((e.rows, e.dims, e.dtype.as_str(), e.bias.as_deref()), (5000, 64, "f32", Some("item_bias")));
     assert_eq!(b.manifest.model.outputs[0].name, "hidden");
+    let (code, shown, _) = run(&["inspect", s(&out)]);
+    assert_eq!(code, 0);
+    assert!(shown.contains("item embeddings: 5000 × 64 f32 in part items, bias in part item_bias"), "{shown}");
 
     // The model level: the reference scores of the whole GRU (onnxruntime), to 1e-4.
     let mut tower = tower_model(&out);

@@ -50,6 +50,8 @@ pub struct GruModel {
     b: Vec<f32>,
     head: Vec<f32>,
     bias: Vec<f32>,
+    /// The head in i16 for top-k selection (`crate::head`), built at load.
+    quick: crate::head::QuantizedHead,
 }
 
 /// Reused buffers of one step.
@@ -80,7 +82,9 @@ impl GruModel {
             at += n;
             v
         };
-        Ok(GruModel { embedding: take(sizes[0]), w: take(sizes[1]), r: take(sizes[2]), b: take(sizes[3]), head: take(sizes[4]), bias: take(sizes[5]), spec })
+        let (embedding, w, r, b, head, bias) = (take(sizes[0]), take(sizes[1]), take(sizes[2]), take(sizes[3]), take(sizes[4]), take(sizes[5]));
+        let quick = crate::head::QuantizedHead::new(&head, spec.hidden_size, spec.items, &bias);
+        Ok(GruModel { embedding, w, r, b, head, bias, quick, spec })
     }
 
     /// From the bundle part: little-endian f32 in `GruSpec::sizes` order.
@@ -156,6 +160,45 @@ impl GruModel {
     pub fn score_one(&self, h: &[f32], item: usize) -> f32 {
         let n = self.spec.items;
         self.bias[item] + h.iter().enumerate().map(|(k, &hk)| hk * self.head[k * n + item]).sum::<f32>()
+    }
+
+    /// One item's score exactly as [`GruModel::head_into`] computes it (bias first, then each
+    /// hidden unit in order): the same bits.
+    fn head_one(&self, h: &[f32], item: usize) -> f32 {
+        let n = self.spec.items;
+        let mut acc = self.bias[item];
+        for (k, &hk) in h.iter().enumerate() {
+            acc += hk * self.head[k * n + item];
+        }
+        acc
+    }
+
+    /// The `k` best unmasked items for hidden state `h`, identical to `head_into` followed by
+    /// [`crate::recommend::top_k`], without scoring every item exactly: the i16 head ranks them
+    /// all, and only the items within twice its error bound of the k-th are rescored.
+    /// `approx` is a reused buffer. Returns the picks and how many items were rescored.
+    pub fn top_k_into(&self, h: &[f32], k: usize, excluded: &[bool], approx: &mut Vec<f32>) -> (Vec<(usize, f32)>, usize) {
+        let bound = self.quick.approx_into(h, &self.bias, approx);
+        let masked = |j: usize| excluded.get(j).copied().unwrap_or(false);
+        let mut first = crate::score::Selection::new(k);
+        for (j, &a) in approx.iter().enumerate() {
+            if !masked(j) {
+                first.offer(j, a);
+            }
+        }
+        let cut = first.threshold().map_or(f64::NEG_INFINITY, |t| t as f64 - 2.0 * bound);
+        let mut sel = crate::score::Selection::new(k);
+        let mut rescored = 0;
+        for (j, &a) in approx.iter().enumerate() {
+            if !masked(j) && a as f64 >= cut {
+                let s = self.head_one(h, j);
+                if !s.is_nan() {
+                    sel.offer(j, s);
+                }
+                rescored += 1;
+            }
+        }
+        (sel.into_sorted(), rescored)
     }
 
     /// The whole-sequence answer from a zero state (what the graph computes).

@@ -11,6 +11,7 @@ pub mod error;
 pub mod experiment;
 pub mod features;
 pub mod gru;
+pub mod head;
 pub mod store;
 pub mod sync;
 

@@ -202,6 +202,17 @@ pub struct Recommendations {
 /// The `k` best (index, score) pairs, best first, skipping excluded and NaN scores; ties go to
 /// the lower index so results are deterministic. Partial selection, not a full sort.
 pub fn top_k(scores: &[f32], k: usize, excluded: &[bool]) -> Vec<(usize, f32)> {
+    // Few picks from many scores (a recommendation's top-k): one pass that compares each score
+    // with the current k-th and allocates only the answer. Many picks: select, then sort.
+    if k.saturating_mul(16) < scores.len() {
+        let mut sel = crate::score::Selection::new(k);
+        for (i, &s) in scores.iter().enumerate() {
+            if !s.is_nan() && !excluded.get(i).copied().unwrap_or(false) {
+                sel.offer(i, s);
+            }
+        }
+        return sel.into_sorted();
+    }
     let mut candidates: Vec<(usize, f32)> = scores
         .iter()
         .copied()
@@ -269,6 +280,18 @@ mod tests {
         assert_eq!(top_k(&scores, 2, &excluded), vec![(4, 0.9), (3, 0.5)]);
         // k larger than what is left: everything valid, ordered, NaN never returned.
         assert_eq!(top_k(&scores, 10, &excluded).len(), 4);
+    }
+
+    #[test]
+    fn top_k_matches_a_full_sort_with_ties_exclusions_and_nan_on_both_paths() {
+        // Ten distinct values over 2,000 items: ties everywhere, lower index first.
+        let scores: Vec<f32> = (0..2000u32).map(|i| if i % 97 == 5 { f32::NAN } else { ((i * 31) % 10) as f32 }).collect();
+        let excluded: Vec<bool> = (0..2000).map(|i| i % 3 == 0).collect();
+        let mut full: Vec<(usize, f32)> = scores.iter().copied().enumerate().filter(|&(i, s)| !s.is_nan() && !excluded[i]).collect();
+        full.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        for k in [1, 20, 124, 125, 1000, 5000] {
+            assert_eq!(top_k(&scores, k, &excluded), full[..k.min(full.len())].to_vec(), "k = {k}");
+        }
     }
 
     #[test]

@@ -50,13 +50,16 @@ impl BenchModel {
         }
     }
 
-    /// Appends one item to the running session: one GRU step, then the head into `scores`.
-    fn push(&mut self, index: u32) -> Result<(), JsValue> {
+    /// Appends one item to the running session: one GRU step, then (with `all_scores`) the
+    /// exact head into `scores`.
+    fn push(&mut self, index: u32, all_scores: bool) -> Result<(), JsValue> {
         self.sequence.push(index as usize);
         let Loaded::Recommender(model) = &self.model else { return Err(err("not a recommender")) };
         let gru = model.gru().ok_or_else(|| err("not a GRU on the SDK's kernels"))?;
         let h = self.session.advance(gru, &self.sequence).map_err(err)?;
-        gru.head_into(h, &mut self.scores);
+        if all_scores {
+            gru.head_into(h, &mut self.scores);
+        }
         Ok(())
     }
 }
@@ -135,17 +138,22 @@ impl BenchModel {
     /// after a `track()`, whatever the session's length.
     #[wasm_bindgen(js_name = pushScores)]
     pub fn push_scores(&mut self, index: u32) -> Result<Vec<f32>, JsValue> {
-        self.push(index)?;
+        self.push(index, true)?;
         Ok(self.scores.clone())
     }
 
-    /// Incremental: one new event, then the top `k` item indices (partial selection, no copy of
-    /// the scores to JavaScript).
+    /// Incremental: one new event, then the top `k` item indices — ranked by the i16 head and
+    /// rescored exactly near the k-th (`GruModel::top_k_into`: the exact head's answer), no
+    /// copy of the scores to JavaScript.
     #[wasm_bindgen(js_name = pushTopK)]
     pub fn push_top_k(&mut self, index: u32, k: usize) -> Result<Vec<u32>, JsValue> {
-        self.push(index)?;
+        self.push(index, false)?;
+        let Loaded::Recommender(model) = &self.model else { return Err(err("not a recommender")) };
+        let gru = model.gru().ok_or_else(|| err("not a GRU on the SDK's kernels"))?;
+        let h = self.session.hidden().ok_or_else(|| err("no state after a step"))?;
+        let (top, _) = gru.top_k_into(h, k, &[], &mut self.scores);
         self.picks.clear();
-        self.picks.extend(crate::recommend::top_k(&self.scores, k, &[]).iter().map(|p| p.0 as u32));
+        self.picks.extend(top.iter().map(|p| p.0 as u32));
         Ok(self.picks.clone())
     }
 

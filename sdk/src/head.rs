@@ -1,0 +1,147 @@
+//! A recurrent recommender's top-k without scoring every item exactly. An i16 copy of the
+//! scoring head (per-item scales) is scored with integer dot products — on wasm one
+//! `i32x4.dot_i16x8_s` does 8 multiply-adds where f32 needs 4 multiplies and 4 adds, from half
+//! the bytes — and only the items that could still be in the top-k, given a rigorous bound on
+//! the quantization error, are rescored exactly. The answer is bit-for-bit the exact head's:
+//! same items, same order, same scores.
+
+/// The head `hidden × items` (row-major, as `GruModel` keeps it), quantized.
+#[derive(Debug, Clone)]
+pub struct QuantizedHead {
+    hidden: usize,
+    pairs: usize,
+    items: usize,
+    /// Items rounded up to whole blocks of 16.
+    padded: usize,
+    /// Per block of 16 items, per pair of hidden rows, per 4 items: 8 values
+    /// `[w(2p, j), w(2p+1, j), w(2p, j+1), …]` — the operand layout of `dot_i16x8`.
+    q: Vec<i16>,
+    /// Per item: `w ≈ scale · q`.
+    scale: Vec<f32>,
+    max_scale: f64,
+    /// max over items of `Σ_k |w_kj|`.
+    max_colsum: f64,
+    max_bias: f64,
+    /// Largest quantized magnitude: `2 · pairs · limit²` fits an i32 accumulator.
+    limit: f32,
+}
+
+const BLOCK: usize = 16;
+
+impl QuantizedHead {
+    pub fn new(head: &[f32], hidden: usize, items: usize, bias: &[f32]) -> Self {
+        let pairs = hidden.div_ceil(2);
+        let padded = items.div_ceil(BLOCK) * BLOCK;
+        let limit = ((i32::MAX as f64 / (2 * pairs.max(1)) as f64).sqrt().floor()).min(32767.0) as f32;
+        let w = |k: usize, j: usize| if k < hidden && j < items { head[k * items + j] } else { 0.0 };
+        let mut scale = vec![0f32; padded];
+        let mut max_colsum = 0f64;
+        for (j, s) in scale.iter_mut().enumerate().take(items) {
+            let max = (0..hidden).map(|k| w(k, j).abs()).fold(0f32, f32::max);
+            *s = if max > 0.0 { max / limit } else { 0.0 };
+            max_colsum = max_colsum.max((0..hidden).map(|k| w(k, j).abs() as f64).sum());
+        }
+        let mut q = vec![0i16; padded * pairs * 2];
+        for b in 0..padded / BLOCK {
+            for p in 0..pairs {
+                for sub in 0..4 {
+                    for l in 0..4 {
+                        let j = b * BLOCK + sub * 4 + l;
+                        let at = ((b * pairs + p) * 4 + sub) * 8 + 2 * l;
+                        for (o, k) in [(0, 2 * p), (1, 2 * p + 1)] {
+                            q[at + o] = if scale[j] > 0.0 { (w(k, j) / scale[j]).round().clamp(-limit, limit) as i16 } else { 0 };
+                        }
+                    }
+                }
+            }
+        }
+        let max_scale = scale.iter().fold(0f32, |a, &b| a.max(b)) as f64;
+        let max_bias = bias.iter().fold(0f32, |a, &b| a.max(b.abs())) as f64;
+        QuantizedHead { hidden, pairs, items, padded, q, scale, max_scale, max_colsum, max_bias, limit }
+    }
+
+    /// Approximate scores (`bias` included) into `out`, and a bound on how far any of them is
+    /// from the exact head's score.
+    pub fn approx_into(&self, h: &[f32], bias: &[f32], out: &mut Vec<f32>) -> f64 {
+        let max_h = h.iter().take(self.hidden).fold(0f32, |a, &b| a.max(b.abs()));
+        let s_h = if max_h > 0.0 { max_h / self.limit } else { 0.0 };
+        // Hidden values in pairs, packed as the i32 lanes `dot_i16x8` multiplies against.
+        let mut packed = vec![0i32; self.pairs];
+        let mut l1 = 0f64;
+        for (p, slot) in packed.iter_mut().enumerate() {
+            let mut half = [0i16; 2];
+            for (o, v) in half.iter_mut().enumerate() {
+                let k = 2 * p + o;
+                let x = if k < self.hidden { h[k] } else { 0.0 };
+                l1 += x.abs() as f64;
+                *v = if s_h > 0.0 { (x / s_h).round().clamp(-self.limit, self.limit) as i16 } else { 0 };
+            }
+            *slot = (half[0] as u16 as i32) | ((half[1] as i32) << 16);
+        }
+        out.clear();
+        out.resize(self.padded, 0.0);
+        kernels::accumulate(&self.q, &packed, self.pairs, out);
+        for (j, o) in out.iter_mut().enumerate().take(self.items) {
+            *o = bias[j] + s_h * self.scale[j] * *o;
+        }
+        out.truncate(self.items);
+        // |h·w − ĥŵ·s_h·s_w| ≤ ½·s_w·Σ|ĥ|·s_h + ½·s_h·Σ|w|, with Σ|ĥ|·s_h ≤ Σ|h| + hidden·s_h/2;
+        // plus the float rounding of both sides: the exact head's sequential sum (Higham's
+        // γ_{hidden+1}) and this side's three roundings, doubled.
+        let s_h = s_h as f64;
+        let unit = 2f64.powi(-24);
+        let n = (self.hidden + 2) as f64;
+        let gamma = n * unit / (1.0 - n * unit);
+        let magnitude = max_h as f64 * self.max_colsum + self.max_bias;
+        0.5 * self.max_scale * (l1 + self.hidden as f64 * s_h) + 0.5 * s_h * self.max_colsum + 2.0 * (gamma + 4.0 * unit) * magnitude + 1e-30
+    }
+}
+
+/// The integer part: `out[j] = Σ_k q_kj · ĥ_k` as f32 (exact: every sum fits an i32).
+mod kernels {
+    use super::BLOCK;
+
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    pub fn accumulate(q: &[i16], packed: &[i32], pairs: usize, out: &mut [f32]) {
+        use core::arch::wasm32::*;
+        let blocks = out.len() / BLOCK;
+        assert!(q.len() >= blocks * pairs * 32 && packed.len() >= pairs);
+        for b in 0..blocks {
+            // SAFETY: block b reads q[(b·pairs + p)·32 .. + 32] for p < pairs, inside q (asserted
+            // above), and writes out[b·16 .. b·16 + 16] inside out; v128 loads need no alignment.
+            unsafe {
+                let base = q.as_ptr().add(b * pairs * 32);
+                let mut acc = [i32x4_splat(0); 4];
+                for (p, &hp) in packed.iter().enumerate().take(pairs) {
+                    let h = i32x4_splat(hp);
+                    let row = base.add(p * 32);
+                    for (s, a) in acc.iter_mut().enumerate() {
+                        *a = i32x4_add(*a, i32x4_dot_i16x8(v128_load(row.add(s * 8) as *const v128), h));
+                    }
+                }
+                let o = out.as_mut_ptr().add(b * BLOCK);
+                for (s, a) in acc.iter().enumerate() {
+                    v128_store(o.add(4 * s) as *mut v128, f32x4_convert_i32x4(*a));
+                }
+            }
+        }
+    }
+
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    pub fn accumulate(q: &[i16], packed: &[i32], pairs: usize, out: &mut [f32]) {
+        let blocks = out.len() / BLOCK;
+        for b in 0..blocks {
+            let mut acc = [0i32; BLOCK];
+            for (p, &hp) in packed.iter().enumerate().take(pairs) {
+                let (h0, h1) = (hp as i16 as i32, (hp >> 16) as i16 as i32);
+                let row = &q[(b * pairs + p) * 32..(b * pairs + p + 1) * 32];
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a += row[2 * j] as i32 * h0 + row[2 * j + 1] as i32 * h1;
+                }
+            }
+            for (o, a) in out[b * BLOCK..(b + 1) * BLOCK].iter_mut().zip(acc) {
+                *o = a as f32;
+            }
+        }
+    }
+}
