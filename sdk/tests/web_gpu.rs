@@ -132,3 +132,22 @@ async fn tower_bundle_recommends_the_same_on_gpu_and_cpu() {
     }
     assert!(json(&gpu.scoring().expect("scoring")).contains(if EXPECT_WEBGPU { r#""backend":"gpu""# } else { r#""backend":"cpu""# }), "no fallback along the way");
 }
+
+/// Every half a matrix can hold widens exactly in the wasm SIMD path too: 8,192 rows × 8 dims
+/// hold all 65,536 bit patterns (∞/NaN and subnormals as zeros), read back through unit vectors.
+#[wasm_bindgen_test]
+fn every_half_widens_exactly_on_wasm() {
+    let bits: Vec<u16> = (0..=u16::MAX).map(|b| if b & 0x7c00 == 0x7c00 || (b & 0x7c00 == 0 && b & 0x03ff != 0) { 0 } else { b }).collect();
+    let m = ItemMatrix::from_f16_bits(8192, 8, &bits, None).unwrap();
+    let mut row = vec![0f32; m.stride()];
+    for d in 0..8 {
+        let mut unit = vec![0f32; 8];
+        unit[d] = 1.0;
+        let u = m.user(&unit).unwrap();
+        for r in 0..8192 {
+            let want = half::f16::from_bits(bits[r * 8 + d]).to_f32();
+            let got = m.score(&u, r, &mut row);
+            assert!(got == want || (got == 0.0 && want == 0.0), "bits {:#06x}: {got} vs {want}", bits[r * 8 + d]);
+        }
+    }
+}
