@@ -1,10 +1,10 @@
 //! Item scoring on the GPU with wgpu (WebGPU in the browser; Vulkan natively, which is how the
 //! tests run it on Mesa's lavapipe). The GPU scores every item and keeps each 1024-item chunk's
-//! best candidates (`select.wgsl`); the CPU recomputes the candidates' scores with
-//! [`ItemMatrix::score`] and merges them. A chunk whose first dropped item could, within the
-//! rounding difference between the two (see [`ItemMatrix::error_bound`]), still reach the
-//! top-k is rescored whole on the CPU. So the GPU path returns exactly what the CPU path does —
-//! same items, same order, same scores — however the GPU rounds or breaks ties.
+//! best candidates (`select.wgsl`); the CPU recomputes with [`ItemMatrix::score`] the candidates
+//! that, within the rounding difference between the two (see [`ItemMatrix::error_bound`]),
+//! could be in the top-k, and rescans whole any chunk whose first dropped item could. So the
+//! GPU path returns exactly what the CPU path does — same items, same order, same scores —
+//! however the GPU rounds or breaks ties.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
