@@ -174,9 +174,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
             let onnx = crate::onnx_file::self_contained(&args.model)?;
             let head = foresight::gru::scoring_head(&onnx, args.output.as_deref()).map_err(|why| anyhow::anyhow!("--split-head: {why}"))?;
             output = Some(head.input.clone());
-            if scores_output.is_none() {
-                scores_output = onnx_first_output(&onnx);
-            }
+            scores_output = Some(head.output.clone());
             (head.items, head.hidden, head.item_rows(), head.bias.clone())
         } else {
             let path = args.item_embeddings.as_deref().unwrap_or(std::path::Path::new(""));
@@ -523,12 +521,4 @@ pub fn with_hint(detail: &str) -> String {
     } else {
         detail.to_owned()
     }
-}
-
-
-/// The graph's first output name, from the ONNX protobuf.
-fn onnx_first_output(bytes: &[u8]) -> Option<String> {
-    use prost::Message;
-    let model = tract_onnx::pb::ModelProto::decode(bytes).ok()?;
-    model.graph?.output.first().map(|o| o.name.clone())
 }

@@ -50,10 +50,16 @@ pub struct GruModel {
     b: Vec<f32>,
     head: Vec<f32>,
     bias: Vec<f32>,
-    /// The head in i16 for top-k selection (`crate::head`), built at load.
+    /// What [`GruModel::top_k_into`] needs, built on its first call (the SDK's own
+    /// `recommend` scores every item exactly and never pays for it).
+    selection: std::sync::OnceLock<Selector>,
+}
+
+/// The head in i16 (`crate::head`) and item-major (`items × hidden`): rescoring a few items
+/// reads a few rows instead of a strided column each (2 MB for the 5,000-item fixture).
+#[derive(Debug, Clone)]
+struct Selector {
     quick: crate::head::QuantizedHead,
-    /// The head item-major (`items × hidden`): rescoring a few items reads a few rows instead
-    /// of a strided column each (2 MB for the 5,000-item fixture, kept for that).
     rows: Vec<f32>,
 }
 
@@ -86,15 +92,7 @@ impl GruModel {
             v
         };
         let (embedding, w, r, b, head, bias) = (take(sizes[0]), take(sizes[1]), take(sizes[2]), take(sizes[3]), take(sizes[4]), take(sizes[5]));
-        let quick = crate::head::QuantizedHead::new(&head, spec.hidden_size, spec.items, &bias);
-        let (hs, n) = (spec.hidden_size, spec.items);
-        let mut rows = vec![0f32; head.len()];
-        for k in 0..hs {
-            for j in 0..n {
-                rows[j * hs + k] = head[k * n + j];
-            }
-        }
-        Ok(GruModel { embedding, w, r, b, head, bias, quick, rows, spec })
+        Ok(GruModel { embedding, w, r, b, head, bias, selection: std::sync::OnceLock::new(), spec })
     }
 
     /// From the bundle part: little-endian f32 in `GruSpec::sizes` order.
@@ -174,10 +172,10 @@ impl GruModel {
 
     /// One item's score exactly as [`GruModel::head_into`] computes it (bias first, then each
     /// hidden unit in order): the same bits.
-    fn head_one(&self, h: &[f32], item: usize) -> f32 {
+    fn head_one(&self, rows: &[f32], h: &[f32], item: usize) -> f32 {
         let hs = self.spec.hidden_size;
         let mut acc = self.bias[item];
-        for (&hk, &w) in h.iter().zip(&self.rows[item * hs..(item + 1) * hs]) {
+        for (&hk, &w) in h.iter().zip(&rows[item * hs..(item + 1) * hs]) {
             acc += hk * w;
         }
         acc
@@ -188,7 +186,17 @@ impl GruModel {
     /// all, and only the items within twice its error bound of the k-th are rescored.
     /// `approx` is a reused buffer. Returns the picks and how many items were rescored.
     pub fn top_k_into(&self, h: &[f32], k: usize, excluded: &[bool], approx: &mut Vec<f32>) -> (Vec<(usize, f32)>, usize) {
-        let bound = self.quick.approx_into(h, &self.bias, approx);
+        let sel_data = self.selection.get_or_init(|| {
+            let (hs, n) = (self.spec.hidden_size, self.spec.items);
+            let mut rows = vec![0f32; self.head.len()];
+            for k in 0..hs {
+                for j in 0..n {
+                    rows[j * hs + k] = self.head[k * n + j];
+                }
+            }
+            Selector { quick: crate::head::QuantizedHead::new(&self.head, hs, n, &self.bias), rows }
+        });
+        let bound = sel_data.quick.approx_into(h, &self.bias, approx);
         let masked = |j: usize| excluded.get(j).copied().unwrap_or(false);
         let mut first = crate::score::Selection::new(k);
         for (j, &a) in approx.iter().enumerate() {
@@ -201,7 +209,7 @@ impl GruModel {
         let mut rescored = 0;
         for (j, &a) in approx.iter().enumerate() {
             if !masked(j) && a as f64 >= cut {
-                let s = self.head_one(h, j);
+                let s = self.head_one(&sel_data.rows, h, j);
                 if !s.is_nan() {
                     sel.offer(j, s);
                 }
@@ -586,6 +594,8 @@ mod extract {
     pub struct ScoringHead {
         /// The tensor the head reads: the visitor vector.
         pub input: String,
+        /// The tensor it computes: the scores.
+        pub output: String,
         pub hidden: usize,
         pub items: usize,
         pub matrix: Vec<f32>,
@@ -618,7 +628,8 @@ mod extract {
     /// output) from a constant matrix, or why there is none.
     pub fn scoring_head(bytes: &[u8], output: Option<&str>) -> Result<ScoringHead, String> {
         let model = decode(bytes)?;
-        head_of(&graph_of(&model)?, output_name(&model, output)?)
+        let output = output_name(&model, output)?;
+        Ok(ScoringHead { output: output.to_owned(), ..head_of(&graph_of(&model)?, output)? })
     }
 
     fn decode(bytes: &[u8]) -> Result<pb::ModelProto, String> {
@@ -676,7 +687,7 @@ mod extract {
                 return Err(format!("the bias has {} values for {items} items", b.len()));
             }
         }
-        Ok(ScoringHead { input: hidden_name.to_owned(), hidden: hs, items, matrix: head, bias })
+        Ok(ScoringHead { input: hidden_name.to_owned(), output: out_name.to_owned(), hidden: hs, items, matrix: head, bias })
     }
 
     /// The weights of a `Gather → [Transpose] → GRU → last hidden → MatMul [+ Add]` graph, or
@@ -684,7 +695,7 @@ mod extract {
     pub fn from_onnx(bytes: &[u8], output: Option<&str>) -> Result<GruModel, String> {
         let model = decode(bytes)?;
         let graph = graph_of(&model)?;
-        let ScoringHead { input: hidden_name, hidden: hs, items, matrix: head, bias } = head_of(&graph, output_name(&model, output)?)?;
+        let ScoringHead { input: hidden_name, hidden: hs, items, matrix: head, bias, .. } = head_of(&graph, output_name(&model, output)?)?;
         let bias = bias.unwrap_or_else(|| vec![0.0; items]);
 
         // Last hidden: Y_h, maybe through Gather(axis 0, index 0), Reshape or Squeeze.

@@ -290,8 +290,8 @@ impl ItemMatrix {
     pub fn gpu_bytes(&self, rows: std::ops::Range<usize>) -> &[u8] {
         let (s, e) = (rows.start * self.stride, rows.end * self.stride);
         match &self.values {
-            Values::F32(v) => bytes_of_f32(&v[s..e]),
-            Values::F16(v) => bytes_of_u16(&v[s..e]),
+            Values::F32(v) => f32_bytes(&v[s..e]),
+            Values::F16(v) => u16_bytes(&v[s..e]),
         }
     }
 
@@ -415,12 +415,20 @@ fn widen_row(bits: &[u16], out: &mut [f32]) {
     }
 }
 
-fn bytes_of_f32(v: &[f32]) -> &[u8] {
+/// Plain numbers viewed as their (little-endian, on every target the SDK builds for) bytes:
+/// bundle parts and GPU uploads.
+pub(crate) fn f32_bytes(v: &[f32]) -> &[u8] {
     // SAFETY: f32 has no invalid bit patterns or padding; the byte view covers the same memory.
     unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
 }
 
-fn bytes_of_u16(v: &[u16]) -> &[u8] {
+pub(crate) fn u16_bytes(v: &[u16]) -> &[u8] {
+    // SAFETY: as above.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
+}
+
+#[cfg_attr(not(feature = "webgpu"), allow(dead_code))]
+pub(crate) fn u32_bytes(v: &[u32]) -> &[u8] {
     // SAFETY: as above.
     unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
 }

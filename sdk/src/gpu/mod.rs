@@ -13,7 +13,7 @@ use thiserror::Error;
 use wgpu::util::DeviceExt;
 
 pub use crate::score::Preference;
-use crate::score::{Dtype, ItemMask, ItemMatrix, Selection};
+use crate::score::{f32_bytes, u32_bytes, Dtype, ItemMask, ItemMatrix, Selection};
 
 const CHUNK: usize = 1024;
 const NONE: u32 = u32::MAX;
@@ -487,16 +487,6 @@ fn merge(matrix: &ItemMatrix, user: &[f32], k: usize, mask: Option<&ItemMask>, w
 
 fn tracing_error(e: &wgpu::Error) {
     tracing_message(&format!("GPU error, scoring falls back to the CPU: {e}"));
-}
-
-fn f32_bytes(v: &[f32]) -> &[u8] {
-    // SAFETY: plain f32s, viewed as their bytes.
-    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
-}
-
-fn u32_bytes(v: &[u32]) -> &[u8] {
-    // SAFETY: plain u32s, viewed as their bytes.
-    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
