@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
+use crate::head::LinearHead;
 
 const KIND: &str = "recommender";
 
@@ -48,19 +49,7 @@ pub struct GruModel {
     w: Vec<f32>,
     r: Vec<f32>,
     b: Vec<f32>,
-    head: Vec<f32>,
-    bias: Vec<f32>,
-    /// What [`GruModel::top_k_into`] needs, built on its first call (the SDK's own
-    /// `recommend` scores every item exactly and never pays for it).
-    selection: std::sync::OnceLock<Selector>,
-}
-
-/// The head in i16 (`crate::head`) and item-major (`items × hidden`): rescoring a few items
-/// reads a few rows instead of a strided column each (2 MB for the 5,000-item fixture).
-#[derive(Debug, Clone)]
-struct Selector {
-    quick: crate::head::QuantizedHead,
-    rows: Vec<f32>,
+    out: LinearHead,
 }
 
 /// Reused buffers of one step.
@@ -92,20 +81,19 @@ impl GruModel {
             v
         };
         let (embedding, w, r, b, head, bias) = (take(sizes[0]), take(sizes[1]), take(sizes[2]), take(sizes[3]), take(sizes[4]), take(sizes[5]));
-        Ok(GruModel { embedding, w, r, b, head, bias, selection: std::sync::OnceLock::new(), spec })
+        let out = LinearHead::new(spec.hidden_size, spec.items, head, bias);
+        Ok(GruModel { embedding, w, r, b, out, spec })
     }
 
     /// From the bundle part: little-endian f32 in `GruSpec::sizes` order.
     pub fn from_bytes(spec: GruSpec, bytes: &[u8]) -> Result<Self, ModelError> {
-        if bytes.len() % 4 != 0 {
-            return Err(ModelError::Prepare { model: KIND, detail: "GRU weights are not whole float32s".into() });
-        }
-        let floats: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let floats = crate::kernels::f32s_from_le(bytes)
+            .ok_or_else(|| ModelError::Prepare { model: KIND, detail: "GRU weights are not whole float32s".into() })?;
         Self::new(spec, &floats)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        [&self.embedding, &self.w, &self.r, &self.b, &self.head, &self.bias].iter().flat_map(|v| v.iter().flat_map(|x| x.to_le_bytes())).collect()
+        [&self.embedding, &self.w, &self.r, &self.b, self.out.matrix(), self.out.bias()].iter().flat_map(|v| v.iter().flat_map(|x| x.to_le_bytes())).collect()
     }
 
     pub fn hidden_size(&self) -> usize {
@@ -155,68 +143,20 @@ impl GruModel {
         Ok(())
     }
 
-    /// Scores of every item for hidden state `h`: `h · head + bias`. The head is read once,
-    /// in blocks of items whose accumulators stay in registers: the call is bound by the
-    /// bandwidth of reading `hidden × items` floats.
+    /// Scores of every item for hidden state `h`: `h · head + bias`.
     pub fn head_into(&self, h: &[f32], scores: &mut Vec<f32>) {
-        scores.clear();
-        scores.extend_from_slice(&self.bias);
-        kernels::head(h, &self.head, self.spec.items, scores);
+        self.out.scores_into(h, scores);
     }
 
     /// One item's score for hidden state `h` (explanations need a handful, not all).
     pub fn score_one(&self, h: &[f32], item: usize) -> f32 {
-        let n = self.spec.items;
-        self.bias[item] + h.iter().enumerate().map(|(k, &hk)| hk * self.head[k * n + item]).sum::<f32>()
+        self.out.score_one(h, item)
     }
 
-    /// One item's score exactly as [`GruModel::head_into`] computes it (bias first, then each
-    /// hidden unit in order): the same bits.
-    fn head_one(&self, rows: &[f32], h: &[f32], item: usize) -> f32 {
-        let hs = self.spec.hidden_size;
-        let mut acc = self.bias[item];
-        for (&hk, &w) in h.iter().zip(&rows[item * hs..(item + 1) * hs]) {
-            acc += hk * w;
-        }
-        acc
-    }
-
-    /// The `k` best unmasked items for hidden state `h`, identical to `head_into` followed by
-    /// [`crate::recommend::top_k`], without scoring every item exactly: the i16 head ranks them
-    /// all, and only the items within twice its error bound of the k-th are rescored.
-    /// `approx` is a reused buffer. Returns the picks and how many items were rescored.
+    /// The `k` best unmasked items for hidden state `h`, bit for bit what `head_into` then
+    /// [`crate::recommend::top_k`] give ([`LinearHead::top_k_into`]).
     pub fn top_k_into(&self, h: &[f32], k: usize, excluded: &[bool], approx: &mut Vec<f32>) -> (Vec<(usize, f32)>, usize) {
-        let sel_data = self.selection.get_or_init(|| {
-            let (hs, n) = (self.spec.hidden_size, self.spec.items);
-            let mut rows = vec![0f32; self.head.len()];
-            for k in 0..hs {
-                for j in 0..n {
-                    rows[j * hs + k] = self.head[k * n + j];
-                }
-            }
-            Selector { quick: crate::head::QuantizedHead::new(&self.head, hs, n, &self.bias), rows }
-        });
-        let bound = sel_data.quick.approx_into(h, &self.bias, approx);
-        let masked = |j: usize| excluded.get(j).copied().unwrap_or(false);
-        let mut first = crate::score::Selection::new(k);
-        for (j, &a) in approx.iter().enumerate() {
-            if !masked(j) {
-                first.offer(j, a);
-            }
-        }
-        let cut = first.threshold().map_or(f64::NEG_INFINITY, |t| t as f64 - 2.0 * bound);
-        let mut sel = crate::score::Selection::new(k);
-        let mut rescored = 0;
-        for (j, &a) in approx.iter().enumerate() {
-            if !masked(j) && a as f64 >= cut {
-                let s = self.head_one(&sel_data.rows, h, j);
-                if !s.is_nan() {
-                    sel.offer(j, s);
-                }
-                rescored += 1;
-            }
-        }
-        (sel.into_sorted(), rescored)
+        self.out.top_k_into(h, k, excluded, approx)
     }
 
     /// The whole-sequence answer from a zero state (what the graph computes).
@@ -400,295 +340,20 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-use kernels::matvec;
-pub(crate) use kernels::dot;
-
-/// The arithmetic: explicit 128-bit SIMD on wasm32 with `simd128` (the SDK's build), portable
-/// code LLVM vectorises elsewhere. Both sum in the same order, so results are identical.
-mod kernels {
-    /// `scores[j] += Σ_k h[k] · m[k·n + j]` for row-major `m` of `h.len()` rows and `n` columns.
-    pub fn head(h: &[f32], m: &[f32], n: usize, scores: &mut [f32]) {
-        const BLOCK: usize = 32;
-        let full = n - n % BLOCK;
-        let mut j = 0;
-        while j < full {
-            block(h, m, n, j, &mut scores[j..j + BLOCK]);
-            j += BLOCK;
-        }
-        for (k, &hk) in h.iter().enumerate() {
-            for jj in full..n {
-                scores[jj] += hk * m[k * n + jj];
-            }
-        }
-    }
-
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    fn block(h: &[f32], m: &[f32], n: usize, j: usize, out: &mut [f32]) {
-        use core::arch::wasm32::*;
-        debug_assert!(out.len() == 32 && m.len() >= (h.len() - 1) * n + j + 32);
-        // SAFETY: every load reads 4 floats inside `m` (row k, columns j..j+32 < n) or `out`
-        // (32 floats), bounds checked by the slicing below; v128 loads need no alignment.
-        unsafe {
-            let o = out.as_mut_ptr();
-            let mut acc = [f32x4_splat(0.0); 8];
-            for (i, a) in acc.iter_mut().enumerate() {
-                *a = v128_load(o.add(4 * i) as *const v128);
-            }
-            for (k, &hk) in h.iter().enumerate() {
-                let row = &m[k * n + j..k * n + j + 32];
-                let p = row.as_ptr();
-                let s = f32x4_splat(hk);
-                for (i, a) in acc.iter_mut().enumerate() {
-                    *a = f32x4_add(*a, f32x4_mul(s, v128_load(p.add(4 * i) as *const v128)));
-                }
-            }
-            for (i, a) in acc.iter().enumerate() {
-                v128_store(o.add(4 * i) as *mut v128, *a);
-            }
-        }
-    }
-
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    fn block(h: &[f32], m: &[f32], n: usize, j: usize, out: &mut [f32]) {
-        let mut acc = [0f32; 32];
-        acc.copy_from_slice(out);
-        for (k, &hk) in h.iter().enumerate() {
-            let row = &m[k * n + j..k * n + j + 32];
-            for l in 0..32 {
-                acc[l] += hk * row[l];
-            }
-        }
-        out.copy_from_slice(&acc);
-    }
-
-    /// Dot product in four 4-lane partial sums (lane order as the SIMD version).
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-        use core::arch::wasm32::*;
-        let n = a.len().min(b.len());
-        let full = n - n % 16;
-        // SAFETY: loads at i..i+16 with i + 16 <= full <= n, inside both slices.
-        let mut s = unsafe {
-            let (pa, pb) = (a.as_ptr(), b.as_ptr());
-            let mut acc = [f32x4_splat(0.0); 4];
-            let mut i = 0;
-            while i < full {
-                for (l, c) in acc.iter_mut().enumerate() {
-                    let x = v128_load(pa.add(i + 4 * l) as *const v128);
-                    let y = v128_load(pb.add(i + 4 * l) as *const v128);
-                    *c = f32x4_add(*c, f32x4_mul(x, y));
-                }
-                i += 16;
-            }
-            let t = f32x4_add(f32x4_add(acc[0], acc[1]), f32x4_add(acc[2], acc[3]));
-            f32x4_extract_lane::<0>(t) + f32x4_extract_lane::<1>(t) + f32x4_extract_lane::<2>(t) + f32x4_extract_lane::<3>(t)
-        };
-        for i in full..n {
-            s += a[i] * b[i];
-        }
-        s
-    }
-
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-        let n = a.len().min(b.len());
-        let full = n - n % 16;
-        let mut acc = [0f32; 16];
-        for i in (0..full).step_by(16) {
-            for l in 0..16 {
-                acc[l] += a[i + l] * b[i + l];
-            }
-        }
-        let mut t = [0f32; 4];
-        for l in 0..4 {
-            t[l] = (acc[l] + acc[4 + l]) + (acc[8 + l] + acc[12 + l]);
-        }
-        let mut s = t[0] + t[1] + t[2] + t[3];
-        for i in full..n {
-            s += a[i] * b[i];
-        }
-        s
-    }
-
-    /// `out = m · x` for row-major `m` of `out.len()` rows.
-    pub fn matvec(m: &[f32], x: &[f32], out: &mut [f32]) {
-        let cols = x.len();
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = dot(&m[i * cols..(i + 1) * cols], x);
-        }
-    }
-}
+use crate::kernels::{dot, matvec};
 
 #[cfg(feature = "onnx")]
-pub use extract::{from_onnx, scoring_head, ScoringHead};
+pub use crate::graph::{scoring_head, ScoringHead};
+#[cfg(feature = "onnx")]
+pub use extract::from_onnx;
 
 #[cfg(feature = "onnx")]
 mod extract {
     //! Recognising the GRU4Rec pattern in an ONNX graph.
 
-    use std::collections::HashMap;
-
-    use prost::Message;
-    use tract_onnx::pb;
+    use crate::graph::{attr, decode, floats, graph_of, head_of, ints, output_name, ScoringHead};
 
     use super::{GruModel, GruSpec};
-
-    struct Graph<'a> {
-        init: HashMap<&'a str, &'a pb::TensorProto>,
-        producer: HashMap<&'a str, &'a pb::NodeProto>,
-        inputs: Vec<&'a str>,
-    }
-
-    fn floats(t: &pb::TensorProto) -> Option<Vec<f32>> {
-        if t.data_type != pb::tensor_proto::DataType::Float as i32 || !t.external_data.is_empty() {
-            return None;
-        }
-        if !t.float_data.is_empty() {
-            return Some(t.float_data.clone());
-        }
-        (t.raw_data.len() % 4 == 0).then(|| t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
-    }
-
-    fn ints(t: &pb::TensorProto) -> Option<Vec<i64>> {
-        match t.data_type {
-            x if x == pb::tensor_proto::DataType::Int64 as i32 => {
-                if !t.int64_data.is_empty() {
-                    Some(t.int64_data.clone())
-                } else {
-                    Some(t.raw_data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect())
-                }
-            }
-            x if x == pb::tensor_proto::DataType::Int32 as i32 => {
-                if !t.int32_data.is_empty() {
-                    Some(t.int32_data.iter().map(|&v| i64::from(v)).collect())
-                } else {
-                    Some(t.raw_data.chunks_exact(4).map(|c| i64::from(i32::from_le_bytes(c.try_into().unwrap_or([0; 4])))).collect())
-                }
-            }
-            _ => None,
-        }
-    }
-
-    fn attr<'n>(n: &'n pb::NodeProto, name: &str) -> Option<&'n pb::AttributeProto> {
-        n.attribute.iter().find(|a| a.name == name)
-    }
-
-    impl<'a> Graph<'a> {
-        /// A constant tensor: an initializer, or a `Constant` node's value.
-        fn constant(&self, name: &str) -> Option<&'a pb::TensorProto> {
-            if let Some(t) = self.init.get(name) {
-                return Some(t);
-            }
-            let n = self.producer.get(name)?;
-            (n.op_type == "Constant").then(|| attr(n, "value").and_then(|a| a.t.as_ref())).flatten()
-        }
-
-        fn node(&self, name: &str) -> Option<&'a pb::NodeProto> {
-            self.producer.get(name).copied()
-        }
-    }
-
-    /// A recommender's scoring head: `scores = input · matrix + bias`, the matrix
-    /// `hidden × items` row-major, as found at the end of an ONNX graph.
-    #[derive(Debug, Clone)]
-    pub struct ScoringHead {
-        /// The tensor the head reads: the visitor vector.
-        pub input: String,
-        /// The tensor it computes: the scores.
-        pub output: String,
-        pub hidden: usize,
-        pub items: usize,
-        pub matrix: Vec<f32>,
-        pub bias: Option<Vec<f32>>,
-    }
-
-    impl ScoringHead {
-        /// The matrix as item rows (`items × hidden`), the layout item embeddings use.
-        pub fn item_rows(&self) -> Vec<f32> {
-            let mut out = vec![0f32; self.items * self.hidden];
-            for k in 0..self.hidden {
-                for j in 0..self.items {
-                    out[j * self.hidden + k] = self.matrix[k * self.items + j];
-                }
-            }
-            out
-        }
-    }
-
-    fn graph_of(model: &pb::ModelProto) -> Result<Graph<'_>, String> {
-        let g = model.graph.as_ref().ok_or("the model has no graph")?;
-        Ok(Graph {
-            init: g.initializer.iter().map(|t| (t.name.as_str(), t)).collect(),
-            producer: g.node.iter().flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n))).collect(),
-            inputs: g.input.iter().map(|i| i.name.as_str()).filter(|n| !g.initializer.iter().any(|t| t.name == *n)).collect(),
-        })
-    }
-
-    /// The `MatMul [+ Add]` or `Gemm` that computes `output` (default: the graph's first
-    /// output) from a constant matrix, or why there is none.
-    pub fn scoring_head(bytes: &[u8], output: Option<&str>) -> Result<ScoringHead, String> {
-        let model = decode(bytes)?;
-        let output = output_name(&model, output)?;
-        Ok(ScoringHead { output: output.to_owned(), ..head_of(&graph_of(&model)?, output)? })
-    }
-
-    fn decode(bytes: &[u8]) -> Result<pb::ModelProto, String> {
-        pb::ModelProto::decode(bytes).map_err(|e| format!("not an ONNX protobuf: {e}"))
-    }
-
-    /// `output`, or the graph's first output.
-    fn output_name<'a>(model: &'a pb::ModelProto, output: Option<&'a str>) -> Result<&'a str, String> {
-        match output {
-            Some(o) => Ok(o),
-            None => model.graph.as_ref().and_then(|g| g.output.first()).map(|o| o.name.as_str()).ok_or_else(|| "the graph has no output".into()),
-        }
-    }
-
-    fn head_of(graph: &Graph<'_>, out_name: &str) -> Result<ScoringHead, String> {
-        // Head: Add(MatMul(hidden, M), bias) in either operand order, or Gemm, or MatMul alone.
-        let top = graph.node(out_name).ok_or("the output is not computed by a node")?;
-        let (hidden_name, head_name, bias): (&str, &str, Option<Vec<f32>>) = match top.op_type.as_str() {
-            "Add" => {
-                let (mm, b) = match (graph.node(&top.input[0]), graph.constant(&top.input[1])) {
-                    (Some(n), Some(b)) if n.op_type == "MatMul" => (n, b),
-                    _ => match (graph.node(&top.input[1]), graph.constant(&top.input[0])) {
-                        (Some(n), Some(b)) if n.op_type == "MatMul" => (n, b),
-                        _ => return Err("the output is an Add that is not MatMul + constant bias".into()),
-                    },
-                };
-                (&mm.input[0], &mm.input[1], Some(floats(b).ok_or("the bias is not float32")?))
-            }
-            "MatMul" => (&top.input[0], &top.input[1], None),
-            "Gemm" => {
-                let get = |n: &str, d: i64| attr(top, n).map_or(d, |a| a.i);
-                let getf = |n: &str| attr(top, n).map_or(1.0, |a| a.f);
-                if get("transA", 0) != 0 || get("transB", 0) != 0 || getf("alpha") != 1.0 || getf("beta") != 1.0 {
-                    return Err("the output Gemm transposes or scales (only the plain form is recognised)".into());
-                }
-                let bias = match top.input.get(2).filter(|s| !s.is_empty()) {
-                    Some(c) => Some(floats(graph.constant(c).ok_or("the Gemm bias is not constant")?).ok_or("the Gemm bias is not float32")?),
-                    None => None,
-                };
-                (&top.input[0], &top.input[1], bias)
-            }
-            other => return Err(format!("the output comes from {other}, not a MatMul/Gemm scoring head")),
-        };
-        let head_t = graph.constant(head_name).ok_or("the scoring matrix is not a constant")?;
-        if head_t.dims.len() != 2 {
-            return Err("the scoring matrix is not 2-D".into());
-        }
-        let (hs, items) = (head_t.dims[0] as usize, head_t.dims[1] as usize);
-        let head = floats(head_t).ok_or("the scoring matrix is not float32")?;
-        if head.len() != hs * items {
-            return Err("the scoring matrix's data does not match its shape".into());
-        }
-        if let Some(b) = &bias {
-            if b.len() != items {
-                return Err(format!("the bias has {} values for {items} items", b.len()));
-            }
-        }
-        Ok(ScoringHead { input: hidden_name.to_owned(), output: out_name.to_owned(), hidden: hs, items, matrix: head, bias })
-    }
 
     /// The weights of a `Gather → [Transpose] → GRU → last hidden → MatMul [+ Add]` graph, or
     /// why the graph is not one.

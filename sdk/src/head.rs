@@ -5,7 +5,108 @@
 //! the quantization error, are rescored exactly. The answer is bit-for-bit the exact head's:
 //! same items, same order, same scores.
 
-/// The head `hidden × items` (row-major, as `GruModel` keeps it), quantized.
+/// A recommender's scoring head `scores = h · matrix + bias`, `matrix` `hidden × items`
+/// row-major (the layout of an ONNX `MatMul`'s constant operand), shared by the SDK's own
+/// models (GRU, attention). Scores every item exactly, or picks the top k through the i16 copy.
+#[derive(Debug, Clone)]
+pub struct LinearHead {
+    hidden: usize,
+    items: usize,
+    matrix: Vec<f32>,
+    bias: Vec<f32>,
+    /// What [`LinearHead::top_k_into`] needs, built on its first call (the SDK's own
+    /// `recommend` scores every item exactly and never pays for it).
+    selection: std::sync::OnceLock<Selector>,
+}
+
+/// The head in i16 and item-major (`items × hidden`): rescoring a few items reads a few rows
+/// instead of a strided column each.
+#[derive(Debug, Clone)]
+struct Selector {
+    quick: QuantizedHead,
+    rows: Vec<f32>,
+}
+
+impl LinearHead {
+    /// `matrix.len()` must be `hidden · items` and `bias.len()` `items` (the callers check
+    /// shapes against their specs before building one).
+    pub fn new(hidden: usize, items: usize, matrix: Vec<f32>, bias: Vec<f32>) -> Self {
+        debug_assert!(matrix.len() == hidden * items && bias.len() == items);
+        LinearHead { hidden, items, matrix, bias, selection: std::sync::OnceLock::new() }
+    }
+
+    pub fn matrix(&self) -> &[f32] {
+        &self.matrix
+    }
+
+    pub fn bias(&self) -> &[f32] {
+        &self.bias
+    }
+
+    /// Every item's score: the matrix is read once, bound by memory bandwidth.
+    pub fn scores_into(&self, h: &[f32], scores: &mut Vec<f32>) {
+        scores.clear();
+        scores.extend_from_slice(&self.bias);
+        crate::kernels::vecmat(h, &self.matrix, self.items, scores);
+    }
+
+    /// One item's score (explanations need a handful, not all).
+    pub fn score_one(&self, h: &[f32], item: usize) -> f32 {
+        let n = self.items;
+        self.bias[item] + h.iter().enumerate().map(|(k, &hk)| hk * self.matrix[k * n + item]).sum::<f32>()
+    }
+
+    /// One item's score exactly as [`LinearHead::scores_into`] computes it (bias first, then
+    /// each hidden unit in order): the same bits.
+    fn exact_one(&self, rows: &[f32], h: &[f32], item: usize) -> f32 {
+        let hs = self.hidden;
+        let mut acc = self.bias[item];
+        for (&hk, &w) in h.iter().zip(&rows[item * hs..(item + 1) * hs]) {
+            acc += hk * w;
+        }
+        acc
+    }
+
+    /// The `k` best unmasked items for `h`, identical to `scores_into` followed by
+    /// [`crate::recommend::top_k`], without scoring every item exactly: the i16 head ranks them
+    /// all, and only the items within twice its error bound of the k-th are rescored.
+    /// `approx` is a reused buffer. Returns the picks and how many items were rescored.
+    pub fn top_k_into(&self, h: &[f32], k: usize, excluded: &[bool], approx: &mut Vec<f32>) -> (Vec<(usize, f32)>, usize) {
+        let sel_data = self.selection.get_or_init(|| {
+            let (hs, n) = (self.hidden, self.items);
+            let mut rows = vec![0f32; self.matrix.len()];
+            for k in 0..hs {
+                for j in 0..n {
+                    rows[j * hs + k] = self.matrix[k * n + j];
+                }
+            }
+            Selector { quick: QuantizedHead::new(&self.matrix, hs, n, &self.bias), rows }
+        });
+        let bound = sel_data.quick.approx_into(h, &self.bias, approx);
+        let masked = |j: usize| excluded.get(j).copied().unwrap_or(false);
+        let mut first = crate::score::Selection::new(k);
+        for (j, &a) in approx.iter().enumerate() {
+            if !masked(j) {
+                first.offer(j, a);
+            }
+        }
+        let cut = first.threshold().map_or(f64::NEG_INFINITY, |t| t as f64 - 2.0 * bound);
+        let mut sel = crate::score::Selection::new(k);
+        let mut rescored = 0;
+        for (j, &a) in approx.iter().enumerate() {
+            if !masked(j) && a as f64 >= cut {
+                let s = self.exact_one(&sel_data.rows, h, j);
+                if !s.is_nan() {
+                    sel.offer(j, s);
+                }
+                rescored += 1;
+            }
+        }
+        (sel.into_sorted(), rescored)
+    }
+}
+
+/// The head `hidden × items` (row-major, as [`LinearHead`] keeps it), quantized.
 #[derive(Debug, Clone)]
 pub struct QuantizedHead {
     hidden: usize,

@@ -5,6 +5,7 @@
 //! tract, [`recommend`] and [`intent`] answer the page, and [`client`] ties them together.
 //! The browser layer (`web`, wasm32 only) exposes the client to JavaScript.
 
+pub mod attention;
 pub mod bundle;
 pub mod capture;
 pub mod error;
@@ -12,6 +13,9 @@ pub mod experiment;
 pub mod features;
 pub mod gru;
 pub mod head;
+#[cfg(feature = "onnx")]
+pub mod graph;
+pub(crate) mod kernels;
 pub mod store;
 pub mod sync;
 

@@ -326,6 +326,9 @@ pub struct RecommenderModel {
 enum Engine {
     Tract { runner: Runner, dtype: DatumType, rank: usize, items: Option<std::sync::Arc<ItemMatrix>> },
     Gru(crate::gru::GruModel),
+    /// The visitor's key/value cache lives with the model: any sequence sharing a prefix with
+    /// the last one (the next event, an explanation leaving one item out) reuses it.
+    Attention { model: crate::attention::AttentionModel, cache: Box<crate::attention::KvCache> },
 }
 
 use crate::score::ItemMatrix;
@@ -402,19 +405,39 @@ impl RecommenderModel {
         RecommenderModel { engine: Engine::Gru(model), n_items, input_name: "item_seq".into(), output_name: "scores".into() }
     }
 
+    /// An attention recommender on the SDK's kernels (bundle format `attention`).
+    pub fn from_attention(model: crate::attention::AttentionModel) -> Self {
+        let n_items = model.spec.items;
+        let engine = Engine::Attention { model, cache: Box::default() };
+        RecommenderModel { engine, n_items, input_name: "item_seq".into(), output_name: "scores".into() }
+    }
+
     /// The GRU weights when this model runs on the SDK's kernels: incremental state is possible.
     pub fn gru(&self) -> Option<&crate::gru::GruModel> {
         match &self.engine {
             Engine::Gru(g) => Some(g),
-            Engine::Tract { .. } => None,
+            _ => None,
         }
+    }
+
+    /// The attention weights and key/value cache when this model runs on the SDK's kernels.
+    pub fn attention(&mut self) -> Option<(&crate::attention::AttentionModel, &mut crate::attention::KvCache)> {
+        match &mut self.engine {
+            Engine::Attention { model, cache } => Some((model, cache)),
+            _ => None,
+        }
+    }
+
+    /// Whether the model keeps incremental session state (one step or position per event).
+    pub fn incremental(&self) -> bool {
+        matches!(self.engine, Engine::Gru(_) | Engine::Attention { .. })
     }
 
     /// The item embeddings of a visitor-tower model (shared: the GPU path holds them too).
     pub fn items(&self) -> Option<&std::sync::Arc<ItemMatrix>> {
         match &self.engine {
             Engine::Tract { items, .. } => items.as_ref(),
-            Engine::Gru(_) => None,
+            Engine::Gru(_) | Engine::Attention { .. } => None,
         }
     }
 
@@ -443,8 +466,14 @@ impl RecommenderModel {
         if sequence.is_empty() {
             return Err(ModelError::Run { model: Self::KIND, detail: "the item sequence is empty".into() });
         }
-        if let Engine::Gru(g) = &self.engine {
-            return g.scores_into(sequence, scores);
+        match &mut self.engine {
+            Engine::Gru(g) => return g.scores_into(sequence, scores),
+            Engine::Attention { model, cache } => {
+                let h = cache.advance(model, sequence)?;
+                model.head().scores_into(h, scores);
+                return Ok(());
+            }
+            Engine::Tract { .. } => {}
         }
         if self.items().is_some() {
             let user = self.visitor_vector(sequence)?;
@@ -487,7 +516,9 @@ impl RecommenderModel {
             return Err(ModelError::Run { model: Self::KIND, detail: "the item sequence is empty".into() });
         }
         let (runner, dtype, rank) = match &self.engine {
-            Engine::Gru(_) => return Err(ModelError::Run { model: Self::KIND, detail: "a GRU model runs on the SDK's kernels".into() }),
+            Engine::Gru(_) | Engine::Attention { .. } => {
+                return Err(ModelError::Run { model: Self::KIND, detail: "this model runs on the SDK's own kernels, not tract".into() })
+            }
             Engine::Tract { runner, dtype, rank, .. } => (runner, *dtype, *rank),
         };
         let shape: &[usize] = if rank == 2 { &[1, sequence.len()] } else { &[sequence.len()] };

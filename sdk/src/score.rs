@@ -324,10 +324,10 @@ impl ItemMatrix {
     /// Score of one item for a padded visitor vector (from [`ItemMatrix::user`]).
     pub fn score(&self, user: &[f32], item: usize, row: &mut [f32]) -> f32 {
         let s = match &self.values {
-            Values::F32(v) => crate::gru::dot(user, &v[item * self.stride..(item + 1) * self.stride]),
+            Values::F32(v) => crate::kernels::dot(user, &v[item * self.stride..(item + 1) * self.stride]),
             Values::F16(_) => {
                 self.row_into(item, row);
-                crate::gru::dot(user, row)
+                crate::kernels::dot(user, row)
             }
         };
         let s = s + self.bias.as_ref().map_or(0.0, |b| b[item]);
