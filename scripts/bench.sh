@@ -31,14 +31,14 @@ fi
 
 site=target/bench-site
 mkdir -p "$site"
-# The lean build reads only NNEF bundles. Converting can fail (tract 0.23.9 has no NNEF
-# serializer for the exact GELU in SASRec's feed-forward); the lean column then says why.
+# The lean build reads only bundles. `convert` recognises SASRec and writes the `attention`
+# format (the SDK's kernels, key/value cache); should it fail, the lean column says why.
 rm -f "$site/sasrec_5000.fsb" "$site/sasrec_5000.convert-error.txt"
-log "converting bench/models/sasrec_5000.onnx to a signed NNEF bundle (test key)"
+log "converting bench/models/sasrec_5000.onnx to a signed bundle (test key)"
 if ! "$bin" convert bench/models/sasrec_5000.onnx --kind recommender --catalog tests/fixtures/catalog.json \
     --signing-key tests/fixtures/bundles/test-signing.key --no-onnxruntime --out "$site/sasrec_5000.fsb" \
     >"$site/convert.log" 2>"$site/sasrec_5000.convert-error.txt"; then
-  log "SASRec could not be bundled as NNEF: $(head -1 "$site/sasrec_5000.convert-error.txt")"
+  log "SASRec could not be bundled: $(head -1 "$site/sasrec_5000.convert-error.txt")"
   rm -f "$site/sasrec_5000.fsb"
 else
   rm -f "$site/sasrec_5000.convert-error.txt"

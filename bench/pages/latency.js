@@ -1,7 +1,8 @@
 // One recommendation, at session lengths 10, 50 and 200, the same GRU model three ways in one
 // page: Foresight incremental (one GRU step per new event + the scoring head, SDK kernels, the
 // signed `gru` bundle), Foresight whole sequence (tract on the ONNX file, and the SDK kernels
-// from a zero state), and onnxruntime-web (wasm, 1 thread) on the ONNX file. Each timed run is
+// from a zero state), and onnxruntime-web (wasm, 1 thread) on the ONNX file. The same for the
+// SASRec-style model (its `attention` bundle: a key/value cache, one position per event). Each timed run is
 // input → all 5,000 scores in JavaScript; "top-20" runs also pick the top 20 (in wasm for
 // Foresight, in JavaScript for onnxruntime-web, which returns the scores).
 //   ?runs=300&warmup=30
@@ -18,10 +19,16 @@ function session(len) {
   return Array.from({ length: len + RUNS + WARMUP + 1 }, () => { x = (x * 1103515245 + 12345) % 2147483648; return x % N; });
 }
 
-async function timeIt(fn) {
-  for (let i = 0; i < WARMUP; i++) await fn(i);
+// `setup(i)`, when given, runs before run i and is not timed.
+async function timeIt(fn, setup) {
+  for (let i = 0; i < WARMUP; i++) { if (setup) setup(i); await fn(i); }
   const t = [];
-  for (let i = 0; i < RUNS; i++) { const a = performance.now(); await fn(WARMUP + i); t.push(performance.now() - a); }
+  for (let i = 0; i < RUNS; i++) {
+    if (setup) setup(WARMUP + i);
+    const a = performance.now();
+    await fn(WARMUP + i);
+    t.push(performance.now() - a);
+  }
   return { p50Ms: q(t, 0.5), p99Ms: q(t, 0.99), meanMs: mean(t) };
 }
 
@@ -41,10 +48,16 @@ async function main() {
   const kernels = mod.BenchModel.fromBundle(bundle, key);
   const tract = mod.BenchModel.recommenderOnnx(onnx, N);
   const s = await ort.InferenceSession.create(onnx, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
-  // The SASRec-style model has no incremental form here (no key/value cache yet): whole
-  // sequence on tract vs onnxruntime-web, for the same lengths.
+  // The SASRec-style model: its signed `attention` bundle on the SDK's kernels (key/value
+  // cache: one position per new event) and whole on the same kernels, tract on the ONNX file,
+  // and onnxruntime-web. Its learned positions stop at 50: a longer session slides the window.
   const sasOnnx = new Uint8Array(await (await fetch("/models/sasrec_5000.onnx")).arrayBuffer());
+  const sasBundle = new Uint8Array(await (await fetch("/generated/sasrec_5000.fsb")).arrayBuffer());
+  const sasInc = mod.BenchModel.fromBundle(sasBundle, key);
+  if (!sasInc.incremental) throw new Error("the SASRec bundle is not in the attention format");
+  const sasKernels = mod.BenchModel.fromBundle(sasBundle, key);
   const sasTract = mod.BenchModel.recommenderOnnx(sasOnnx, N);
+  const SAS_POSITIONS = 50;
   const sas = await ort.InferenceSession.create(sasOnnx, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
   const sasIn = sas.inputNames[0], sasOut = sas.outputNames[0];
   const sasRun = async (seq) => (await sas.run({ [sasIn]: new ort.Tensor("int64", BigInt64Array.from(seq, BigInt), [1, seq.length]) }, [sasOut]))[sasOut].data;
@@ -68,10 +81,27 @@ async function main() {
     r.tractWhole = await timeIt((i) => tract.scores(windowAt(i)));
     r.ortWhole = await timeIt((i) => ortRun(Array.from(windowAt(i))));
     r.ortWholeTop20 = await timeIt(async (i) => topk(await ortRun(Array.from(windowAt(i))), 20));
-    // Its learned positions stop at 50.
-    if (len <= 50) {
-      r.sasrecTract = await timeIt((i) => sasTract.scores(windowAt(i)));
-      r.sasrecOrt = await timeIt((i) => sasRun(Array.from(windowAt(i))));
+    // SASRec: the session holds len - 1 events (set up untimed, a different history per run),
+    // the timed run appends one. Beyond 50 events the model reads the last 50: the whole
+    // windows compare at that width, and the incremental run recomputes its whole window.
+    const sasLen = Math.min(len, SAS_POSITIONS);
+    const sasWindow = (i) => Uint32Array.from(items.slice(i + 1 + len - sasLen, i + 1 + len));
+    const sasSetup = (i) => sasInc.prefill(Uint32Array.from(items.slice(i + 1, i + len)));
+    r.sasrecIncremental = await timeIt((i) => sasInc.pushScores(items[i + len]), sasSetup);
+    r.sasrecIncrementalTop20 = await timeIt((i) => sasInc.pushTopK(items[i + len], 20), sasSetup);
+    r.sasrecKernelsWhole = await timeIt((i) => sasKernels.scores(sasWindow(i)));
+    r.sasrecTract = await timeIt((i) => sasTract.scores(sasWindow(i)));
+    r.sasrecOrt = await timeIt((i) => sasRun(Array.from(sasWindow(i))));
+    r.sasrecOrtTop20 = await timeIt(async (i) => topk(await sasRun(Array.from(sasWindow(i))), 20));
+    {
+      // Agreement: the cache after these events (one at a time) vs onnxruntime-web's window.
+      sasInc.prefill(Uint32Array.from(items.slice(1, len)));
+      const mine = sasInc.pushScores(items[len]);
+      sasInc.prefill(Uint32Array.from(items.slice(1, len)));
+      const quick = Array.from(sasInc.pushTopK(items[len], 20));
+      const theirs = await sasRun(Array.from(sasWindow(0)));
+      const want = topk(theirs, 20).join();
+      r.sasrecAgreement = { top20Identical: topk(mine, 20).join() === want && quick.join() === want, maxAbsDelta: maxAbsDelta(mine, theirs) };
     }
     // Agreement: the incremental state after exactly these len events vs onnxruntime-web.
     const seq = items.slice(0, len);
@@ -96,6 +126,7 @@ async function main() {
   const sdk = {};
   for (const [name, config] of [
     ["bundle", { bundles: [bundle], publicKey: key }],
+    ["sasrec", { bundles: [sasBundle], publicKey: key }],
     ["onnx", { catalog, recommender: { model: onnx } }],
   ]) {
     const storageKey = `bench-latency-${name}`;

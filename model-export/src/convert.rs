@@ -29,7 +29,7 @@ pub enum Kind {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// `gru` for a recognised GRU4Rec-style recommender that passes parity, else `nnef`.
+    /// `gru` or `attention` for a recognised recommender of those shapes, else `nnef`.
     Auto,
     /// tract-optimized NNEF: small and fast to load; the lean SDK build reads only this.
     Nnef,
@@ -38,6 +38,10 @@ pub enum Format {
     /// GRU weights for the SDK's own kernels: incremental session state, one step per event.
     /// Only for `Gather → GRU → MatMul (+ bias)` recommenders; says why otherwise.
     Gru,
+    /// SASRec-style attention weights for the SDK's own kernels: a key/value cache, one
+    /// position per event. Only for pre-LayerNorm causal self-attention recommenders with
+    /// learned positions and a linear head; says why otherwise.
+    Attention,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -133,11 +137,11 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         Kind::Intent => IntentModel::KIND,
     };
 
-    if args.quantize.is_some() && matches!(args.format, Format::Onnx | Format::Gru) {
+    if args.quantize.is_some() && matches!(args.format, Format::Onnx | Format::Gru | Format::Attention) {
         bail!("--quantize f16 works on the NNEF format; use --format nnef");
     }
-    if args.format == Format::Gru && args.kind == Kind::Intent {
-        bail!("--format gru is for GRU recommenders; an intent model converts to nnef or onnx");
+    if matches!(args.format, Format::Gru | Format::Attention) && args.kind == Kind::Intent {
+        bail!("--format gru and attention are for recommenders; an intent model converts to nnef or onnx");
     }
     steps.step("reading the ONNX model");
     let im = tract_onnx::onnx()
@@ -167,8 +171,8 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         if args.kind != Kind::Recommender {
             bail!("item embeddings are for recommenders");
         }
-        if matches!(args.format, Format::Gru) {
-            bail!("--format gru runs its own scoring head; item embeddings go with --format nnef or onnx");
+        if matches!(args.format, Format::Gru | Format::Attention) {
+            bail!("--format gru and attention run their own scoring head; item embeddings go with --format nnef or onnx");
         }
         let (rows, dims, values, bias) = if args.split_head {
             let onnx = crate::onnx_file::self_contained(&args.model)?;
@@ -229,23 +233,51 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         }
     }
 
-    // The format: a recognised GRU recommender runs on the SDK's kernels unless told otherwise.
+    // The format: a recognised GRU or attention recommender runs on the SDK's kernels unless
+    // told otherwise.
+    enum Recognised {
+        Gru(foresight::gru::GruModel),
+        Attention(foresight::attention::AttentionModel),
+    }
+    let mut kernel_bytes = None;
     let mut gru_spec = None;
-    let mut gru_bytes = None;
+    let mut attention_spec = None;
+    let mut max_seq_len = args.max_seq_len;
     let format = match (args.format, args.kind) {
         (Format::Auto, Kind::Recommender) if tower.is_some() => Format::Nnef,
-        (Format::Auto | Format::Gru, Kind::Recommender) if args.quantize.is_none() => {
+        (Format::Auto | Format::Gru | Format::Attention, Kind::Recommender) if args.quantize.is_none() => {
             let onnx = crate::onnx_file::self_contained(&args.model)?;
-            match foresight::gru::from_onnx(&onnx, args.output.as_deref()) {
-                Ok(g) if g.spec.items == catalog.len() => {
+            let out = args.output.as_deref();
+            let gru = || foresight::gru::from_onnx(&onnx, out);
+            let attention = || foresight::attention::from_onnx(&onnx, out);
+            let recognised = match args.format {
+                Format::Gru => Ok(gru().map(Recognised::Gru).map_err(|why| anyhow::anyhow!("--format gru: {why}"))?),
+                Format::Attention => Ok(attention().map(Recognised::Attention).map_err(|why| anyhow::anyhow!("--format attention: {why}"))?),
+                _ => gru().map(Recognised::Gru).or_else(|g| attention().map(Recognised::Attention).map_err(|a| (g, a))),
+            };
+            match recognised {
+                Ok(Recognised::Gru(g)) => {
+                    if g.spec.items != catalog.len() {
+                        bail!("the GRU scores {} items but the catalog lists {}", g.spec.items, catalog.len());
+                    }
                     gru_spec = Some(g.spec.clone());
-                    gru_bytes = Some(g.to_bytes());
+                    kernel_bytes = Some(g.to_bytes());
                     Format::Gru
                 }
-                Ok(g) => bail!("the GRU scores {} items but the catalog lists {}", g.spec.items, catalog.len()),
-                Err(why) if args.format == Format::Gru => bail!("--format gru: {why}"),
-                Err(why) => {
-                    notes.push(format!("not a recognised GRU recommender ({why}): NNEF, whole sequence per call"));
+                Ok(Recognised::Attention(a)) => {
+                    if a.spec.items != catalog.len() {
+                        bail!("the attention model scores {} items but the catalog lists {}", a.spec.items, catalog.len());
+                    }
+                    if max_seq_len > a.spec.positions {
+                        notes.push(format!("max_seq_len {max_seq_len} lowered to the model's {} learned positions", a.spec.positions));
+                        max_seq_len = a.spec.positions;
+                    }
+                    attention_spec = Some(a.spec.clone());
+                    kernel_bytes = Some(a.to_bytes());
+                    Format::Attention
+                }
+                Err((g, a)) => {
+                    notes.push(format!("not a GRU ({g}) or attention ({a}) recommender the SDK's kernels run: NNEF, whole sequence per call"));
                     Format::Nnef
                 }
             }
@@ -257,9 +289,10 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         Format::Nnef | Format::Auto => "writing tract NNEF",
         Format::Onnx => "inlining ONNX weights",
         Format::Gru => "writing GRU weights",
+        Format::Attention => "writing attention weights",
     });
     let model_bytes = match format {
-        Format::Gru => gru_bytes.take().unwrap_or_default(),
+        Format::Gru | Format::Attention => kernel_bytes.take().unwrap_or_default(),
         Format::Auto => unreachable!("resolved above"),
         // tract 0.23.9 types some ONNX patterns into operators it cannot write as NNEF (Erf-based
         // GELU becomes GeluExact); the full SDK build still runs them from ONNX.
@@ -271,7 +304,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
 
     steps.step("checking parity");
     let mut cases = match args.kind {
-        Kind::Recommender => parity::sequences(catalog.len(), args.max_seq_len, args.parity_cases),
+        Kind::Recommender => parity::sequences(catalog.len(), max_seq_len, args.parity_cases),
         Kind::Intent => parity::features(n_features, args.parity_cases),
     };
     if let Some(path) = &args.parity_inputs {
@@ -281,6 +314,9 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     let load = |bytes: Option<&[u8]>| -> Result<Runner> {
         if let (Some(b), Some(spec)) = (bytes, &gru_spec) {
             return Ok(Runner::Recommender(RecommenderModel::from_gru(foresight::gru::GruModel::from_bytes(spec.clone(), b)?)));
+        }
+        if let (Some(b), Some(spec)) = (bytes, &attention_spec) {
+            return Ok(Runner::Recommender(RecommenderModel::from_attention(foresight::attention::AttentionModel::from_bytes(spec.clone(), b)?)));
         }
         let model = match bytes {
             None => typed.clone(),
@@ -362,7 +398,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
             quantization: if args.quantize.is_some() { Quantization::F16 } else { Quantization::None },
         },
         items: catalog.clone(),
-        max_seq_len: (args.kind == Kind::Recommender).then_some(args.max_seq_len),
+        max_seq_len: (args.kind == Kind::Recommender).then_some(max_seq_len),
         intent: (args.kind == Kind::Intent).then(|| IntentSection {
             feature_spec_version: INTENT_FEATURES_VERSION,
             feature_names: INTENT_FEATURES.iter().map(|f| f.name.to_owned()).collect(),
@@ -376,6 +412,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
             bias: stored.bias().map(|_| "item_bias".into()),
         }),
         gru: gru_spec.clone(),
+        attention: attention_spec.clone(),
         parts: Vec::new(),
         parity: parity.clone(),
         key_id: None,
@@ -459,6 +496,7 @@ fn model_format(f: Format) -> ModelFormat {
         Format::Nnef | Format::Auto => ModelFormat::Nnef,
         Format::Onnx => ModelFormat::Onnx,
         Format::Gru => ModelFormat::Gru,
+        Format::Attention => ModelFormat::Attention,
     }
 }
 

@@ -55,6 +55,12 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
             g.input_size, g.hidden_size, g.linear_before_reset, g.embedding_rows
         );
     }
+    if let Some(a) = &m.attention {
+        println!(
+            "  attention on the SDK's kernels: {} blocks, dim {}, {} heads, feed-forward {} ({:?}), {} positions, {} embedding rows — key/value cache, one position per event",
+            a.blocks, a.dim, a.heads, a.ffn, a.activation, a.positions, a.embedding_rows
+        );
+    }
     for t in &m.model.inputs {
         println!("  input  {}: {} [{}]", t.name, t.dtype, t.shape.join(", "));
     }
@@ -103,16 +109,13 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
             (ModelKind::Recommender, ModelFormat::Onnx) => {
                 Runner::Recommender(RecommenderModel::load(bytes, &Default::default(), m.items.len())?)
             }
-            (ModelKind::Recommender, ModelFormat::Gru) => {
-                let spec = m.gru.clone().context("format gru without a gru section")?;
-                Runner::Recommender(RecommenderModel::from_gru(foresight::gru::GruModel::from_bytes(spec, bytes)?))
-            }
+            (ModelKind::Recommender, _) => Runner::Recommender(RecommenderModel::from_kernel_bundle(m, bytes)?),
             (ModelKind::Intent, format) => {
                 let positive = m.intent.as_ref().map_or(1, |i| i.positive_index);
                 Runner::Intent(match format {
                     ModelFormat::Nnef => IntentModel::load_nnef(bytes, INTENT_FEATURES.len(), positive)?,
                     ModelFormat::Onnx => IntentModel::load(bytes, &foresight::model::IntentIo { positive_index: positive, ..Default::default() }, INTENT_FEATURES.len())?,
-                    ModelFormat::Gru => anyhow::bail!("an intent model cannot be in the gru format"),
+                    f => anyhow::bail!("an intent model cannot be in the {f:?} format"),
                 })
             }
         })

@@ -124,8 +124,7 @@ fn pytorch_exports_convert_or_fail_with_the_fix() {
             let mut m = match bundle.manifest.model.format {
                 foresight::bundle::ModelFormat::Nnef => foresight::model::RecommenderModel::load_nnef(bundle.model_bytes().expect("model"), 50),
                 foresight::bundle::ModelFormat::Onnx => foresight::model::RecommenderModel::load(bundle.model_bytes().expect("model"), &Default::default(), 50),
-                foresight::bundle::ModelFormat::Gru => foresight::gru::GruModel::from_bytes(bundle.manifest.gru.clone().expect("spec"), bundle.model_bytes().expect("model"))
-                    .map(foresight::model::RecommenderModel::from_gru),
+                _ => foresight::model::RecommenderModel::from_kernel_bundle(&bundle.manifest, bundle.model_bytes().expect("model")).map_err(|e| foresight::ModelError::Run { model: "recommender", detail: e.to_string() }),
             }
             .expect("loads like the SDK");
             for case in reference["cases"].as_array().expect("cases") {
@@ -253,4 +252,71 @@ fn f16_weights_keep_the_ranking() {
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("NNEF"), "{err}");
+}
+
+/// A SASRec-style ONNX model converts to the `attention` format (the SDK's kernels, a
+/// key/value cache), with parity against tract and onnxruntime; the SDK then recommends from
+/// it what tract computes on the original graph, also after the session outgrows the model's
+/// 50 learned positions; asking for the format on another model says why it cannot be.
+#[test]
+fn attention_recommenders_convert_to_the_sdk_kernels() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/models/sasrec_5000.onnx");
+    let (catalog, key, out) = (fixture("catalog.json"), fixture("bundles/test-signing.key"), dir.path().join("sasrec.fsb"));
+    let (code, stdout, err) =
+        run(&["convert", s(&model), "--kind", "recommender", "--catalog", s(&catalog), "--signing-key", s(&key), "--max-seq-len", "80", "--out", s(&out), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let summary: Value = serde_json::from_str(&stdout).expect("json summary");
+    for p in summary["parity"].as_array().expect("parity") {
+        assert!(p["maxAbsDelta"].as_f64().expect("delta") <= 1e-5, "{summary}");
+        assert_eq!(p["topKAgreement"].as_f64(), Some(1.0), "{summary}");
+    }
+    assert!(summary.to_string().contains("lowered to the model's 50 learned positions"), "{summary}");
+    let bundle = Bundle::parse(std::fs::read(&out).expect("bundle"), None).expect("valid bundle");
+    assert_eq!(bundle.manifest.model.format, foresight::bundle::ModelFormat::Attention);
+    assert_eq!(bundle.manifest.max_seq_len, Some(50));
+    let (code, text, _) = run(&["inspect", s(&out)]);
+    assert_eq!(code, 0);
+    assert!(text.contains("attention on the SDK's kernels: 2 blocks, dim 64, 2 heads"), "{text}");
+
+    let pubkey = std::fs::read_to_string(fixture("bundles/test-signing.pub")).expect("key");
+    let config = Config { bundles: vec![std::fs::read(&out).expect("bundle").into()], public_key: Some(pubkey.trim().to_owned()), ..Config::default() };
+    let clock = Rc::new(ManualClock::new(1_700_000_000_000.0));
+    let (mut client, warnings) = Client::new(config, MemoryStorage::default(), clock.clone()).expect("config");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let ids: Vec<String> = serde_json::from_slice::<Value>(&std::fs::read(&catalog).expect("catalog")).expect("json")["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["id"].as_str().expect("id").to_owned())
+        .collect();
+    let mut tract = foresight::model::RecommenderModel::load(&std::fs::read(&model).expect("onnx"), &Default::default(), ids.len()).expect("tract");
+    let mut seen = Vec::new();
+    for step in 0..60 {
+        let item = (step * 7919 + 13) % ids.len();
+        seen.push(item);
+        clock.advance_ms(10_000.0);
+        client.track(&json!({"type": "product_view", "itemId": ids[item]})).expect("track");
+        if step % 10 != 4 && step != 59 {
+            continue;
+        }
+        let recs = client.recommend(&RecommendOptions { k: Some(10), exclude: vec![] }).expect("recommend");
+        assert_eq!(recs.source, Source::Model);
+        let window = &seen[seen.len().saturating_sub(50)..];
+        let mut want = Vec::new();
+        tract.scores_into(window, &mut want).expect("tract runs");
+        for r in &recs.items {
+            let i = ids.iter().position(|id| *id == r.item_id).expect("a catalog item");
+            assert!((r.score - want[i]).abs() <= 1e-4, "step {step}: {} {} vs {}", r.item_id, r.score, want[i]);
+        }
+        // Ranked by the model: nothing left out scores above the last pick unless excluded.
+        let last = recs.items.last().expect("picks").score;
+        let shown: Vec<&str> = recs.items.iter().map(|r| r.item_id.as_str()).collect();
+        let above = want.iter().enumerate().filter(|(i, &w)| w > last + 1e-4 && !shown.contains(&ids[*i].as_str())).count();
+        assert!(above <= 10 * (step / 10 + 1), "step {step}: {above} better items left out");
+    }
+
+    let (code, _, err) = run(&["convert", s(&fixture("session_gru.onnx")), "--kind", "recommender", "--catalog", s(&catalog), "--format", "attention", "--out", s(&dir.path().join("x.fsb"))]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--format attention: the scoring head reads"), "{err}");
 }

@@ -89,6 +89,17 @@ pub enum ModelFormat {
     /// A GRU4Rec-style recommender's weights for the SDK's own kernels (`crate::gru`): one
     /// step per new event instead of the whole sequence. Shapes in the manifest's `gru`.
     Gru,
+    /// A SASRec-style attention recommender's weights for the SDK's own kernels
+    /// (`crate::attention`): one position per new event, keys and values kept. Shapes in the
+    /// manifest's `attention`.
+    Attention,
+}
+
+impl ModelFormat {
+    /// Weights for the SDK's own kernels rather than a graph for tract.
+    pub fn is_kernels(self) -> bool {
+        matches!(self, ModelFormat::Gru | ModelFormat::Attention)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,6 +221,9 @@ pub struct Manifest {
     /// Shapes of a `gru`-format model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gru: Option<crate::gru::GruSpec>,
+    /// Shapes of an `attention`-format model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<crate::attention::AttentionSpec>,
     pub parts: Vec<PartEntry>,
     #[serde(default)]
     pub parity: Vec<ParityReport>,
@@ -328,6 +342,13 @@ impl Bundle {
         match m.kind {
             ModelKind::Recommender if m.items.is_empty() => return bad("a recommender bundle must list its items"),
             ModelKind::Intent if m.intent.is_none() => return bad("an intent bundle must carry its feature spec"),
+            ModelKind::Intent if m.model.format.is_kernels() => return bad("an intent model cannot be in the gru or attention format"),
+            _ => {}
+        }
+        match m.model.format {
+            ModelFormat::Gru if m.gru.is_none() => return bad("format gru without a gru section"),
+            ModelFormat::Attention if m.attention.is_none() => return bad("format attention without an attention section"),
+            f if f.is_kernels() && m.embeddings.is_some() => return bad("a model on the SDK's kernels scores items itself; it cannot carry item embeddings"),
             _ => {}
         }
         if let Some(e) = &m.embeddings {
@@ -447,6 +468,7 @@ mod tests {
             intent: None,
             embeddings: None,
             gru: None,
+            attention: None,
             parts: vec![],
             parity: vec![],
             key_id: None,

@@ -15,7 +15,7 @@ use crate::sync::{DayInputs, Outcome, Sync, SyncConfig};
 use crate::error::{Error, Result};
 use crate::features::{self, Cart, DEFAULT_MAX_SEQ_LEN, INTENT_FEATURES};
 use crate::intent::{self, IntentScore};
-use crate::gru::{GruModel, SessionState, Snapshot};
+use crate::gru::{SessionState, Snapshot};
 use crate::model::{IntentIo, IntentModel, RecommenderModel};
 #[cfg(feature = "onnx")]
 use crate::model::RecommenderIo;
@@ -222,21 +222,16 @@ impl Loaded {
                 let model = match (m.model.format, tower) {
                     (ModelFormat::Nnef, Some(items)) => RecommenderModel::load_nnef_tower(model_bytes, items)?,
                     (ModelFormat::Onnx, Some(items)) => load_onnx_tower_bytes(model_bytes, m, items)?,
-                    (ModelFormat::Gru, Some(_)) => {
-                        return Err(BundleError::Manifest("a gru-format model with item embeddings".into()).into())
-                    }
                     (ModelFormat::Nnef, None) => RecommenderModel::load_nnef(model_bytes, n)?,
                     (ModelFormat::Onnx, None) => load_onnx_recommender_bytes(model_bytes, m, n)?,
-                    (ModelFormat::Gru, None) => {
-                        let spec = m.gru.clone().ok_or_else(|| BundleError::Manifest("format gru without a gru section".into()))?;
-                        if spec.items != n {
-                            return Err(BundleError::Manifest(format!("the GRU scores {} items, the manifest lists {n}", spec.items)).into());
-                        }
-                        RecommenderModel::from_gru(GruModel::from_bytes(spec, model_bytes)?)
-                    }
+                    // Kernel formats never carry embeddings (refused when the bundle was parsed).
+                    (_, _) => RecommenderModel::from_kernel_bundle(m, model_bytes)?,
                 };
                 let id = m.parts.iter().find(|p| p.name == m.model.part).map(|p| p.sha256.clone()).unwrap_or_default();
-                self.recommender = Some(Recommender::new(model, m.max_seq_len.unwrap_or(DEFAULT_MAX_SEQ_LEN).max(1), id));
+                // An attention model reads at most its learned positions.
+                let positions = m.attention.as_ref().map_or(usize::MAX, |a| a.positions);
+                let max_seq_len = m.max_seq_len.unwrap_or(DEFAULT_MAX_SEQ_LEN).clamp(1, positions.max(1));
+                self.recommender = Some(Recommender::new(model, max_seq_len, id));
                 self.catalog = Some(m.items.clone());
             }
             ModelKind::Intent => {
@@ -254,7 +249,7 @@ impl Loaded {
                 let model = match m.model.format {
                     ModelFormat::Nnef => IntentModel::load_nnef(model_bytes, ours.len(), spec.positive_index)?,
                     ModelFormat::Onnx => load_onnx_intent_bytes(model_bytes, m, spec.positive_index)?,
-                    ModelFormat::Gru => return Err(BundleError::Manifest("an intent model cannot be in the gru format".into()).into()),
+                    f => return Err(BundleError::Manifest(format!("an intent model cannot be in the {f:?} format")).into()),
                 };
                 self.intent = Some(model);
             }

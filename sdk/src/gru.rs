@@ -143,6 +143,11 @@ impl GruModel {
         Ok(())
     }
 
+    /// The scoring head (hidden state → item scores).
+    pub fn head(&self) -> &LinearHead {
+        &self.out
+    }
+
     /// Scores of every item for hidden state `h`: `h · head + bias`.
     pub fn head_into(&self, h: &[f32], scores: &mut Vec<f32>) {
         self.out.scores_into(h, scores);

@@ -412,6 +412,23 @@ impl RecommenderModel {
         RecommenderModel { engine, n_items, input_name: "item_seq".into(), output_name: "scores".into() }
     }
 
+    /// A bundle's recommender on the SDK's own kernels (formats `gru` and `attention`; the
+    /// bundle's structure was checked when it was parsed).
+    pub fn from_kernel_bundle(m: &crate::bundle::Manifest, bytes: &[u8]) -> Result<Self, crate::Error> {
+        use crate::bundle::{BundleError, ModelFormat};
+        let (model, items) = match (m.model.format, &m.gru, &m.attention) {
+            (ModelFormat::Gru, Some(spec), _) => (Self::from_gru(crate::gru::GruModel::from_bytes(spec.clone(), bytes)?), spec.items),
+            (ModelFormat::Attention, _, Some(spec)) => {
+                (Self::from_attention(crate::attention::AttentionModel::from_bytes(spec.clone(), bytes)?), spec.items)
+            }
+            (f, ..) => return Err(BundleError::Manifest(format!("format {f:?} is not weights for the SDK's kernels, or its shapes are missing")).into()),
+        };
+        if items != m.items.len() {
+            return Err(BundleError::Manifest(format!("the model scores {items} items, the manifest lists {}", m.items.len())).into());
+        }
+        Ok(model)
+    }
+
     /// The GRU weights when this model runs on the SDK's kernels: incremental state is possible.
     pub fn gru(&self) -> Option<&crate::gru::GruModel> {
         match &self.engine {

@@ -43,19 +43,31 @@ impl BenchModel {
         }
     }
 
-    fn gru(&self) -> Result<&crate::gru::GruModel, JsValue> {
-        match &self.model {
-            Loaded::Recommender(m) => m.gru().ok_or_else(|| err("not a GRU on the SDK's kernels (convert with --format gru)")),
-            Loaded::Intent(_) => Err(err("not a recommender")),
+    /// The whole sequence from scratch: an attention model's key/value cache is not consulted,
+    /// so the timing is the graph's work.
+    fn whole(model: &mut RecommenderModel, indices: &[usize], scores: &mut Vec<f32>) -> Result<(), JsValue> {
+        match model.attention() {
+            Some((m, _)) => m.scores_into(indices, scores),
+            None => model.scores_into(indices, scores),
         }
+        .map_err(err)
     }
 
-    /// Appends one item to the running session: one GRU step, then (with `all_scores`) the
-    /// exact head into `scores`.
+    /// Appends one item to the running session — one GRU step, or one attention position
+    /// (the whole window once the session is longer than the model's positions) — then, with
+    /// `all_scores`, the exact head into `scores`.
     fn push(&mut self, index: u32, all_scores: bool) -> Result<(), JsValue> {
         self.sequence.push(index as usize);
-        let Loaded::Recommender(model) = &self.model else { return Err(err("not a recommender")) };
-        let gru = model.gru().ok_or_else(|| err("not a GRU on the SDK's kernels"))?;
+        let Loaded::Recommender(model) = &mut self.model else { return Err(err("not a recommender")) };
+        if let Some((m, cache)) = model.attention() {
+            let from = self.sequence.len().saturating_sub(m.spec.positions);
+            let h = cache.advance(m, &self.sequence[from..]).map_err(err)?;
+            if all_scores {
+                m.head().scores_into(h, &mut self.scores);
+            }
+            return Ok(());
+        }
+        let gru = model.gru().ok_or_else(|| err("not a model on the SDK's kernels (convert with --format gru or attention)"))?;
         let h = self.session.advance(gru, &self.sequence).map_err(err)?;
         if all_scores {
             gru.head_into(h, &mut self.scores);
@@ -102,12 +114,8 @@ impl BenchModel {
             }
             #[cfg(not(feature = "onnx"))]
             (_, ModelFormat::Onnx) => Err(err("this is the lean (NNEF-only) build: it cannot load an ONNX bundle")),
-            (ModelKind::Recommender, ModelFormat::Gru) => {
-                let spec = m.gru.clone().ok_or_else(|| err("format gru without a gru section"))?;
-                let gru = crate::gru::GruModel::from_bytes(spec, model_bytes).map_err(err)?;
-                Ok(BenchModel::new(Loaded::Recommender(RecommenderModel::from_gru(gru))))
-            }
-            (ModelKind::Intent, ModelFormat::Gru) => Err(err("an intent model cannot be in the gru format")),
+            (ModelKind::Recommender, _) => RecommenderModel::from_kernel_bundle(m, model_bytes).map(|m| BenchModel::new(Loaded::Recommender(m))).map_err(err),
+            (ModelKind::Intent, f) => Err(err(format!("an intent model cannot be in the {f:?} format"))),
         }
     }
 
@@ -118,20 +126,31 @@ impl BenchModel {
         };
         self.indices.clear();
         self.indices.extend(indices.iter().map(|&i| i as usize));
-        model.scores_into(&self.indices, &mut self.scores).map_err(err)?;
+        Self::whole(model, &self.indices, &mut self.scores)?;
         Ok(self.scores.clone())
     }
 
-    /// Whether this model keeps incremental state (a GRU on the SDK's kernels).
+    /// Whether this model keeps incremental state (GRU or attention on the SDK's kernels).
     #[wasm_bindgen(getter)]
     pub fn incremental(&self) -> bool {
-        self.gru().is_ok()
+        matches!(&self.model, Loaded::Recommender(m) if m.incremental())
     }
 
     /// Starts a new session (incremental models).
     pub fn reset(&mut self) {
         self.session = Default::default();
+        if let Loaded::Recommender(m) = &mut self.model {
+            if let Some((_, cache)) = m.attention() {
+                *cache = Default::default();
+            }
+        }
         self.sequence.clear();
+    }
+
+    /// Starts a session holding `indices` (untimed set-up for the incremental benchmarks).
+    pub fn prefill(&mut self, indices: &[u32]) -> Result<(), JsValue> {
+        self.reset();
+        indices.iter().try_for_each(|&i| self.push(i, false))
     }
 
     /// Incremental: one new event, then every item's score — the work of one recommendation
@@ -148,10 +167,13 @@ impl BenchModel {
     #[wasm_bindgen(js_name = pushTopK)]
     pub fn push_top_k(&mut self, index: u32, k: usize) -> Result<Vec<u32>, JsValue> {
         self.push(index, false)?;
-        let Loaded::Recommender(model) = &self.model else { return Err(err("not a recommender")) };
-        let gru = model.gru().ok_or_else(|| err("not a GRU on the SDK's kernels"))?;
-        let h = self.session.hidden().ok_or_else(|| err("no state after a step"))?;
-        let (top, _) = gru.top_k_into(h, k, &[], &mut self.scores);
+        let Loaded::Recommender(model) = &mut self.model else { return Err(err("not a recommender")) };
+        let (head, h) = match model.attention() {
+            Some((m, cache)) => (m.head(), cache.hidden()),
+            None => (model.gru().ok_or_else(|| err("not a model on the SDK's kernels"))?.head(), self.session.hidden()),
+        };
+        let h = h.ok_or_else(|| err("no state after a step"))?;
+        let (top, _) = head.top_k_into(h, k, &[], &mut self.scores);
         self.picks.clear();
         self.picks.extend(top.iter().map(|p| p.0 as u32));
         Ok(self.picks.clone())
@@ -163,7 +185,7 @@ impl BenchModel {
         let Loaded::Recommender(model) = &mut self.model else { return Err(err("not a recommender")) };
         self.indices.clear();
         self.indices.extend(indices.iter().map(|&i| i as usize));
-        model.scores_into(&self.indices, &mut self.scores).map_err(err)?;
+        Self::whole(model, &self.indices, &mut self.scores)?;
         self.picks.clear();
         self.picks.extend(crate::recommend::top_k(&self.scores, k, &[]).iter().map(|p| p.0 as u32));
         Ok(self.picks.clone())
