@@ -130,7 +130,7 @@ fn prepare_err(detail: impl Into<String>) -> ModelError {
 impl AttentionModel {
     pub fn new(spec: AttentionSpec, blob: &[f32]) -> Result<Self, ModelError> {
         let s = &spec;
-        if s.items == 0 || s.dim == 0 || s.heads == 0 || s.dim % s.heads != 0 || s.blocks == 0 || s.ffn == 0 || s.positions == 0 || s.embedding_rows < s.items {
+        if s.items == 0 || s.dim == 0 || s.heads == 0 || !s.dim.is_multiple_of(s.heads) || s.blocks == 0 || s.ffn == 0 || s.positions == 0 || s.embedding_rows < s.items {
             return Err(prepare_err(format!("unusable attention shape {spec:?}")));
         }
         if ![s.embedding_scale, s.attention_scale, s.epsilon].iter().all(|v| v.is_finite()) || s.epsilon < 0.0 {

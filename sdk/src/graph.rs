@@ -21,7 +21,7 @@ pub fn floats(t: &pb::TensorProto) -> Option<Vec<f32>> {
     if !t.float_data.is_empty() {
         return Some(t.float_data.clone());
     }
-    (t.raw_data.len() % 4 == 0).then(|| t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    t.raw_data.len().is_multiple_of(4).then(|| t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
 
 pub fn ints(t: &pb::TensorProto) -> Option<Vec<i64>> {

@@ -50,6 +50,23 @@ pub struct GruModel {
     r: Vec<f32>,
     b: Vec<f32>,
     out: LinearHead,
+    /// `w` transposed (`[D, 3H]`) and `r`'s gates split and transposed (`[H, 2H]` for z and r,
+    /// `[H, H]` for h): the step reads each input-major, one contiguous pass per input
+    /// (`kernels::vecmat`), instead of a dot product per output row.
+    wt: Vec<f32>,
+    rt_zr: Vec<f32>,
+    rt_h: Vec<f32>,
+}
+
+/// `m` (`rows × cols`, row-major) transposed.
+fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0f32; m.len()];
+    for i in 0..rows {
+        for j in 0..cols {
+            t[j * rows + i] = m[i * cols + j];
+        }
+    }
+    t
 }
 
 /// Reused buffers of one step.
@@ -82,7 +99,11 @@ impl GruModel {
         };
         let (embedding, w, r, b, head, bias) = (take(sizes[0]), take(sizes[1]), take(sizes[2]), take(sizes[3]), take(sizes[4]), take(sizes[5]));
         let out = LinearHead::new(spec.hidden_size, spec.items, head, bias);
-        Ok(GruModel { embedding, w, r, b, out, spec })
+        let hs = spec.hidden_size;
+        let wt = transpose(&w, 3 * hs, spec.input_size);
+        let rt_zr = transpose(&r[..2 * hs * hs], 2 * hs, hs);
+        let rt_h = transpose(&r[2 * hs * hs..], hs, hs);
+        Ok(GruModel { embedding, w, r, b, out, wt, rt_zr, rt_h, spec })
     }
 
     /// From the bundle part: little-endian f32 in `GruSpec::sizes` order.
@@ -112,10 +133,16 @@ impl GruModel {
             return Err(run_err(format!("item index {item} is outside the embedding table ({} rows)", self.spec.embedding_rows)));
         }
         let x = &self.embedding[item * d..(item + 1) * d];
+        s.gx.clear();
         s.gx.resize(3 * hs, 0.0);
+        s.gh.clear();
         s.gh.resize(3 * hs, 0.0);
-        matvec(&self.w, x, &mut s.gx);
-        matvec(&self.r, h, &mut s.gh);
+        vecmat(x, &self.wt, 3 * hs, &mut s.gx);
+        vecmat(h, &self.rt_zr, 2 * hs, &mut s.gh[..2 * hs]);
+        // Without linear_before_reset the h gate multiplies R by r ⊙ h instead (below).
+        if self.spec.linear_before_reset {
+            vecmat(h, &self.rt_h, hs, &mut s.gh[2 * hs..]);
+        }
         let (wb, rb) = self.b.split_at(3 * hs);
         for i in 0..2 * hs {
             s.gx[i] = sigmoid(s.gx[i] + wb[i] + s.gh[i] + rb[i]);
@@ -127,14 +154,12 @@ impl GruModel {
                 xh[i] = (xh[i] + wb[2 * hs + i] + r[i] * (s.gh[2 * hs + i] + rb[2 * hs + i])).tanh();
             }
         } else {
-            s.rh.resize(hs, 0.0);
+            s.rh.clear();
+            s.rh.extend(r.iter().zip(h.iter()).map(|(r, h)| r * h));
+            let rec = &mut s.gh[2 * hs..];
+            vecmat(&s.rh, &self.rt_h, hs, rec);
             for i in 0..hs {
-                s.rh[i] = r[i] * h[i];
-            }
-            let rh_rows = &self.r[2 * hs * hs..];
-            for i in 0..hs {
-                let rec = dot(&rh_rows[i * hs..(i + 1) * hs], &s.rh);
-                xh[i] = (xh[i] + wb[2 * hs + i] + rec + rb[2 * hs + i]).tanh();
+                xh[i] = (xh[i] + wb[2 * hs + i] + rec[i] + rb[2 * hs + i]).tanh();
             }
         }
         for i in 0..hs {
@@ -345,7 +370,7 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-use crate::kernels::{dot, matvec};
+use crate::kernels::vecmat;
 
 #[cfg(feature = "onnx")]
 pub use crate::graph::{scoring_head, ScoringHead};

@@ -82,28 +82,97 @@ impl LinearHead {
             }
             Selector { quick: QuantizedHead::new(&self.matrix, hs, n, &self.bias), rows }
         });
-        let bound = sel_data.quick.approx_into(h, &self.bias, approx);
+        let bound = sel_data.quick.approx_into(h, approx);
         let masked = |j: usize| excluded.get(j).copied().unwrap_or(false);
-        let mut first = crate::score::Selection::new(k);
-        for (j, &a) in approx.iter().enumerate() {
-            if !masked(j) {
-                first.offer(j, a);
-            }
-        }
-        let cut = first.threshold().map_or(f64::NEG_INFINITY, |t| t as f64 - 2.0 * bound);
+        let cut = kth_largest(approx, k, excluded).map_or(f64::NEG_INFINITY, |t| t as f64 - 2.0 * bound);
         let mut sel = crate::score::Selection::new(k);
         let mut rescored = 0;
-        for (j, &a) in approx.iter().enumerate() {
-            if !masked(j) && a as f64 >= cut {
+        // An f32 at or below the cut (rounding moves by under 1e-7 relative): a superset scan,
+        // then the exact test.
+        let floor = (cut - cut.abs() * 1e-6 - 1e-30) as f32;
+        let mut j = 0;
+        while j < approx.len() {
+            j = next_above(approx, j, floor, true);
+            if j == approx.len() {
+                break;
+            }
+            if approx[j] as f64 >= cut && !masked(j) {
                 let s = self.exact_one(&sel_data.rows, h, j);
                 if !s.is_nan() {
                     sel.offer(j, s);
                 }
                 rescored += 1;
             }
+            j += 1;
         }
         (sel.into_sorted(), rescored)
     }
+}
+
+/// The k-th largest unmasked, non-NaN value, or `None` when there are fewer than k. Only the
+/// value matters (ties and order do not), so a small unsorted buffer with its minimum does: most
+/// values lose one comparison against it, a new entry costs O(k). Large k use the heap.
+fn kth_largest(values: &[f32], k: usize, excluded: &[bool]) -> Option<f32> {
+    let masked = |j: usize| excluded.get(j).copied().unwrap_or(false);
+    if k == 0 {
+        return None;
+    }
+    if k > 64 {
+        let mut sel = crate::score::Selection::new(k);
+        values.iter().enumerate().filter(|&(j, a)| !masked(j) && !a.is_nan()).for_each(|(j, &a)| sel.offer(j, a));
+        return sel.threshold();
+    }
+    let mut top = [0f32; 64];
+    let (mut len, mut min, mut at) = (0, f32::NEG_INFINITY, 0);
+    let mut j = 0;
+    while j < values.len() {
+        if len == k {
+            j = next_above(values, j, min, false);
+            if j == values.len() {
+                break;
+            }
+        }
+        let a = values[j];
+        j += 1;
+        if a.is_nan() || masked(j - 1) {
+            continue;
+        }
+        if len < k {
+            top[len] = a;
+            len += 1;
+            if len < k {
+                continue;
+            }
+        } else {
+            top[at] = a;
+        }
+        (at, min) = top[..k].iter().enumerate().fold((0, f32::INFINITY), |(i, m), (l, &v)| if v < m { (l, v) } else { (i, m) });
+    }
+    (len == k).then_some(min)
+}
+
+/// The first index from `from` on whose value is above `t` (`>=` with `inclusive`), or the
+/// length: eight values per comparison on wasm, where most of a catalog is below the cut.
+fn next_above(values: &[f32], mut from: usize, t: f32, inclusive: bool) -> usize {
+    let above = |a: f32| if inclusive { a >= t } else { a > t };
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        use core::arch::wasm32::*;
+        let tv = f32x4_splat(t);
+        while from + 8 <= values.len() {
+            // SAFETY: from + 8 <= len, so both 4-float loads are inside `values`.
+            let (a, b) = unsafe { (v128_load(values.as_ptr().add(from) as *const v128), v128_load(values.as_ptr().add(from + 4) as *const v128)) };
+            let hit = if inclusive { v128_or(f32x4_ge(a, tv), f32x4_ge(b, tv)) } else { v128_or(f32x4_gt(a, tv), f32x4_gt(b, tv)) };
+            if v128_any_true(hit) {
+                break;
+            }
+            from += 8;
+        }
+    }
+    while from < values.len() && !above(values[from]) {
+        from += 1;
+    }
+    from
 }
 
 /// The head `hidden × items` (row-major, as [`LinearHead`] keeps it), quantized.
@@ -119,6 +188,8 @@ pub struct QuantizedHead {
     q: Vec<i16>,
     /// Per item: `w ≈ scale · q`.
     scale: Vec<f32>,
+    /// The item bias, padded like `scale`.
+    bias: Vec<f32>,
     max_scale: f64,
     /// max over items of `Σ_k |w_kj|`.
     max_colsum: f64,
@@ -158,12 +229,14 @@ impl QuantizedHead {
         }
         let max_scale = scale.iter().fold(0f32, |a, &b| a.max(b)) as f64;
         let max_bias = bias.iter().fold(0f32, |a, &b| a.max(b.abs())) as f64;
-        QuantizedHead { hidden, pairs, items, padded, q, scale, max_scale, max_colsum, max_bias, limit }
+        let mut padded_bias = bias.to_vec();
+        padded_bias.resize(padded, 0.0);
+        QuantizedHead { hidden, pairs, items, padded, q, scale, bias: padded_bias, max_scale, max_colsum, max_bias, limit }
     }
 
     /// Approximate scores (`bias` included) into `out`, and a bound on how far any of them is
     /// from the exact head's score.
-    pub fn approx_into(&self, h: &[f32], bias: &[f32], out: &mut Vec<f32>) -> f64 {
+    pub fn approx_into(&self, h: &[f32], out: &mut Vec<f32>) -> f64 {
         let max_h = h.iter().take(self.hidden).fold(0f32, |a, &b| a.max(b.abs()));
         let s_h = if max_h > 0.0 { max_h / self.limit } else { 0.0 };
         // Hidden values in pairs, packed as the i32 lanes `dot_i16x8` multiplies against.
@@ -179,12 +252,9 @@ impl QuantizedHead {
             }
             *slot = (half[0] as u16 as i32) | ((half[1] as i32) << 16);
         }
-        out.clear();
+        // Every value is written by the kernel: no need to clear what the last call left.
         out.resize(self.padded, 0.0);
-        kernels::accumulate(&self.q, &packed, self.pairs, out);
-        for (j, o) in out.iter_mut().enumerate().take(self.items) {
-            *o = bias[j] + s_h * self.scale[j] * *o;
-        }
+        kernels::accumulate(&self.q, &packed, self.pairs, (&self.scale, &self.bias, s_h), out);
         out.truncate(self.items);
         // |h·w − ĥŵ·s_h·s_w| ≤ ½·s_w·Σ|ĥ|·s_h + ½·s_h·Σ|w|, with Σ|ĥ|·s_h ≤ Σ|h| + hidden·s_h/2;
         // plus the float rounding of both sides: the exact head's sequential sum (Higham's
@@ -198,18 +268,21 @@ impl QuantizedHead {
     }
 }
 
-/// The integer part: `out[j] = Σ_k q_kj · ĥ_k` as f32 (exact: every sum fits an i32).
+/// `out[j] = bias_j + s_h·scale_j · Σ_k q_kj·ĥ_k`, the sum in i32 (exact: every sum fits) and
+/// the scaling in the same pass.
 mod kernels {
     use super::BLOCK;
 
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    pub fn accumulate(q: &[i16], packed: &[i32], pairs: usize, out: &mut [f32]) {
+    pub fn accumulate(q: &[i16], packed: &[i32], pairs: usize, (scale, bias, s_h): (&[f32], &[f32], f32), out: &mut [f32]) {
         use core::arch::wasm32::*;
         let blocks = out.len() / BLOCK;
-        assert!(q.len() >= blocks * pairs * 32 && packed.len() >= pairs);
+        assert!(q.len() >= blocks * pairs * 32 && packed.len() >= pairs && scale.len() >= out.len() && bias.len() >= out.len());
+        let sh = f32x4_splat(s_h);
         for b in 0..blocks {
-            // SAFETY: block b reads q[(b·pairs + p)·32 .. + 32] for p < pairs, inside q (asserted
-            // above), and writes out[b·16 .. b·16 + 16] inside out; v128 loads need no alignment.
+            // SAFETY: block b reads q[(b·pairs + p)·32 .. + 32] for p < pairs, inside q, and
+            // scale, bias and out at b·16 .. b·16 + 16, inside all three (asserted above); v128
+            // loads need no alignment.
             unsafe {
                 let base = q.as_ptr().add(b * pairs * 32);
                 let mut acc = [i32x4_splat(0); 4];
@@ -221,15 +294,17 @@ mod kernels {
                     }
                 }
                 let o = out.as_mut_ptr().add(b * BLOCK);
+                let (sc, bi) = (scale.as_ptr().add(b * BLOCK), bias.as_ptr().add(b * BLOCK));
                 for (s, a) in acc.iter().enumerate() {
-                    v128_store(o.add(4 * s) as *mut v128, f32x4_convert_i32x4(*a));
+                    let f = f32x4_mul(f32x4_mul(sh, v128_load(sc.add(4 * s) as *const v128)), f32x4_convert_i32x4(*a));
+                    v128_store(o.add(4 * s) as *mut v128, f32x4_add(v128_load(bi.add(4 * s) as *const v128), f));
                 }
             }
         }
     }
 
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    pub fn accumulate(q: &[i16], packed: &[i32], pairs: usize, out: &mut [f32]) {
+    pub fn accumulate(q: &[i16], packed: &[i32], pairs: usize, (scale, bias, s_h): (&[f32], &[f32], f32), out: &mut [f32]) {
         let blocks = out.len() / BLOCK;
         for b in 0..blocks {
             let mut acc = [0i32; BLOCK];
@@ -240,8 +315,9 @@ mod kernels {
                     *a += row[2 * j] as i32 * h0 + row[2 * j + 1] as i32 * h1;
                 }
             }
-            for (o, a) in out[b * BLOCK..(b + 1) * BLOCK].iter_mut().zip(acc) {
-                *o = a as f32;
+            for (l, a) in acc.into_iter().enumerate() {
+                let j = b * BLOCK + l;
+                out[j] = bias[j] + s_h * scale[j] * a as f32;
             }
         }
     }

@@ -108,15 +108,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
-/// `out = m · x` for row-major `m` of `out.len()` rows.
-pub fn matvec(m: &[f32], x: &[f32], out: &mut [f32]) {
-    let cols = x.len();
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = dot(&m[i * cols..(i + 1) * cols], x);
-    }
-}
-
 /// Little-endian f32s (the bundle's weight parts), or `None` when the length is not whole floats.
 pub fn f32s_from_le(bytes: &[u8]) -> Option<Vec<f32>> {
-    (bytes.len() % 4 == 0).then(|| bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    bytes.len().is_multiple_of(4).then(|| bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
