@@ -250,17 +250,15 @@ fn layer_norm(x: &[f32], n: &Norm, eps: f32, out: &mut Vec<f32>) {
 
 fn softmax(v: &mut [f32]) {
     let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for x in v.iter_mut() {
-        *x = (*x - max).exp();
-        sum += *x;
-    }
+    v.iter_mut().for_each(|x| *x -= max);
+    crate::kernels::exp_in_place(v);
+    let sum: f32 = v.iter().sum();
     v.iter_mut().for_each(|x| *x /= sum);
 }
 
 fn activate(a: Activation, v: &mut [f32]) {
     match a {
-        Activation::GeluErf => v.iter_mut().for_each(|x| *x = 0.5 * *x * (1.0 + libm::erff(*x / std::f32::consts::SQRT_2))),
+        Activation::GeluErf => crate::kernels::gelu_erf_in_place(v),
         Activation::GeluTanh => {
             let c = (2.0 / std::f32::consts::PI).sqrt();
             v.iter_mut().for_each(|x| *x = 0.5 * *x * (1.0 + (c * (*x + 0.044715 * *x * *x * *x)).tanh()))

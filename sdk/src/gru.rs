@@ -145,13 +145,14 @@ impl GruModel {
         }
         let (wb, rb) = self.b.split_at(3 * hs);
         for i in 0..2 * hs {
-            s.gx[i] = sigmoid(s.gx[i] + wb[i] + s.gh[i] + rb[i]);
+            s.gx[i] = s.gx[i] + wb[i] + s.gh[i] + rb[i];
         }
+        sigmoid_in_place(&mut s.gx[..2 * hs]);
         let (z, rest) = s.gx.split_at_mut(hs);
         let (r, xh) = rest.split_at_mut(hs);
         if self.spec.linear_before_reset {
             for i in 0..hs {
-                xh[i] = (xh[i] + wb[2 * hs + i] + r[i] * (s.gh[2 * hs + i] + rb[2 * hs + i])).tanh();
+                xh[i] = xh[i] + wb[2 * hs + i] + r[i] * (s.gh[2 * hs + i] + rb[2 * hs + i]);
             }
         } else {
             s.rh.clear();
@@ -159,9 +160,10 @@ impl GruModel {
             let rec = &mut s.gh[2 * hs..];
             vecmat(&s.rh, &self.rt_h, hs, rec);
             for i in 0..hs {
-                xh[i] = (xh[i] + wb[2 * hs + i] + rec[i] + rb[2 * hs + i]).tanh();
+                xh[i] = xh[i] + wb[2 * hs + i] + rec[i] + rb[2 * hs + i];
             }
         }
+        tanh_in_place(xh);
         for i in 0..hs {
             h[i] = (1.0 - z[i]) * xh[i] + z[i] * h[i];
         }
@@ -181,12 +183,6 @@ impl GruModel {
     /// One item's score for hidden state `h` (explanations need a handful, not all).
     pub fn score_one(&self, h: &[f32], item: usize) -> f32 {
         self.out.score_one(h, item)
-    }
-
-    /// The `k` best unmasked items for hidden state `h`, bit for bit what `head_into` then
-    /// [`crate::recommend::top_k`] give ([`LinearHead::top_k_into`]).
-    pub fn top_k_into(&self, h: &[f32], k: usize, excluded: &[bool], approx: &mut Vec<f32>) -> (Vec<(usize, f32)>, usize) {
-        self.out.top_k_into(h, k, excluded, approx)
     }
 
     /// The whole-sequence answer from a zero state (what the graph computes).
@@ -366,11 +362,8 @@ fn fingerprint(sequence: &[usize]) -> u64 {
     h
 }
 
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
 
-use crate::kernels::vecmat;
+use crate::kernels::{sigmoid_in_place, tanh_in_place, vecmat};
 
 #[cfg(feature = "onnx")]
 pub use crate::graph::{scoring_head, ScoringHead};

@@ -19,6 +19,21 @@ pub struct LinearHead {
     selection: std::sync::OnceLock<Selector>,
 }
 
+/// Reused buffers of [`LinearHead::top_k_into`]: once they have grown to a head's size, a
+/// call allocates nothing.
+#[derive(Debug)]
+pub struct TopKScratch {
+    approx: Vec<f32>,
+    packed: Vec<i32>,
+    selection: crate::score::Selection,
+}
+
+impl Default for TopKScratch {
+    fn default() -> Self {
+        TopKScratch { approx: Vec::new(), packed: Vec::new(), selection: crate::score::Selection::new(0) }
+    }
+}
+
 /// The head in i16 and item-major (`items × hidden`): rescoring a few items reads a few rows
 /// instead of a strided column each.
 #[derive(Debug, Clone)]
@@ -70,8 +85,8 @@ impl LinearHead {
     /// The `k` best unmasked items for `h`, identical to `scores_into` followed by
     /// [`crate::recommend::top_k`], without scoring every item exactly: the i16 head ranks them
     /// all, and only the items within twice its error bound of the k-th are rescored.
-    /// `approx` is a reused buffer. Returns the picks and how many items were rescored.
-    pub fn top_k_into(&self, h: &[f32], k: usize, excluded: &[bool], approx: &mut Vec<f32>) -> (Vec<(usize, f32)>, usize) {
+    /// The picks go to `out`, best first; returns how many items were rescored.
+    pub fn top_k_into(&self, h: &[f32], k: usize, excluded: &[bool], scratch: &mut TopKScratch, out: &mut Vec<(usize, f32)>) -> usize {
         let sel_data = self.selection.get_or_init(|| {
             let (hs, n) = (self.hidden, self.items);
             let mut rows = vec![0f32; self.matrix.len()];
@@ -82,10 +97,11 @@ impl LinearHead {
             }
             Selector { quick: QuantizedHead::new(&self.matrix, hs, n, &self.bias), rows }
         });
-        let bound = sel_data.quick.approx_into(h, approx);
+        let TopKScratch { approx, packed, selection: sel } = scratch;
+        let bound = sel_data.quick.approx_into(h, packed, approx);
         let masked = |j: usize| excluded.get(j).copied().unwrap_or(false);
         let cut = kth_largest(approx, k, excluded).map_or(f64::NEG_INFINITY, |t| t as f64 - 2.0 * bound);
-        let mut sel = crate::score::Selection::new(k);
+        sel.reset(k);
         let mut rescored = 0;
         // An f32 at or below the cut (rounding moves by under 1e-7 relative): a superset scan,
         // then the exact test.
@@ -105,7 +121,8 @@ impl LinearHead {
             }
             j += 1;
         }
-        (sel.into_sorted(), rescored)
+        sel.drain_sorted_into(out);
+        rescored
     }
 }
 
@@ -236,11 +253,12 @@ impl QuantizedHead {
 
     /// Approximate scores (`bias` included) into `out`, and a bound on how far any of them is
     /// from the exact head's score.
-    pub fn approx_into(&self, h: &[f32], out: &mut Vec<f32>) -> f64 {
+    pub fn approx_into(&self, h: &[f32], packed: &mut Vec<i32>, out: &mut Vec<f32>) -> f64 {
         let max_h = h.iter().take(self.hidden).fold(0f32, |a, &b| a.max(b.abs()));
         let s_h = if max_h > 0.0 { max_h / self.limit } else { 0.0 };
         // Hidden values in pairs, packed as the i32 lanes `dot_i16x8` multiplies against.
-        let mut packed = vec![0i32; self.pairs];
+        packed.clear();
+        packed.resize(self.pairs, 0);
         let mut l1 = 0f64;
         for (p, slot) in packed.iter_mut().enumerate() {
             let mut half = [0i16; 2];
@@ -254,7 +272,7 @@ impl QuantizedHead {
         }
         // Every value is written by the kernel: no need to clear what the last call left.
         out.resize(self.padded, 0.0);
-        kernels::accumulate(&self.q, &packed, self.pairs, (&self.scale, &self.bias, s_h), out);
+        kernels::accumulate(&self.q, packed, self.pairs, (&self.scale, &self.bias, s_h), out);
         out.truncate(self.items);
         // |h·w − ĥŵ·s_h·s_w| ≤ ½·s_w·Σ|ĥ|·s_h + ½·s_h·Σ|w|, with Σ|ĥ|·s_h ≤ Σ|h| + hidden·s_h/2;
         // plus the float rounding of both sides: the exact head's sequential sum (Higham's

@@ -489,6 +489,22 @@ impl Selection {
         }
     }
 
+    /// Starts over for a new ranking of `k`, keeping the heap's memory.
+    pub fn reset(&mut self, k: usize) {
+        self.k = k;
+        self.heap.clear();
+        self.floor = None;
+    }
+
+    /// The picks, best first (as [`Selection::into_sorted`]), into `out`; the selection is left
+    /// empty and its memory kept.
+    pub fn drain_sorted_into(&mut self, out: &mut Vec<(usize, f32)>) {
+        out.clear();
+        out.extend(self.heap.drain().map(|e| (e.index, e.score)));
+        out.sort_unstable_by(|a, b| Entry { index: a.0, score: a.1 }.cmp(&Entry { index: b.0, score: b.1 }));
+        self.floor = None;
+    }
+
     /// The k-th best score so far, once there are k.
     pub fn threshold(&self) -> Option<f32> {
         (self.heap.len() == self.k && self.k > 0).then(|| self.heap.peek().map(|e| e.score)).flatten()

@@ -126,7 +126,8 @@ fn the_cache_equals_the_whole_sequence() {
 fn the_i16_top_k_equals_the_exact_head() {
     let m = attention::from_onnx(&read("bench/models/sasrec_5000.onnx"), None).expect("recognised");
     let mut rng = SeededRandomness(9);
-    let (mut cache, mut scores, mut approx) = (KvCache::default(), Vec::new(), Vec::new());
+    let (mut cache, mut scores) = (KvCache::default(), Vec::new());
+    let (mut scratch, mut got) = (foresight::head::TopKScratch::default(), Vec::new());
     for _ in 0..300 {
         let seq = session(&mut rng, m.spec.items, m.spec.positions);
         let h = cache.advance(&m, &seq).expect("advances").to_vec();
@@ -134,7 +135,7 @@ fn the_i16_top_k_equals_the_exact_head() {
         let mut excluded = vec![false; m.spec.items];
         seq.iter().for_each(|&i| excluded[i] = true);
         let want = top_k(&scores, 20, &excluded);
-        let (got, rescored) = m.head().top_k_into(&h, 20, &excluded, &mut approx);
+        let rescored = m.head().top_k_into(&h, 20, &excluded, &mut scratch, &mut got);
         assert_eq!(got, want);
         assert!(rescored < 500, "{rescored} of 5,000 rescored");
     }

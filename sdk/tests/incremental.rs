@@ -182,7 +182,7 @@ fn the_client_on_a_gru_bundle_recommends_like_the_onnx_graph() {
     }
 }
 
-/// The i16 head's top-k (`GruModel::top_k_into`) is bit-for-bit the exact head's, on real GRU
+/// The i16 head's top-k (`LinearHead::top_k_into`) is bit-for-bit the exact head's, on real GRU
 /// states of thousands of random sessions and on adversarial ones, masks included — while
 /// rescoring only a small share of the catalog.
 #[test]
@@ -191,7 +191,7 @@ fn quantized_head_top_k_is_the_exact_top_k() {
         let g = gru::from_onnx(&read(name), None).expect("recognised");
         let n = g.spec.items;
         let mut rng = SeededRandomness(23);
-        let (mut scores, mut approx) = (Vec::new(), Vec::new());
+        let (mut scores, mut scratch, mut got) = (Vec::new(), foresight::head::TopKScratch::default(), Vec::new());
         let mut rescored_total = 0;
         let mut runs = 0;
         for case in 0..2000 {
@@ -210,7 +210,7 @@ fn quantized_head_top_k_is_the_exact_top_k() {
             g.head_into(&h, &mut scores);
             for k in [1, 20, 100] {
                 let want = top_k(&scores, k, &excluded);
-                let (got, rescored) = g.top_k_into(&h, k, &excluded, &mut approx);
+                let rescored = g.head().top_k_into(&h, k, &excluded, &mut scratch, &mut got);
                 assert_eq!(got.len(), want.len());
                 for (a, b) in got.iter().zip(&want) {
                     assert!(a.0 == b.0 && a.1.to_bits() == b.1.to_bits(), "{name}, case {case}, k {k}: {got:?} vs {want:?}");

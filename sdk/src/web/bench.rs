@@ -29,6 +29,8 @@ pub struct BenchModel {
     session: crate::gru::SessionState,
     sequence: Vec<usize>,
     picks: Vec<u32>,
+    top: Vec<(usize, f32)>,
+    top_k: crate::head::TopKScratch,
 }
 
 impl BenchModel {
@@ -40,6 +42,8 @@ impl BenchModel {
             session: Default::default(),
             sequence: Vec::new(),
             picks: Vec::new(),
+            top: Vec::new(),
+            top_k: Default::default(),
         }
     }
 
@@ -162,7 +166,7 @@ impl BenchModel {
     }
 
     /// Incremental: one new event, then the top `k` item indices — ranked by the i16 head and
-    /// rescored exactly near the k-th (`GruModel::top_k_into`: the exact head's answer), no
+    /// rescored exactly near the k-th (`LinearHead::top_k_into`: the exact head's answer), no
     /// copy of the scores to JavaScript.
     #[wasm_bindgen(js_name = pushTopK)]
     pub fn push_top_k(&mut self, index: u32, k: usize) -> Result<Vec<u32>, JsValue> {
@@ -173,9 +177,9 @@ impl BenchModel {
             None => (model.gru().ok_or_else(|| err("not a model on the SDK's kernels"))?.head(), self.session.hidden()),
         };
         let h = h.ok_or_else(|| err("no state after a step"))?;
-        let (top, _) = head.top_k_into(h, k, &[], &mut self.scores);
+        head.top_k_into(h, k, &[], &mut self.top_k, &mut self.top);
         self.picks.clear();
-        self.picks.extend(top.iter().map(|p| p.0 as u32));
+        self.picks.extend(self.top.iter().map(|p| p.0 as u32));
         Ok(self.picks.clone())
     }
 
