@@ -116,6 +116,42 @@ for (let i = 0; i < (rendering ? 0 : LOADS); i++) {
 }
 let latency = [];
 for (let i = 0; i < (rendering ? 0 : LOADS); i++) { log(`incremental latency page ${i + 1}/${LOADS}`); latency.push((await load(`/latency.html?runs=${RUNS}`)).result); }
+// Where the time goes: Chromium's sampling profiler over each path of one recommendation, self
+// time by function (one page load; the shares are stable where the timings are not).
+let profile = null;
+if (!rendering) {
+  log("profile page");
+  const { result } = await load("/profile.html", {
+    script: async (page) => {
+      const { paths } = await page.evaluate("window.benchResult");
+      const cdp = await page.context().newCDPSession(page);
+      await cdp.send("Profiler.enable");
+      await cdp.send("Profiler.setSamplingInterval", { interval: 50 });
+      const out = [];
+      for (const name of paths) {
+        await page.evaluate(([n]) => window.runPath(n, 1500), [name]); // warm: optimizing compiler
+        await cdp.send("Profiler.start");
+        const t = Date.now();
+        const calls = await page.evaluate(([n]) => window.runPath(n, 2000), [name]);
+        const ms = Date.now() - t;
+        const { profile: prof } = await cdp.send("Profiler.stop");
+        const nodes = new Map(prof.nodes.map((n) => [n.id, n]));
+        const self = new Map();
+        for (const id of prof.samples) {
+          // Rust symbols without their hash; JavaScript functions by name.
+          const f = nodes.get(id).callFrame;
+          const fn = (f.functionName || "(anonymous)").replace(/::h[0-9a-f]{16}$/, "").replace(/^<?foresight::/, "");
+          self.set(fn, (self.get(fn) || 0) + 1);
+        }
+        const total = prof.samples.length;
+        const top = [...self].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([fn, c]) => ({ fn, share: c / total }));
+        out.push({ name, perCallMs: ms / calls, calls, top });
+      }
+      return { paths: out };
+    },
+  });
+  profile = result.paths;
+}
 let cold = { full: [], lean: [], ort: [] };
 for (let i = 0; i < (rendering ? 0 : LOADS); i++) for (const rt of RT) { log(`cold start ${rt} ${i + 1}/${LOADS}`); cold[rt].push((await load(`/cold.html?rt=${rt}`)).result); }
 let api = [];
@@ -148,8 +184,9 @@ const rawFile = path.join(generated, "raw-results.json");
 if (rendering) {
   ({ compare, threaded, cold, api, browse, loadEnd, minutes, chromiumVersion } = rendering);
   latency = rendering.latency ?? [];
+  profile = rendering.profile ?? null;
 } else {
-  fs.writeFileSync(rawFile, JSON.stringify({ compare, threaded, latency, cold, api, browse, loadStart, loadEnd, minutes, chromiumVersion, loads: LOADS, runs: RUNS }));
+  fs.writeFileSync(rawFile, JSON.stringify({ compare, threaded, latency, profile, cold, api, browse, loadStart, loadEnd, minutes, chromiumVersion, loads: LOADS, runs: RUNS }));
 }
 
 // ---------------------------------------------------------------- accuracy (foresight-export train --eval --json)
@@ -314,6 +351,16 @@ if (latency.length && !latency[0].error) {
   }
   p();
   p("The precomputed column is what a page that renders between events sees; the first column is the compute latency, which precomputation does not hide from the table.");
+  if (profile) {
+    p();
+    p("### Where the time goes");
+    p();
+    p("Chromium's sampling profiler (DevTools protocol, 50 µs interval) over 2 s of each path after 1.5 s of warm-up, one page load (`bench/pages/profile.js`); self time by function, Rust symbols without their hash. \"Before\" is the graph on tract, whole sequence; \"after\" the SDK's kernels with incremental state and the i16-ranked top-20.");
+    p();
+    p("| path | per call (ms) | where the time goes (share of samples) |");
+    p("| --- | ---: | --- |");
+    for (const r of profile) p(`| ${r.name} | ${ms(r.perCallMs, 3)} | ${r.top.map((t) => `\`${t.fn.replace(/\|/g, "\\|").slice(0, 70)}\` ${(100 * t.share).toFixed(0)}%`).join("; ")} |`);
+  }
 } else {
   p(`(not measured: ${latency[0]?.error ?? "no run"})`);
 }

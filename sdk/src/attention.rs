@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
 use crate::head::LinearHead;
-use crate::kernels::{dot, vecmat};
+use crate::kernels::{vecmat, vecmat_strided};
 
 const KIND: &str = "recommender";
 
@@ -199,7 +199,7 @@ impl AttentionModel {
     /// writes the visitor vector (the final LayerNorm of its output).
     fn position(&self, p: usize, item: usize, cache: &mut KvCache, last: bool) {
         let s = &self.spec;
-        let (d, dh) = (s.dim, s.dim / s.heads);
+        let (d, dh, cap) = (s.dim, s.dim / s.heads, s.positions);
         let KvCache { keys, values, hidden, work, .. } = cache;
         let Work { x, y, qkv, att, mix, ff } = work;
         x.clear();
@@ -208,22 +208,22 @@ impl AttentionModel {
         for (b, blk) in self.blocks.iter().enumerate() {
             layer_norm(x, &blk.ln1, s.epsilon, y);
             blk.qkv.apply(y, qkv);
-            keys[b].extend_from_slice(&qkv[d..2 * d]);
-            values[b].extend_from_slice(&qkv[2 * d..3 * d]);
-            let (k, v) = (&keys[b], &values[b]);
             mix.clear();
             mix.resize(d, 0.0);
             for h in 0..s.heads {
-                let q = &qkv[h * dh..(h + 1) * dh];
-                att.clear();
-                att.extend((0..=p).map(|j| dot(q, &k[j * d + h * dh..j * d + (h + 1) * dh]) * s.attention_scale));
-                softmax(att);
-                let o = &mut mix[h * dh..(h + 1) * dh];
-                for (j, &w) in att.iter().enumerate() {
-                    for (o, &v) in o.iter_mut().zip(&v[j * d + h * dh..j * d + (h + 1) * dh]) {
-                        *o += w * v;
-                    }
+                let (kt, v) = (&mut keys[b * s.heads + h], &mut values[b * s.heads + h]);
+                for (i, &x) in qkv[d + h * dh..d + (h + 1) * dh].iter().enumerate() {
+                    kt[i * cap + p] = x;
                 }
+                v[p * dh..(p + 1) * dh].copy_from_slice(&qkv[2 * d + h * dh..2 * d + (h + 1) * dh]);
+                // q·k for every kept position at once (keys transposed), then the softmax
+                // weights times the values (position-major).
+                att.clear();
+                att.resize(p + 1, 0.0);
+                vecmat_strided(&qkv[h * dh..(h + 1) * dh], kt, cap, p + 1, att);
+                att.iter_mut().for_each(|a| *a *= s.attention_scale);
+                softmax(att);
+                vecmat(att, &v[..(p + 1) * dh], dh, &mut mix[h * dh..(h + 1) * dh]);
             }
             blk.proj.apply(mix, y);
             x.iter_mut().zip(y.iter()).for_each(|(x, y)| *x += y);
@@ -267,11 +267,13 @@ fn activate(a: Activation, v: &mut [f32]) {
     }
 }
 
-/// One visitor's keys and values per block and position, for the items consumed so far.
+/// One visitor's keys and values per block, head and position, for the items consumed so far.
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
     consumed: Vec<usize>,
-    /// Per block: `consumed.len() × dim`, position-major.
+    /// Per block and head (`block · heads + head`), room for every position, allocated once:
+    /// keys transposed (`dim/heads × positions`), values position-major (`positions ×
+    /// dim/heads`). Entries past `consumed.len()` are stale.
     keys: Vec<Vec<f32>>,
     values: Vec<Vec<f32>>,
     /// The visitor vector after the last consumed position.
@@ -307,8 +309,10 @@ impl KvCache {
         if let Some(&bad) = sequence.iter().find(|&&i| i >= s.embedding_rows) {
             return Err(run_err(format!("item index {bad} is outside the embedding table ({} rows)", s.embedding_rows)));
         }
-        if self.keys.len() != s.blocks {
-            *self = KvCache { keys: vec![Vec::new(); s.blocks], values: vec![Vec::new(); s.blocks], ..KvCache::default() };
+        let room = s.dim / s.heads * s.positions;
+        if self.keys.len() != s.blocks * s.heads || self.keys.first().is_some_and(|k| k.len() != room) {
+            let fresh = vec![vec![0f32; room]; s.blocks * s.heads];
+            *self = KvCache { keys: fresh.clone(), values: fresh, ..KvCache::default() };
         }
         let shared = self.consumed.iter().zip(sequence).take_while(|(a, b)| a == b).count();
         if shared == sequence.len() && shared == self.consumed.len() && !self.hidden.is_empty() {
@@ -319,10 +323,6 @@ impl KvCache {
         let start = shared.min(sequence.len() - 1);
         self.consumed.truncate(start);
         self.hidden.clear();
-        for b in 0..s.blocks {
-            self.keys[b].truncate(start * s.dim);
-            self.values[b].truncate(start * s.dim);
-        }
         for (p, &item) in sequence.iter().enumerate().skip(start) {
             model.position(p, item, self, p + 1 == sequence.len());
             self.consumed.push(item);

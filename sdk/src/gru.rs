@@ -233,7 +233,9 @@ impl SessionState {
     /// Brings the state to `sequence`: only the new suffix when it extends what was consumed,
     /// from the start otherwise (an erased or evicted history).
     pub fn advance(&mut self, model: &GruModel, sequence: &[usize]) -> Result<&[f32], ModelError> {
-        let extends = self.consumed.len() <= sequence.len() && sequence[..self.consumed.len()] == self.consumed[..];
+        // Element by element: slice equality on wasm is a byte-wise memcmp, 4× the work over a long
+        // history checked at every event.
+        let extends = self.consumed.len() <= sequence.len() && self.consumed.iter().zip(sequence).all(|(a, b)| a == b);
         self.last_rebuilt = !extends;
         if !extends {
             self.consumed.clear();

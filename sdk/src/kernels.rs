@@ -6,16 +6,21 @@
 /// vector times a matrix, reading `m` once, in blocks of columns whose accumulators stay in
 /// registers (scoring heads and the input-major linear layers of ONNX `MatMul`s).
 pub fn vecmat(h: &[f32], m: &[f32], n: usize, scores: &mut [f32]) {
+    vecmat_strided(h, m, n, n, scores);
+}
+
+/// [`vecmat`] over the first `n` columns of a matrix whose rows are `stride` apart.
+pub fn vecmat_strided(h: &[f32], m: &[f32], stride: usize, n: usize, scores: &mut [f32]) {
     const BLOCK: usize = 32;
     let full = n - n % BLOCK;
     let mut j = 0;
     while j < full {
-        block(h, m, n, j, &mut scores[j..j + BLOCK]);
+        block(h, m, stride, j, &mut scores[j..j + BLOCK]);
         j += BLOCK;
     }
     for (k, &hk) in h.iter().enumerate() {
         for jj in full..n {
-            scores[jj] += hk * m[k * n + jj];
+            scores[jj] += hk * m[k * stride + jj];
         }
     }
 }
