@@ -109,7 +109,10 @@ async function main() {
     // windows compare at that width, and the incremental run recomputes its whole window.
     const sasLen = Math.min(len, SAS_POSITIONS);
     const sasWindow = (i) => Uint32Array.from(items.slice(i + 1 + len - sasLen, i + 1 + len));
-    const sasSetup = (i) => sasInc.prefill(Uint32Array.from(items.slice(i + 1, i + len)));
+    // The model reads only the last 50 events, so the set-up pushes just those of the history
+    // (the same state; pushing all 199 would slide the window 150 times per run, untimed).
+    const sasHistory = (i) => Uint32Array.from(items.slice(i + 1 + Math.max(0, len - 1 - SAS_POSITIONS), i + len));
+    const sasSetup = (i) => sasInc.prefill(sasHistory(i));
     r.sasrecIncremental = await timeIt((i) => sasInc.pushScores(items[i + len]), sasSetup);
     r.sasrecIncrementalTop20 = await timeIt((i) => sasInc.pushTopK(items[i + len], 20), sasSetup);
     r.sasrecKernelsWhole = await timeIt((i) => sasKernels.scores(sasWindow(i)));
@@ -118,9 +121,9 @@ async function main() {
     r.sasrecOrtTop20 = await timeIt(async (i) => topk(await sasRun(Array.from(sasWindow(i))), 20));
     {
       // Agreement: the cache after these events (one at a time) vs onnxruntime-web's window.
-      sasInc.prefill(Uint32Array.from(items.slice(1, len)));
+      sasSetup(0);
       const mine = sasInc.pushScores(items[len]);
-      sasInc.prefill(Uint32Array.from(items.slice(1, len)));
+      sasSetup(0);
       const quick = Array.from(sasInc.pushTopK(items[len], 20));
       const theirs = await sasRun(Array.from(sasWindow(0)));
       const want = topk(theirs, 20).join();
