@@ -359,8 +359,24 @@ mod extract {
     fn producer<'a>(g: &Graph<'a>, name: &str, what: &str) -> R<&'a pb::NodeProto> {
         let missing = || format!("{what} is not computed by a node");
         let mut n = g.node(name).ok_or_else(missing)?;
-        while matches!(n.op_type.as_str(), "Identity" | "Dropout") {
-            n = g.node(&n.input[0]).ok_or_else(missing)?;
+        for _ in 0..64 {
+            if !matches!(n.op_type.as_str(), "Identity" | "Dropout") {
+                return well_formed(n);
+            }
+            n = g.node(n.input.first().ok_or_else(missing)?).ok_or_else(missing)?;
+        }
+        Err(format!("{what} passes through a cycle of Identity nodes"))
+    }
+
+    /// `n` when it has the inputs its operator needs, so the walk can index them.
+    fn well_formed(n: &pb::NodeProto) -> R<&pb::NodeProto> {
+        let needs = match n.op_type.as_str() {
+            "Where" | "Slice" => 3,
+            "MatMul" | "Add" | "Mul" | "Div" | "Gather" | "Reshape" | "LayerNormalization" => 2,
+            _ => 1,
+        };
+        if n.input.len() < needs {
+            return Err(format!("node `{}` ({}) has {} inputs; the operator needs {needs}", n.name, n.op_type, n.input.len()));
         }
         Ok(n)
     }
@@ -439,7 +455,7 @@ mod extract {
         let mut seen: Vec<&pb::NodeProto> = Vec::new();
         let mut todo = vec![from.to_owned()];
         while let Some(name) = todo.pop() {
-            let Some(n) = g.node(&name) else { continue };
+            let Some(n) = g.node(&name).and_then(|n| well_formed(n).ok()) else { continue };
             if seen.iter().any(|s| std::ptr::eq(*s, n)) {
                 continue;
             }
@@ -508,7 +524,10 @@ mod extract {
         }
         let mut scale = 1f32;
         let mut name = softmax.input[0].as_str();
-        loop {
+        for step in 0.. {
+            if step == 64 {
+                return Err("the attention logits pass through a cycle".into());
+            }
             let n = producer(g, name, "the attention logits")?;
             match n.op_type.as_str() {
                 "MatMul" => break,
@@ -690,7 +709,13 @@ mod extract {
         }
         let mut scale = 1f32;
         let mut e = producer(g, other, "the item embedding")?;
-        while matches!(e.op_type.as_str(), "Mul" | "Div") {
+        for step in 0.. {
+            if !matches!(e.op_type.as_str(), "Mul" | "Div") {
+                break;
+            }
+            if step == 64 {
+                return Err("the item embedding passes through a cycle".into());
+            }
             let (c, rest) = match (g.scalar(&e.input[1]), g.scalar(&e.input[0])) {
                 (Some(c), _) => (c, &e.input[0]),
                 (None, Some(c)) if e.op_type == "Mul" => (c, &e.input[1]),

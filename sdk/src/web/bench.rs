@@ -25,7 +25,7 @@ pub struct BenchModel {
     model: Loaded,
     scores: Vec<f32>,
     indices: Vec<usize>,
-    /// The incremental session (GRU models on the SDK's kernels).
+    /// The GRU session state (an attention model keeps its key/value cache in the model).
     session: crate::gru::SessionState,
     sequence: Vec<usize>,
     picks: Vec<u32>,
