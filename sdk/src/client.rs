@@ -863,6 +863,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
         self.max_intent = None;
         if let Some(r) = self.recommender.as_mut() {
             r.session = SessionState::default();
+            r.model.reset_state();
         }
         let key = format!("{}.state", self.log.key());
         self.log.storage_mut().remove(&key)?;

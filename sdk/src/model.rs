@@ -445,6 +445,14 @@ impl RecommenderModel {
         }
     }
 
+    /// Drops the visitor state an attention model keeps (its key/value cache), as erasing the
+    /// visitor's history must; the next call rebuilds it from what it is given.
+    pub fn reset_state(&mut self) {
+        if let Some((_, cache)) = self.attention() {
+            *cache = Default::default();
+        }
+    }
+
     /// Whether the model keeps incremental session state (one step or position per event).
     pub fn incremental(&self) -> bool {
         matches!(self.engine, Engine::Gru(_) | Engine::Attention { .. })

@@ -144,9 +144,7 @@ impl BenchModel {
     pub fn reset(&mut self) {
         self.session = Default::default();
         if let Loaded::Recommender(m) = &mut self.model {
-            if let Some((_, cache)) = m.attention() {
-                *cache = Default::default();
-            }
+            m.reset_state();
         }
         self.sequence.clear();
     }
