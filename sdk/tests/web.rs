@@ -596,8 +596,9 @@ async fn pagehide_sends_the_report_by_beacon() {
 
 /// The SDK's own kernels compiled to wasm SIMD (the i16 head's integer dot products and
 /// eight-wide scans, the vectorized exp/sigmoid/tanh/GELU, the attention positions) against
-/// tract on the original graphs: the same top-20, scores within 1e-4; the key/value cache
-/// equal to the whole sequence bit for bit; the i16 top-k equal to the exact head's.
+/// tract on the original graphs: the same top-20, scores within 1e-4; the incremental states
+/// (GRU, key/value cache) equal to the whole sequence bit for bit over 2,000 events; the i16
+/// top-k equal to the exact head's.
 #[wasm_bindgen_test]
 fn own_kernels_match_tract_in_wasm() {
     use foresight::model::RecommenderModel;
@@ -652,5 +653,35 @@ fn own_kernels_match_tract_in_wasm() {
                 }
             }
         }
+    }
+    // Thousands of events one at a time: the incremental state equals the whole sequence bit
+    // for bit (the attention window slides past 50 events; explanation-style queries that
+    // leave one of the last items out come in between).
+    let gru = foresight::gru::from_onnx(GRU, None).expect("GRU recognised");
+    let mut state = foresight::gru::SessionState::default();
+    let mut cache = foresight::attention::KvCache::default();
+    let (mut history, mut inc) = (Vec::new(), Vec::new());
+    for event in 0..2000 {
+        if event % 500 == 0 {
+            history.clear();
+        }
+        history.push(rng.below(5000) as usize);
+        let h = state.advance(&gru, &history).expect("GRU step").to_vec();
+        gru.head_into(&h, &mut inc);
+        gru.scores_into(&history, &mut whole).expect("GRU whole");
+        assert_eq!(inc, whole, "GRU, event {event}");
+        let window = &history[history.len().saturating_sub(50)..];
+        if event % 7 == 3 && window.len() > 2 {
+            let mut left_out = window.to_vec();
+            left_out.remove(window.len() - 2);
+            let h = cache.advance(&sas, &left_out).expect("attention").to_vec();
+            sas.head().scores_into(&h, &mut inc);
+            sas.scores_into(&left_out, &mut whole).expect("attention whole");
+            assert_eq!(inc, whole, "attention, event {event}, one left out");
+        }
+        let h = cache.advance(&sas, window).expect("attention").to_vec();
+        sas.head().scores_into(&h, &mut inc);
+        sas.scores_into(window, &mut whole).expect("attention whole");
+        assert_eq!(inc, whole, "attention, event {event}");
     }
 }
