@@ -40,22 +40,19 @@ impl GruSpec {
     }
 }
 
-/// The weights, in ONNX's layouts: `w` [3H, D] and `r` [3H, H] with gates z, r, h; `b` =
-/// [Wb (3H), Rb (3H)]; `head` [H, items]; `bias` [items].
+/// The weights. ONNX's `W` [3H, D] and `R` [3H, H] (gates z, r, h) are kept transposed — `wt`
+/// [D, 3H], and `R`'s gates split into `rt_zr` [H, 2H] (z and r) and `rt_h` [H, H] — so the
+/// step reads each input-major, one contiguous pass per input (`kernels::vecmat`), instead of a
+/// dot product per output row; `to_bytes` transposes them back. `b` = [Wb (3H), Rb (3H)].
 #[derive(Debug, Clone)]
 pub struct GruModel {
     pub spec: GruSpec,
     embedding: Vec<f32>,
-    w: Vec<f32>,
-    r: Vec<f32>,
-    b: Vec<f32>,
-    out: LinearHead,
-    /// `w` transposed (`[D, 3H]`) and `r`'s gates split and transposed (`[H, 2H]` for z and r,
-    /// `[H, H]` for h): the step reads each input-major, one contiguous pass per input
-    /// (`kernels::vecmat`), instead of a dot product per output row.
     wt: Vec<f32>,
     rt_zr: Vec<f32>,
     rt_h: Vec<f32>,
+    b: Vec<f32>,
+    out: LinearHead,
 }
 
 /// `m` (`rows × cols`, row-major) transposed.
@@ -103,7 +100,7 @@ impl GruModel {
         let wt = transpose(&w, 3 * hs, spec.input_size);
         let rt_zr = transpose(&r[..2 * hs * hs], 2 * hs, hs);
         let rt_h = transpose(&r[2 * hs * hs..], hs, hs);
-        Ok(GruModel { embedding, w, r, b, out, wt, rt_zr, rt_h, spec })
+        Ok(GruModel { embedding, wt, rt_zr, rt_h, b, out, spec })
     }
 
     /// From the bundle part: little-endian f32 in `GruSpec::sizes` order.
@@ -114,7 +111,11 @@ impl GruModel {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        [&self.embedding, &self.w, &self.r, &self.b, self.out.matrix(), self.out.bias()].iter().flat_map(|v| v.iter().flat_map(|x| x.to_le_bytes())).collect()
+        let (d, hs) = (self.spec.input_size, self.spec.hidden_size);
+        let w = transpose(&self.wt, d, 3 * hs);
+        let mut r = transpose(&self.rt_zr, hs, 2 * hs);
+        r.extend(transpose(&self.rt_h, hs, hs));
+        [&self.embedding, &w, &r, &self.b, self.out.matrix(), self.out.bias()].iter().flat_map(|v| v.iter().flat_map(|x| x.to_le_bytes())).collect()
     }
 
     pub fn hidden_size(&self) -> usize {

@@ -120,30 +120,27 @@ pub fn f32s_from_le(bytes: &[u8]) -> Option<Vec<f32>> {
 
 /// `e^x` for each value, the Cephes single-precision method (range reduction by ln 2, a
 /// degree-6 polynomial, the exponent set by bits): within ~2 ulp of the true value, four lanes
-/// at a time on wasm where libm's scalar `expf` is a call per value. Scalar code elsewhere runs
-/// the same operations in the same order, so every target gets the same bits.
+/// at a time on wasm where libm's scalar `expf` is a call per value. The formulas below are
+/// written once over [`f4`]'s operations — four lanes on wasm, one `f32` elsewhere — so every
+/// target runs the same operations in the same order and gets the same bits.
 pub fn exp_in_place(v: &mut [f32]) {
-    map4(v, exp4, exp1);
+    map4(v, exp4);
 }
 
 /// `1 / (1 + e^-x)` for each value.
 pub fn sigmoid_in_place(v: &mut [f32]) {
-    map4(v, |x| f4::div(f4::splat(1.0), f4::add(f4::splat(1.0), exp4(f4::neg(x)))), |x| 1.0 / (1.0 + exp1(-x)));
+    map4(v, |x| f4::div(f4::splat(1.0), f4::add(f4::splat(1.0), exp4(f4::neg(x)))));
 }
 
 /// `tanh x` for each value, as `1 − 2 / (e^{2x} + 1)` (absolute error ~1e-7).
 pub fn tanh_in_place(v: &mut [f32]) {
-    map4(
-        v,
-        |x| f4::sub(f4::splat(1.0), f4::div(f4::splat(2.0), f4::add(exp4(f4::add(x, x)), f4::splat(1.0)))),
-        |x| 1.0 - 2.0 / (exp1(x + x) + 1.0),
-    );
+    map4(v, |x| f4::sub(f4::splat(1.0), f4::div(f4::splat(2.0), f4::add(exp4(f4::add(x, x)), f4::splat(1.0)))));
 }
 
 /// GELU with the exact normal CDF, `x · ½(1 + erf(x/√2))`, erf by Abramowitz & Stegun 7.1.26
 /// (absolute error ≤ 1.5e-7) on the exponential above.
 pub fn gelu_erf_in_place(v: &mut [f32]) {
-    map4(v, gelu4, gelu1);
+    map4(v, gelu4);
 }
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -153,37 +150,55 @@ const EXP_P: [f32; 6] = [1.987_569_1e-4, 1.398_2e-3, 8.333_452e-3, 4.166_579_6e-
 const ERF_P: f32 = 0.327_591_1;
 const ERF_A: [f32; 5] = [1.061_405_4, -1.453_152, 1.421_413_8, -0.284_496_74, 0.254_829_6];
 
-fn exp1(x: f32) -> f32 {
-    let x = x.clamp(-87.3, 88.0);
-    let n = (x * LOG2E).round_ties_even();
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let mut p = EXP_P[0];
-    for c in &EXP_P[1..] {
-        p = p * r + c;
+fn exp4(x: f4::V) -> f4::V {
+    use f4::*;
+    let x = clamp(x, -87.3, 88.0);
+    let n = nearest(mul(x, splat(LOG2E)));
+    let r = sub(sub(x, mul(n, splat(LN2_HI))), mul(n, splat(LN2_LO)));
+    let mut p = splat(EXP_P[0]);
+    for &c in &EXP_P[1..] {
+        p = add(mul(p, r), splat(c));
     }
-    let y = (p * (r * r) + r) + 1.0;
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    let y = add(add(mul(p, mul(r, r)), r), splat(1.0));
+    mul(y, pow2(n))
 }
 
-fn gelu1(x: f32) -> f32 {
-    let z = x * std::f32::consts::FRAC_1_SQRT_2;
-    let a = z.abs();
-    let t = 1.0 / (1.0 + ERF_P * a);
-    let mut p = ERF_A[0];
-    for c in &ERF_A[1..] {
-        p = p * t + c;
+fn gelu4(x: f4::V) -> f4::V {
+    use f4::*;
+    let z = mul(x, splat(std::f32::consts::FRAC_1_SQRT_2));
+    let a = abs(z);
+    let t = div(splat(1.0), add(splat(1.0), mul(splat(ERF_P), a)));
+    let mut p = splat(ERF_A[0]);
+    for &c in &ERF_A[1..] {
+        p = add(mul(p, t), splat(c));
     }
-    let e = 1.0 - (p * t) * exp1(-(a * a));
-    let erf = if z < 0.0 { -e } else { e };
-    (0.5 * x) * (1.0 + erf)
+    let e = sub(splat(1.0), mul(mul(p, t), exp4(neg(mul(a, a)))));
+    // erf is odd.
+    let erf = negate_where_negative(e, z);
+    mul(mul(splat(0.5), x), add(splat(1.0), erf))
 }
 
+/// Four f32 lanes of wasm SIMD.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod f4 {
-    pub use core::arch::wasm32::{f32x4_add as add, f32x4_div as div, f32x4_neg as neg, f32x4_splat as splat, f32x4_sub as sub, v128 as V};
+    use core::arch::wasm32::*;
+    pub use core::arch::wasm32::{f32x4_abs as abs, f32x4_add as add, f32x4_div as div, f32x4_mul as mul, f32x4_nearest as nearest, f32x4_neg as neg, f32x4_splat as splat, f32x4_sub as sub, v128 as V};
+
+    pub fn clamp(x: V, lo: f32, hi: f32) -> V {
+        f32x4_pmax(f32x4_pmin(x, f32x4_splat(hi)), f32x4_splat(lo))
+    }
+
+    /// `2^n` for whole `n` in the normal exponent range, by bits.
+    pub fn pow2(n: V) -> V {
+        i32x4_shl(i32x4_add(i32x4_trunc_sat_f32x4(n), i32x4_splat(127)), 23)
+    }
+
+    pub fn negate_where_negative(v: V, sign_of: V) -> V {
+        v128_bitselect(f32x4_neg(v), v, f32x4_lt(sign_of, f32x4_splat(0.0)))
+    }
 }
 
-/// The scalar stand-in for the four lanes, so the same code compiles everywhere.
+/// The scalar stand-in for the four lanes, so the same formulas compile everywhere.
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 mod f4 {
     pub type V = f32;
@@ -193,75 +208,66 @@ mod f4 {
     pub fn sub(a: V, b: V) -> V {
         a - b
     }
+    pub fn mul(a: V, b: V) -> V {
+        a * b
+    }
     pub fn div(a: V, b: V) -> V {
         a / b
     }
     pub fn neg(a: V) -> V {
         -a
     }
+    pub fn abs(a: V) -> V {
+        a.abs()
+    }
     pub fn splat(a: f32) -> V {
         a
     }
-}
-
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-fn exp4(x: f4::V) -> f4::V {
-    use core::arch::wasm32::*;
-    let x = f32x4_pmax(f32x4_pmin(x, f32x4_splat(88.0)), f32x4_splat(-87.3));
-    let n = f32x4_nearest(f32x4_mul(x, f32x4_splat(LOG2E)));
-    let r = f32x4_sub(f32x4_sub(x, f32x4_mul(n, f32x4_splat(LN2_HI))), f32x4_mul(n, f32x4_splat(LN2_LO)));
-    let mut p = f32x4_splat(EXP_P[0]);
-    for &c in &EXP_P[1..] {
-        p = f32x4_add(f32x4_mul(p, r), f32x4_splat(c));
+    pub fn nearest(a: V) -> V {
+        a.round_ties_even()
     }
-    let y = f32x4_add(f32x4_add(f32x4_mul(p, f32x4_mul(r, r)), r), f32x4_splat(1.0));
-    let scale = i32x4_shl(i32x4_add(i32x4_trunc_sat_f32x4(n), i32x4_splat(127)), 23);
-    f32x4_mul(y, scale)
-}
-
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-fn exp4(x: f4::V) -> f4::V {
-    exp1(x)
-}
-
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-fn gelu4(x: f4::V) -> f4::V {
-    use core::arch::wasm32::*;
-    let z = f32x4_mul(x, f32x4_splat(std::f32::consts::FRAC_1_SQRT_2));
-    let a = f32x4_abs(z);
-    let t = f32x4_div(f32x4_splat(1.0), f32x4_add(f32x4_splat(1.0), f32x4_mul(f32x4_splat(ERF_P), a)));
-    let mut p = f32x4_splat(ERF_A[0]);
-    for &c in &ERF_A[1..] {
-        p = f32x4_add(f32x4_mul(p, t), f32x4_splat(c));
+    pub fn clamp(x: V, lo: f32, hi: f32) -> V {
+        x.clamp(lo, hi)
     }
-    let e = f32x4_sub(f32x4_splat(1.0), f32x4_mul(f32x4_mul(p, t), exp4(f32x4_neg(f32x4_mul(a, a)))));
-    // erf is odd: the sign of z onto e.
-    let erf = v128_bitselect(f32x4_neg(e), e, f32x4_lt(z, f32x4_splat(0.0)));
-    f32x4_mul(f32x4_mul(f32x4_splat(0.5), x), f32x4_add(f32x4_splat(1.0), erf))
+    pub fn pow2(n: V) -> V {
+        f32::from_bits(((n as i32 + 127) as u32) << 23)
+    }
+    pub fn negate_where_negative(v: V, sign_of: V) -> V {
+        if sign_of < 0.0 {
+            -v
+        } else {
+            v
+        }
+    }
 }
 
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-fn gelu4(x: f4::V) -> f4::V {
-    gelu1(x)
-}
-
-/// Applies `four` to whole groups of four values and `one` to the rest.
+/// Applies `four` to the values four at a time (a last partial group padded).
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-fn map4(v: &mut [f32], four: impl Fn(f4::V) -> f4::V, one: impl Fn(f32) -> f32) {
+fn map4(v: &mut [f32], four: impl Fn(f4::V) -> f4::V) {
     use core::arch::wasm32::*;
-    let full = v.len() - v.len() % 4;
-    for i in (0..full).step_by(4) {
-        // SAFETY: i + 4 <= full <= len: the load and store stay inside `v`.
+    let mut chunks = v.chunks_exact_mut(4);
+    for c in &mut chunks {
+        // SAFETY: `c` is exactly 4 floats; v128 loads and stores need no alignment.
         unsafe {
-            let p = v.as_mut_ptr().add(i) as *mut v128;
+            let p = c.as_mut_ptr() as *mut v128;
             v128_store(p, four(v128_load(p)));
         }
     }
-    v[full..].iter_mut().for_each(|x| *x = one(*x));
+    let rest = chunks.into_remainder();
+    if !rest.is_empty() {
+        let mut lanes = [0f32; 4];
+        lanes[..rest.len()].copy_from_slice(rest);
+        // SAFETY: `lanes` is 4 floats.
+        unsafe {
+            let p = lanes.as_mut_ptr() as *mut v128;
+            v128_store(p, four(v128_load(p)));
+        }
+        rest.copy_from_slice(&lanes[..rest.len()]);
+    }
 }
 
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-fn map4(v: &mut [f32], four: impl Fn(f4::V) -> f4::V, _one: impl Fn(f32) -> f32) {
+fn map4(v: &mut [f32], four: impl Fn(f4::V) -> f4::V) {
     v.iter_mut().for_each(|x| *x = four(*x));
 }
 
