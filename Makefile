@@ -3,18 +3,32 @@ SHELL := /bin/bash
 export CHROMEDRIVER ?= /usr/bin/chromedriver
 WASM_TARGET := wasm32-unknown-unknown
 
-.PHONY: setup test test-native test-browser test-e2e demo size
+.PHONY: setup test lint test-native test-browser test-e2e demo size
 
 setup:
 	scripts/setup.sh
 
-## Every test: native core and CLI, the SDK in headless Chromium, then end to end (the npm
-## package, the demo store with the collector, the package in a fresh Vite app).
-test: setup test-native test-browser test-e2e
+## Every test: the layering and lint gates, native core and CLI, the SDK in headless Chromium,
+## then end to end (the npm package, the demo store with the collector, the package in a fresh
+## Vite app).
+test: setup lint test-native test-browser test-e2e
+
+## Imports only point down the layers (ARCHITECTURE.md), formatting, clippy without warnings on
+## native and wasm32 with all features and with none. (`tsc --noEmit` on the npm types runs with
+## the npm tests in test-e2e.)
+lint:
+	scripts/check-layers.py
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cargo clippy -p foresight --no-default-features --all-targets --locked -- -D warnings
+	cargo clippy -p foresight --target $(WASM_TARGET) --features webgpu,bench,import --all-targets --locked -- -D warnings
+	cargo clippy -p foresight --target $(WASM_TARGET) --no-default-features --features web --all-targets --locked -- -D warnings
 
 test-native:
 	scripts/fetch-data.sh
 	cargo test --workspace --locked
+	# The core without ONNX (what the lean wasm carries).
+	cargo test -p foresight --no-default-features --lib --locked
 	# The WebGPU scoring code on a real Vulkan device (Mesa's lavapipe, installed by setup).
 	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} cargo test -p foresight --features webgpu --test gpu --locked
 

@@ -9,9 +9,10 @@ log() { printf '[bench-gpu] %s\n' "$*" >&2; }
 runs=${RUNS:-9}
 out=bench/GPU.md
 
-log "release wasm: lean, and lean + webgpu"
+log "release wasm: lean, lean + webgpu (the bytes it adds), and lean + webgpu + bench (BenchScorer)"
 scripts/build-web.sh --lean >&2
 scripts/build-web.sh --lean-webgpu >&2
+BENCH=1 scripts/build-web.sh --lean-webgpu >&2
 (cd bench && npm ci --silent >&2)
 
 size() { printf '%s / %s' "$(stat -c %s "$1")" "$(gzip -9c "$1" | wc -c)"; }
@@ -26,7 +27,7 @@ native=$(CARGO_PROFILE_DEV_PACKAGE_FORESIGHT_OPT_LEVEL=3 XDG_RUNTIME_DIR=${XDG_R
   cargo run -q -p foresight --features webgpu --example score_bench --locked -- "$runs" 2>/dev/null)
 
 log "Chromium: CPU-wasm vs WebGPU"
-browser=$(node bench/gpu.mjs --pkg target/web/pkg-lean-webgpu --runs "$runs")
+browser=$(node bench/gpu.mjs --pkg target/web/pkg-lean-webgpu-bench --runs "$runs")
 
 {
   echo "# WebGPU scoring: results"

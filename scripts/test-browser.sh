@@ -24,7 +24,7 @@ done
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
 FORESIGHT_TEST_COLLECTOR="http://127.0.0.1:$port/v1/reports" \
 FORESIGHT_TEST_FLAKY="http://127.0.0.1:$flaky_port" \
-  cargo test -p foresight --target wasm32-unknown-unknown --test web --locked
+  cargo test -p foresight --target wasm32-unknown-unknown --features import --test web --locked
 
 # The WebGPU scoring path: without WebGPU the SDK must choose the CPU and say so; with
 # --enable-unsafe-webgpu (SwiftShader's adapter) the GPU's top-k must equal the CPU's.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# End to end, as a shop and a visitor meet it: the npm package's own tests, the demo store in
-# headless Chromium (Playwright) against a real collector, and the packed package in a fresh
-# Vite app. Screenshots go to target/screenshots/.
+# End to end, as a shop and a visitor meet it: the npm package's type check and own tests, the
+# demo store in headless Chromium (Playwright) against a real collector, and the packed package
+# in a fresh Vite app. Screenshots go to target/screenshots/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -13,8 +13,8 @@ mkdir -p "$shots"
 PORT=$port COLLECTOR_PORT=$collector_port scripts/demo.sh --build-only
 bin=$root/target/debug/foresight-export
 
-echo "[e2e] npm package tests"
-(cd npm && npm test)
+echo "[e2e] npm package: types (tsc --noEmit over index.d.ts and test/types/) and tests"
+(cd npm && npm ci --no-audit --no-fund --silent && npm run --silent typecheck && npm test)
 tarball=$(cd npm && npm pack --silent --pack-destination "$root/target" | tail -1)
 
 work=$(mktemp -d)

@@ -543,7 +543,7 @@ async function hoverReason(page, tileSelector) {
 const label = (f) => (f.year ? `${f.title} (${f.year})` : f.title);
 /**
  * An init script that puts the visitor in an experiment group before the SDK starts: the SDK
- * keeps an assignment it finds in storage (`<storageKey>.variants`, see sdk/src/client.rs).
+ * keeps an assignment it finds in storage (`<storageKey>.variants`, see sdk/src/client/keys.rs).
  */
 const inGroup = (variant) => ({
   content: `(() => {

@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use foresight::privacy::mechanism::{Randomness, SeededRandomness};
-use foresight::report::{self, DaySummary, Mechanisms};
+use foresight::contract::report::Mechanisms;
+use foresight::platform::{Randomness, SeededRandomness};
+use foresight::sync::day::DaySummary;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,7 +26,8 @@ fn main() {
 
     // Build every body first so the timing measures the collector, not the encoding.
     let mechanisms = Mechanisms::default();
-    let mut rng = SeededRandomness(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1));
+    let mut rng =
+        SeededRandomness(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1));
     let reports: Vec<_> = (0..total)
         .map(|_| {
             let i = rng.below(500);
@@ -36,7 +38,7 @@ fn main() {
                 max_intent: Some(rng.unit() as f32),
                 ..Default::default()
             };
-            report::build(&site, "2026-11-30", &summary, &mechanisms, &mut rng)
+            foresight::sync::day::build(&site, "2026-11-30", &summary, &mechanisms, &mut rng)
         })
         .collect();
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new(reports.chunks(batch).map(|c| serde_json::to_vec(c).expect("json")).collect());
@@ -48,7 +50,8 @@ fn main() {
         .map(|_| {
             let (bodies, next, url, key) = (bodies.clone(), next.clone(), url.clone(), key.clone());
             std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(10))).build().into();
+                let agent: ureq::Agent =
+                    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(10))).build().into();
                 let endpoint = format!("{url}/v1/reports?key={key}");
                 let mut latencies = Vec::new();
                 let (mut ok, mut failed) = (0usize, 0usize);
@@ -58,7 +61,12 @@ fn main() {
                         break;
                     }
                     let t = Instant::now();
-                    let status = agent.post(&endpoint).header("Content-Type", "text/plain").send(&bodies[i][..]).map(|r| r.status().as_u16()).unwrap_or(0);
+                    let status = agent
+                        .post(&endpoint)
+                        .header("Content-Type", "text/plain")
+                        .send(&bodies[i][..])
+                        .map(|r| r.status().as_u16())
+                        .unwrap_or(0);
                     latencies.push(t.elapsed());
                     if status == 202 {
                         ok += 1;
@@ -80,7 +88,9 @@ fn main() {
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort();
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1)).map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0);
+    let pct = |p: f64| {
+        latencies.get(((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1)).map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0)
+    };
     let reports_ok = ok * batch;
     println!(
         "requests: {} ({ok} accepted, {failed} failed), {threads} threads, {batch} report(s) each, {elapsed:.2} s\n\

@@ -2,8 +2,10 @@
 //! simulated visitors report through the SDK's real encoding (`report::build`), the SDK's
 //! estimators debias. Run: `cargo run --release -p foresight-export --example dp_error`.
 
-use foresight::privacy::mechanism::{Hcms, HcmsSketch, KaryRr, Randomness, SeededRandomness};
-use foresight::report::{self, Contribution, DaySummary, Mechanisms, INTENT_BUCKETS};
+use foresight::contract::report::{Contribution, Mechanisms, INTENT_BUCKETS};
+use foresight::platform::{Randomness, SeededRandomness};
+use foresight::privacy::mechanism::{Hcms, HcmsSketch, KaryRr};
+use foresight::sync::day::DaySummary;
 
 fn main() {
     let items: Vec<String> = (0..100).map(|i| format!("item-{i}")).collect();
@@ -27,12 +29,18 @@ fn main() {
             let mut true_buckets = vec![0u64; (INTENT_BUCKETS + 1) as usize];
             for _ in 0..n {
                 let mut r = rng.unit() * total;
-                let i = weights.iter().position(|w| { r -= w; r <= 0.0 }).unwrap_or(items.len() - 1);
+                let i = weights
+                    .iter()
+                    .position(|w| {
+                        r -= w;
+                        r <= 0.0
+                    })
+                    .unwrap_or(items.len() - 1);
                 truth[i] += 1;
                 let p = rng.unit() as f32;
                 true_buckets[((p * INTENT_BUCKETS as f32) as usize).min(INTENT_BUCKETS as usize - 1)] += 1;
                 let summary = DaySummary { viewed_items: vec![items[i].clone()], max_intent: Some(p), ..Default::default() };
-                for c in report::build("sim", "2026-11-30", &summary, &mechanisms, &mut rng).contributions {
+                for c in foresight::sync::day::build("sim", "2026-11-30", &summary, &mechanisms, &mut rng).contributions {
                     match c {
                         Contribution::ItemView { report, .. } => sketch.add(&report).expect("in range"),
                         Contribution::IntentBucket { value, .. } => tallies[value as usize] += 1,
@@ -50,12 +58,7 @@ fn main() {
             let est = mechanisms.intent_bucket.estimate(&tallies);
             let intent_err: f64 = est.iter().zip(&true_buckets).map(|(e, &t)| (e.value - t as f64).abs()).sum::<f64>() / est.len() as f64;
             let share = |x: f64| x / n as f64;
-            println!(
-                "| {epsilon} | {n} | {:.4} | {:.4} | {:.4} |",
-                share(err / 10.0),
-                share(half / 10.0),
-                share(intent_err)
-            );
+            println!("| {epsilon} | {n} | {:.4} | {:.4} | {:.4} |", share(err / 10.0), share(half / 10.0), share(intent_err));
         }
     }
 }

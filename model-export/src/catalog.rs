@@ -27,7 +27,9 @@ fn from_json(text: &str) -> Result<Vec<CatalogItem>> {
     let list = items.as_array().context("`items` must be a list")?;
     let mut out = Vec::with_capacity(list.len());
     for (i, item) in list.iter().enumerate() {
-        out.push(serde_json::from_value(item.clone()).with_context(|| format!("item {i}: expected {{id, category?, price?, popularity?}}"))?);
+        out.push(
+            serde_json::from_value(item.clone()).with_context(|| format!("item {i}: expected {{id, category?, price?, popularity?}}"))?,
+        );
     }
     Ok(out)
 }

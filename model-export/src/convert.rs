@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use foresight::bundle::{
-    BundleWriter, EmbeddingSection, IntentSection, Manifest, ModelFormat, ModelKind, ModelSection, ParityReport, Quantization, TensorSpec,
-    FORMAT_VERSION,
+use foresight::contract::bundle::{BundleWriter, FORMAT_VERSION};
+use foresight::contract::manifest::{
+    EmbeddingSection, IntentSection, Manifest, ModelFormat, ModelKind, ModelSection, ParityReport, Quantization, TensorSpec,
 };
 use foresight::error::UnsupportedOp;
 use foresight::features::{INTENT_FEATURES, INTENT_FEATURES_VERSION};
-use foresight::model::{self, IntentIo, IntentModel, RecommenderIo, RecommenderModel};
+use foresight::infer::model::{self, IntentIo, IntentModel, RecommenderIo, RecommenderModel};
 use serde::Serialize;
 use tract_onnx::prelude::*;
 
@@ -167,34 +167,36 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     // `stored` (the bundle's dtype) score it.
     let mut output = args.output.clone();
     let mut scores_output = args.output.clone();
-    let tower: Option<(foresight::score::ItemMatrix, foresight::score::ItemMatrix)> = if args.split_head || args.item_embeddings.is_some() {
-        if args.kind != Kind::Recommender {
-            bail!("item embeddings are for recommenders");
-        }
-        if matches!(args.format, Format::Gru | Format::Attention) {
-            bail!("--format gru and attention run their own scoring head; item embeddings go with --format nnef or onnx");
-        }
-        let (rows, dims, values, bias) = if args.split_head {
-            let onnx = crate::onnx_file::self_contained(&args.model)?;
-            let head = foresight::gru::scoring_head(&onnx, args.output.as_deref()).map_err(|why| anyhow::anyhow!("--split-head: {why}"))?;
-            output = Some(head.input.clone());
-            scores_output = Some(head.output.clone());
-            (head.items, head.hidden, head.item_rows(), head.bias.clone())
+    let tower: Option<(foresight::infer::score::ItemMatrix, foresight::infer::score::ItemMatrix)> =
+        if args.split_head || args.item_embeddings.is_some() {
+            if args.kind != Kind::Recommender {
+                bail!("item embeddings are for recommenders");
+            }
+            if matches!(args.format, Format::Gru | Format::Attention) {
+                bail!("--format gru and attention run their own scoring head; item embeddings go with --format nnef or onnx");
+            }
+            let (rows, dims, values, bias) = if args.split_head {
+                let onnx = crate::onnx_file::self_contained(&args.model)?;
+                let head = foresight::import::graph::scoring_head(&onnx, args.output.as_deref())
+                    .map_err(|why| anyhow::anyhow!("--split-head: {why}"))?;
+                output = Some(head.input.clone());
+                scores_output = Some(head.output.clone());
+                (head.items, head.hidden, head.item_rows(), head.bias.clone())
+            } else {
+                let path = args.item_embeddings.as_deref().unwrap_or(std::path::Path::new(""));
+                let (rows, dims, values) = crate::embeddings::read_matrix(path)?;
+                let bias = args.item_bias.as_deref().map(|p| crate::embeddings::read_bias(p, rows)).transpose()?;
+                (rows, dims, values, bias)
+            };
+            if rows != catalog.len() {
+                bail!("there are {rows} item embeddings but the catalog lists {} items: one row per item, in catalog order", catalog.len());
+            }
+            let reference = crate::embeddings::matrix(rows, dims, &values, bias.clone(), EmbeddingDtype::F32)?;
+            let stored = crate::embeddings::matrix(rows, dims, &values, bias, args.embedding_dtype)?;
+            Some((reference, stored))
         } else {
-            let path = args.item_embeddings.as_deref().unwrap_or(std::path::Path::new(""));
-            let (rows, dims, values) = crate::embeddings::read_matrix(path)?;
-            let bias = args.item_bias.as_deref().map(|p| crate::embeddings::read_bias(p, rows)).transpose()?;
-            (rows, dims, values, bias)
+            None
         };
-        if rows != catalog.len() {
-            bail!("there are {rows} item embeddings but the catalog lists {} items: one row per item, in catalog order", catalog.len());
-        }
-        let reference = crate::embeddings::matrix(rows, dims, &values, bias.clone(), EmbeddingDtype::F32)?;
-        let stored = crate::embeddings::matrix(rows, dims, &values, bias, args.embedding_dtype)?;
-        Some((reference, stored))
-    } else {
-        None
-    };
     let typed = match args.kind {
         Kind::Recommender => model::recommender_from_inference(im, &RecommenderIo { input: args.input.clone(), output: output.clone() }),
         Kind::Intent => model::intent_from_inference(
@@ -236,8 +238,8 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     // The format: a recognised GRU or attention recommender runs on the SDK's kernels unless
     // told otherwise.
     enum Recognised {
-        Gru(foresight::gru::GruModel),
-        Attention(foresight::attention::AttentionModel),
+        Gru(foresight::infer::gru::GruModel),
+        Attention(foresight::infer::attention::AttentionModel),
     }
     let mut kernel_bytes = None;
     let mut gru_spec = None;
@@ -248,11 +250,13 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         (Format::Auto | Format::Gru | Format::Attention, Kind::Recommender) if args.quantize.is_none() => {
             let onnx = crate::onnx_file::self_contained(&args.model)?;
             let out = args.output.as_deref();
-            let gru = || foresight::gru::from_onnx(&onnx, out);
-            let attention = || foresight::attention::from_onnx(&onnx, out);
+            let gru = || foresight::import::gru::from_onnx(&onnx, out);
+            let attention = || foresight::import::attention::from_onnx(&onnx, out);
             let recognised = match args.format {
                 Format::Gru => Ok(gru().map(Recognised::Gru).map_err(|why| anyhow::anyhow!("--format gru: {why}"))?),
-                Format::Attention => Ok(attention().map(Recognised::Attention).map_err(|why| anyhow::anyhow!("--format attention: {why}"))?),
+                Format::Attention => {
+                    Ok(attention().map(Recognised::Attention).map_err(|why| anyhow::anyhow!("--format attention: {why}"))?)
+                }
                 _ => gru().map(Recognised::Gru).or_else(|g| attention().map(Recognised::Attention).map_err(|a| (g, a))),
             };
             match recognised {
@@ -277,7 +281,9 @@ pub fn run(args: ConvertArgs) -> Result<()> {
                     Format::Attention
                 }
                 Err((g, a)) => {
-                    notes.push(format!("not a GRU ({g}) or attention ({a}) recommender the SDK's kernels run: NNEF, whole sequence per call"));
+                    notes.push(format!(
+                        "not a GRU ({g}) or attention ({a}) recommender the SDK's kernels run: NNEF, whole sequence per call"
+                    ));
                     Format::Nnef
                 }
             }
@@ -296,7 +302,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         Format::Auto => unreachable!("resolved above"),
         // tract 0.23.9 types some ONNX patterns into operators it cannot write as NNEF (Erf-based
         // GELU becomes GeluExact); the full SDK build still runs them from ONNX.
-        Format::Nnef => model::write_nnef(kind_name, &stored).map_err(|e| {
+        Format::Nnef => foresight::import::nnef::write_nnef(kind_name, &stored).map_err(|e| {
             anyhow::anyhow!("{e}\nhint: convert with --format onnx (the SDK's default build loads it; the lean NNEF-only build does not)")
         })?,
         Format::Onnx => crate::onnx_file::self_contained(&args.model)?,
@@ -313,10 +319,13 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     }
     let load = |bytes: Option<&[u8]>| -> Result<Runner> {
         if let (Some(b), Some(spec)) = (bytes, &gru_spec) {
-            return Ok(Runner::Recommender(RecommenderModel::from_gru(foresight::gru::GruModel::from_bytes(spec.clone(), b)?)));
+            return Ok(Runner::Recommender(RecommenderModel::from_gru(foresight::infer::gru::GruModel::from_bytes(spec.clone(), b)?)));
         }
         if let (Some(b), Some(spec)) = (bytes, &attention_spec) {
-            return Ok(Runner::Recommender(RecommenderModel::from_attention(foresight::attention::AttentionModel::from_bytes(spec.clone(), b)?)));
+            return Ok(Runner::Recommender(RecommenderModel::from_attention(foresight::infer::attention::AttentionModel::from_bytes(
+                spec.clone(),
+                b,
+            )?)));
         }
         let model = match bytes {
             None => typed.clone(),
@@ -325,9 +334,10 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         };
         Ok(match (args.kind, &tower) {
             // The original against the f32 matrix, the bundle against what it stores.
-            (Kind::Recommender, Some((reference, stored))) => {
-                Runner::Recommender(RecommenderModel::from_typed_tower(model, if bytes.is_some() { stored.clone() } else { reference.clone() })?)
-            }
+            (Kind::Recommender, Some((reference, stored))) => Runner::Recommender(RecommenderModel::from_typed_tower(
+                model,
+                if bytes.is_some() { stored.clone() } else { reference.clone() },
+            )?),
             (Kind::Recommender, None) => Runner::Recommender(RecommenderModel::from_typed(model, catalog.len())?),
             (Kind::Intent, _) => Runner::Intent(IntentModel::from_typed(model, n_features, args.positive_index)?),
         })
@@ -339,7 +349,9 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     if !args.no_onnxruntime {
         // With --split-head onnxruntime computes the original model's scores; with
         // --item-embeddings it computes the vector, which the f32 matrix then scores.
-        let output_name = if args.split_head { scores_output.clone() } else { None }.or_else(|| outputs.first().map(|o| o.name.clone())).unwrap_or_default();
+        let output_name = if args.split_head { scores_output.clone() } else { None }
+            .or_else(|| outputs.first().map(|o| o.name.clone()))
+            .unwrap_or_default();
         let input_name = inputs.first().map(|i| i.name.clone());
         match parity::onnxruntime(&args.model, kind_name, input_name.as_deref(), &output_name, &cases)? {
             Some((version, reference)) => {
@@ -430,7 +442,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
             stored.rows(),
             stored.dims(),
             stored.dtype().as_str(),
-            (stored.rows() * stored.dims() * if stored.dtype() == foresight::score::Dtype::F32 { 4 } else { 2 }) as f64 / 1e6,
+            (stored.rows() * stored.dims() * if stored.dtype() == foresight::infer::score::Dtype::F32 { 4 } else { 2 }) as f64 / 1e6,
             if stored.bias().is_some() { " with a bias" } else { "" },
             output.as_deref().unwrap_or("(first output)")
         ));

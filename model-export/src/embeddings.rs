@@ -7,7 +7,7 @@ use std::io::BufReader;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use foresight::score::ItemMatrix;
+use foresight::infer::score::ItemMatrix;
 use npyz::{NpyFile, Order};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -76,5 +76,7 @@ pub fn matrix(rows: usize, dims: usize, values: &[f32], bias: Option<Vec<f32>>, 
         EmbeddingDtype::F32 => ItemMatrix::from_f32(rows, dims, values, bias),
         EmbeddingDtype::F16 => ItemMatrix::from_f32_as_f16(rows, dims, values, bias),
     };
-    m.map_err(|e| anyhow::anyhow!("the item embeddings: {e}{}", if dtype == EmbeddingDtype::F16 { " (float16 holds up to ±65504)" } else { "" }))
+    m.map_err(|e| {
+        anyhow::anyhow!("the item embeddings: {e}{}", if dtype == EmbeddingDtype::F16 { " (float16 holds up to ±65504)" } else { "" })
+    })
 }

@@ -41,8 +41,7 @@ pub fn compute(input: impl BufRead, out: &mut impl Write) -> Result<usize> {
         if line.trim().is_empty() {
             continue;
         }
-        let session: Session =
-            serde_json::from_str(&line).with_context(|| format!("line {}: not a session object", lineno + 1))?;
+        let session: Session = serde_json::from_str(&line).with_context(|| format!("line {}: not a session object", lineno + 1))?;
         let stored = sessionize(&session).with_context(|| format!("line {}", lineno + 1))?;
         let refs: Vec<&StoredEvent> = stored.iter().collect();
         let vector = intent_features(&refs, session.now, session.session_gap_minutes * 60_000.0);

@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use foresight::bundle::{Bundle, ModelFormat, ModelKind};
+use foresight::contract::bundle::Bundle;
+use foresight::contract::manifest::{ModelFormat, ModelKind};
 use foresight::features::INTENT_FEATURES;
-use foresight::model::{IntentModel, RecommenderModel};
+use foresight::infer::model::{IntentModel, RecommenderModel};
 
 use crate::parity::{self, Runner};
 
@@ -82,14 +83,24 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
         );
     }
     if let Some(i) = &m.intent {
-        println!("  features: spec v{}, {} features, positive class column {}", i.feature_spec_version, i.feature_names.len(), i.positive_index);
+        println!(
+            "  features: spec v{}, {} features, positive class column {}",
+            i.feature_spec_version,
+            i.feature_names.len(),
+            i.positive_index
+        );
     }
     for p in &m.parts {
         println!("  part {}: {} bytes, sha256 {}", p.name, p.length, p.sha256);
     }
     for p in &m.parity {
-        println!("  parity vs {}: {} cases, max |Δ| {:.2e}{}", p.reference, p.cases, p.max_abs_delta,
-            p.top_k_agreement.map(|a| format!(", top-{} identical in {:.0}%", p.top_k.unwrap_or(0), a * 100.0)).unwrap_or_default());
+        println!(
+            "  parity vs {}: {} cases, max |Δ| {:.2e}{}",
+            p.reference,
+            p.cases,
+            p.max_abs_delta,
+            p.top_k_agreement.map(|a| format!(", top-{} identical in {:.0}%", p.top_k.unwrap_or(0), a * 100.0)).unwrap_or_default()
+        );
     }
     match &m.key_id {
         Some(id) if b.signed => println!("  signed by key {id} (check it with `verify --public-key`)"),
@@ -114,7 +125,11 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
                 let positive = m.intent.as_ref().map_or(1, |i| i.positive_index);
                 Runner::Intent(match format {
                     ModelFormat::Nnef => IntentModel::load_nnef(bytes, INTENT_FEATURES.len(), positive)?,
-                    ModelFormat::Onnx => IntentModel::load(bytes, &foresight::model::IntentIo { positive_index: positive, ..Default::default() }, INTENT_FEATURES.len())?,
+                    ModelFormat::Onnx => IntentModel::load(
+                        bytes,
+                        &foresight::infer::model::IntentIo { positive_index: positive, ..Default::default() },
+                        INTENT_FEATURES.len(),
+                    )?,
                     f => anyhow::bail!("an intent model cannot be in the {f:?} format"),
                 })
             }
@@ -130,14 +145,14 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
             let original = crate::onnx_file::self_contained(path)?;
             let mut original = match m.kind {
                 ModelKind::Recommender => {
-                    let io = foresight::model::RecommenderIo {
+                    let io = foresight::infer::model::RecommenderIo {
                         input: m.model.inputs.first().map(|t| t.name.clone()),
                         output: m.model.outputs.first().map(|t| t.name.clone()),
                     };
                     Runner::Recommender(RecommenderModel::load(&original, &io, m.items.len())?)
                 }
                 ModelKind::Intent => {
-                    let io = foresight::model::IntentIo {
+                    let io = foresight::infer::model::IntentIo {
                         input: m.model.inputs.first().map(|t| t.name.clone()),
                         output: m.model.outputs.first().map(|t| t.name.clone()),
                         positive_index: m.intent.as_ref().map_or(1, |i| i.positive_index),
@@ -158,18 +173,33 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
         }
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({
-            "bundle": args.bundle, "ok": true, "signed": b.signed, "keyChecked": key.is_some(),
-            "cases": cases.len(), "parity": report,
-        }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "bundle": args.bundle, "ok": true, "signed": b.signed, "keyChecked": key.is_some(),
+                "cases": cases.len(), "parity": report,
+            }))?
+        );
     } else {
-        println!("{}: OK — hashes match{}, the model loads and runs {} cases",
+        println!(
+            "{}: OK — hashes match{}, the model loads and runs {} cases",
             args.bundle.display(),
-            if key.is_some() { ", signature valid" } else if b.signed { " (signed; pass --public-key to check the signature)" } else { " (unsigned)" },
-            cases.len());
+            if key.is_some() {
+                ", signature valid"
+            } else if b.signed {
+                " (signed; pass --public-key to check the signature)"
+            } else {
+                " (unsigned)"
+            },
+            cases.len()
+        );
         if let Some(r) = report {
-            println!("  parity vs {}: max |Δ| {:.2e}{}", r.reference, r.max_abs_delta,
-                r.top_k_agreement.map(|a| format!(", top-{} identical in {:.0}%", r.top_k.unwrap_or(0), a * 100.0)).unwrap_or_default());
+            println!(
+                "  parity vs {}: max |Δ| {:.2e}{}",
+                r.reference,
+                r.max_abs_delta,
+                r.top_k_agreement.map(|a| format!(", top-{} identical in {:.0}%", r.top_k.unwrap_or(0), a * 100.0)).unwrap_or_default()
+            );
             if r.max_abs_delta > 1e-3 || r.top_k_agreement.is_some_and(|a| a < 1.0) {
                 bail!("the bundle no longer matches {}", r.reference);
             }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use foresight::bundle::{encode_key, key_id, parse_public_key, parse_signing_key};
+use foresight::contract::bundle::{encode_key, key_id, parse_public_key, parse_signing_key};
 
 #[derive(clap::Args)]
 pub struct KeygenArgs {
@@ -64,10 +64,7 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey> {
 
 /// A public key given as a file path or as the base64 text itself.
 pub fn read_public_key(arg: &str) -> Result<VerifyingKey> {
-    let text = if Path::new(arg).exists() {
-        std::fs::read_to_string(arg).with_context(|| format!("reading {arg}"))?
-    } else {
-        arg.to_owned()
-    };
+    let text =
+        if Path::new(arg).exists() { std::fs::read_to_string(arg).with_context(|| format!("reading {arg}"))? } else { arg.to_owned() };
     parse_public_key(&text).with_context(|| format!("`{arg}` is neither a .pub file nor a base64 public key"))
 }

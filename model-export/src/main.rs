@@ -1,6 +1,5 @@
 //! `foresight-export`: the server-side half of Foresight.
 
-mod evaluate;
 mod catalog;
 mod collect;
 mod convert;
@@ -12,7 +11,6 @@ mod onnx_file;
 mod parity;
 mod progress;
 mod quantize;
-mod retrain;
 mod train;
 
 use std::fs::File;

@@ -5,14 +5,16 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use foresight::bundle::ParityReport;
-use foresight::model::{IntentModel, RecommenderModel};
-use foresight::privacy::mechanism::{Randomness, SeededRandomness};
+use foresight::contract::manifest::ParityReport;
+use foresight::infer::model::{IntentModel, RecommenderModel};
+use foresight::platform::{Randomness, SeededRandomness};
 use serde::Deserialize;
 
 pub const TOP_K: usize = 10;
 
 /// A model under comparison: either kind, one input in, one score vector out.
+// One or two per conversion: the smaller variant's padding costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Runner {
     Recommender(RecommenderModel),
     Intent(IntentModel),
@@ -38,7 +40,6 @@ pub enum Input {
     Features(Vec<f32>),
 }
 
-
 /// Sequences over a spread of lengths (1 up to `max_len`), so recurrent models and anything
 /// that depends on the symbolic length are exercised.
 pub fn sequences(n_items: usize, max_len: usize, cases: usize) -> Vec<Input> {
@@ -56,9 +57,7 @@ pub fn sequences(n_items: usize, max_len: usize, cases: usize) -> Vec<Input> {
 /// Feature vectors in the ranges the SDK produces (log1p counts: 0 to ~6).
 pub fn features(n_features: usize, cases: usize) -> Vec<Input> {
     let mut rng = SeededRandomness(0xD1B5_4A32_D192_ED03);
-    (0..cases)
-        .map(|_| Input::Features((0..n_features).map(|_| rng.below(6000) as f32 / 1000.0).collect()))
-        .collect()
+    (0..cases).map(|_| Input::Features((0..n_features).map(|_| rng.below(6000) as f32 / 1000.0).collect())).collect()
 }
 
 /// User-supplied inputs: `{"sequences": [[index or "item id", ...]]}` or `{"features": [[...]]}`.
@@ -72,7 +71,8 @@ pub fn from_file(path: &Path, ids: &dyn Fn(&str) -> Option<usize>) -> Result<Vec
         features: Vec<Vec<f32>>,
     }
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let file: File = serde_json::from_str(&text).with_context(|| format!("{}: expected {{\"sequences\": [[...]]}} or {{\"features\": [[...]]}}", path.display()))?;
+    let file: File = serde_json::from_str(&text)
+        .with_context(|| format!("{}: expected {{\"sequences\": [[...]]}} or {{\"features\": [[...]]}}", path.display()))?;
     let mut out = Vec::new();
     for (i, seq) in file.sequences.iter().enumerate() {
         let indices = seq
@@ -130,7 +130,7 @@ pub fn report(reference: &str, a: &[Vec<f32>], b: &[Vec<f32>], ranked: bool) -> 
 }
 
 fn top(scores: &[f32]) -> Vec<usize> {
-    foresight::recommend::top_k(scores, TOP_K, &[]).into_iter().map(|(i, _)| i).collect()
+    foresight::infer::topk::top_k(scores, TOP_K, &[]).into_iter().map(|(i, _)| i).collect()
 }
 
 pub fn describe(input: &Input) -> String {
@@ -142,7 +142,13 @@ pub fn describe(input: &Input) -> String {
 
 /// onnxruntime on the original file through `python3` (or `$FORESIGHT_PYTHON`); `Ok(None)` when
 /// Python or onnxruntime is not there.
-pub fn onnxruntime(model: &Path, kind: &str, input: Option<&str>, output: &str, inputs: &[Input]) -> Result<Option<(String, Vec<Vec<f32>>)>> {
+pub fn onnxruntime(
+    model: &Path,
+    kind: &str,
+    input: Option<&str>,
+    output: &str,
+    inputs: &[Input],
+) -> Result<Option<(String, Vec<Vec<f32>>)>> {
     let python = std::env::var("FORESIGHT_PYTHON").unwrap_or_else(|_| "python3".into());
     let available = Command::new(&python).args(["-c", "import onnxruntime, numpy"]).output().map(|o| o.status.success()).unwrap_or(false);
     if !available {

@@ -32,9 +32,8 @@ pub fn store_weights_f16(model: &mut TypedModel) -> Result<usize> {
         let half = tensor.cast_to::<f16>().map_err(|e| anyhow::anyhow!("{e:#}"))?.into_owned();
         let mut patch = TypedModelPatch::default();
         let stored = patch.add_const(format!("{name}.f16"), half).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        let restored = patch
-            .wire_node(format!("{name}.to_f32"), cast(f32::datum_type()), &[stored])
-            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let restored =
+            patch.wire_node(format!("{name}.to_f32"), cast(f32::datum_type()), &[stored]).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         patch.shunt_outside(model, OutletId::new(*id, 0), restored[0]).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         patch.apply(model).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     }

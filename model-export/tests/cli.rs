@@ -9,13 +9,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_foresight-export");
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures");
 
 fn run(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child =
+        Command::new(BIN).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
     child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write");
     let out = child.wait_with_output().expect("wait");
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
@@ -39,10 +34,7 @@ fn features_reproduce_what_the_intent_fixture_was_trained_on() {
     let reference: Value =
         serde_json::from_slice(&std::fs::read(format!("{FIXTURES}/intent_logreg.reference.json")).expect("fixture")).expect("JSON");
     let cases = reference["cases"].as_array().expect("cases");
-    let input: String = cases
-        .iter()
-        .map(|c| serde_json::json!({"now": c["now"], "events": c["events"]}).to_string() + "\n")
-        .collect();
+    let input: String = cases.iter().map(|c| serde_json::json!({"now": c["now"], "events": c["events"]}).to_string() + "\n").collect();
     let (code, out, err) = run(&["features", "--input", "-"], &input);
     assert_eq!(code, 0, "{err}");
     let mut lines = out.lines();

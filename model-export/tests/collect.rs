@@ -11,8 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use foresight::privacy::mechanism::{Hcms, KaryRr, Randomness, SeededRandomness};
-use foresight::report::{self, DaySummary, Mechanisms, RecStage, Report, INTENT_BUCKETS, NOTHING};
+use foresight::contract::report::{Mechanisms, RecStage, Report, INTENT_BUCKETS, NOTHING};
+use foresight::platform::{Randomness, SeededRandomness};
+use foresight::privacy::mechanism::{Hcms, KaryRr};
+use foresight::sync::day::DaySummary;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_foresight-export");
@@ -25,11 +27,7 @@ fn free_port() -> u16 {
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(20)))
-        .build()
-        .into()
+    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(20))).build().into()
 }
 
 /// The collector binary, killed on drop.
@@ -72,7 +70,8 @@ impl Collector {
 
     fn wait_healthy(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_millis(500))).build().into();
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_millis(500))).build().into();
         loop {
             if let Ok(r) = agent.get(&self.url("/v1/health")).call() {
                 if r.status() == 200 {
@@ -157,7 +156,7 @@ fn one_report(site: &str, day: &str, rng: &mut SeededRandomness, mechanisms: &Me
         rec_stage: RecStage::Clicked,
         experiments: Vec::new(),
     };
-    report::build(site, day, &summary, mechanisms, rng)
+    foresight::sync::day::build(site, day, &summary, mechanisms, rng)
 }
 
 /// The default mechanisms with these ε, in report order (item view, transition, category,
@@ -181,7 +180,11 @@ fn reports(n: usize, seed: u64) -> Vec<Report> {
 }
 
 fn aggregates_json(db: &str, extra: &[&str]) -> Value {
-    let out = Command::new(BIN).args(["aggregates", "--db", db, "--site", "shop", "--format", "json"]).args(extra).output().expect("run aggregates");
+    let out = Command::new(BIN)
+        .args(["aggregates", "--db", db, "--site", "shop", "--format", "json"])
+        .args(extra)
+        .output()
+        .expect("run aggregates");
     assert!(out.status.success(), "aggregates failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("aggregates JSON")
 }
@@ -220,7 +223,8 @@ fn accept_and_deduplicate(dir: &Path, db: &str) {
     // The same idempotency key for another site is another report.
     let mut elsewhere = r[0].clone();
     elsewhere.site = "other".into();
-    let a = send(&c.url("/v1/reports"), Some(OTHER_KEY), None, Some("application/json"), &serde_json::to_vec(&elsewhere).expect("json"), None);
+    let a =
+        send(&c.url("/v1/reports"), Some(OTHER_KEY), None, Some("application/json"), &serde_json::to_vec(&elsewhere).expect("json"), None);
     assert_eq!(a.body, serde_json::json!({"accepted": 1, "duplicates": 0}));
     assert_eq!(stored_count(db), 4, "other site's reports are not shop's");
 }
@@ -294,8 +298,13 @@ fn sqlite_accepts_stores_and_deduplicates() {
 
     // What is stored: the validated report and nothing about the request.
     let conn = rusqlite::Connection::open(dir.path().join("collector.db")).expect("open");
-    let columns: Vec<String> =
-        conn.prepare("SELECT name FROM pragma_table_info('reports')").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('reports')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(columns, ["id", "site", "idempotency_key", "day", "epsilon", "received_day", "body_json"]);
     let version: i64 = conn.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, 1);
@@ -443,11 +452,12 @@ fn zipf(rng: &mut SeededRandomness) -> usize {
     let total: f64 = (0..ITEMS).map(|i| 1.0 / (i as f64 + 1.0)).sum();
     let r = rng.unit() * total;
     let mut acc = 0.0;
-    (0..ITEMS).find(|&i| {
-        acc += 1.0 / (i as f64 + 1.0);
-        acc >= r
-    })
-    .unwrap_or(ITEMS - 1)
+    (0..ITEMS)
+        .find(|&i| {
+            acc += 1.0 / (i as f64 + 1.0);
+            acc >= r
+        })
+        .unwrap_or(ITEMS - 1)
 }
 
 #[derive(Default)]
@@ -480,8 +490,9 @@ fn aggregates_recover_a_simulated_population_within_their_intervals() {
     let db = sqlite_db(dir.path());
     let c = Collector::start(dir.path(), &db, &["--rate-per-minute", "10000000"]);
 
-    let catalog: Vec<Value> =
-        (0..ITEMS).map(|i| serde_json::json!({"id": format!("film-{i}"), "category": format!("genre-{}", i % 5), "popularity": (ITEMS - i) as f64})).collect();
+    let catalog: Vec<Value> = (0..ITEMS)
+        .map(|i| serde_json::json!({"id": format!("film-{i}"), "category": format!("genre-{}", i % 5), "popularity": (ITEMS - i) as f64}))
+        .collect();
     let catalog_path = dir.path().join("catalog.json");
     std::fs::write(&catalog_path, serde_json::to_vec(&serde_json::json!({"items": catalog})).unwrap()).unwrap();
 
@@ -522,8 +533,16 @@ fn aggregates_recover_a_simulated_population_within_their_intervals() {
         for r in &recommended {
             *truth.recommended.entry(r.clone()).or_default() += 1.0;
         }
-        let summary = DaySummary { viewed_items: vec![item], transitions, categories: vec![category], max_intent, recommended, rec_stage, experiments: Vec::new() };
-        population.push(report::build("shop", DAY, &summary, &mechanisms, &mut rng));
+        let summary = DaySummary {
+            viewed_items: vec![item],
+            transitions,
+            categories: vec![category],
+            max_intent,
+            recommended,
+            rec_stage,
+            experiments: Vec::new(),
+        };
+        population.push(foresight::sync::day::build("shop", DAY, &summary, &mechanisms, &mut rng));
     }
     // 60 visitors whose SDK used other parameters: never pooled with the others, and too few
     // to be released.
@@ -548,7 +567,11 @@ fn aggregates_recover_a_simulated_population_within_their_intervals() {
                 let agent = agent();
                 for (n, chunk) in population.chunks(50).enumerate().filter(|(n, _)| n % 2 == t) {
                     let body = serde_json::to_vec(chunk).unwrap();
-                    let r = agent.post(&format!("{url}?key={SHOP_KEY}")).header("Content-Type", "application/json").send(&body[..]).expect("post");
+                    let r = agent
+                        .post(&format!("{url}?key={SHOP_KEY}"))
+                        .header("Content-Type", "application/json")
+                        .send(&body[..])
+                        .expect("post");
                     assert_eq!(r.status(), 202, "batch {n}");
                 }
             })
@@ -600,7 +623,8 @@ fn aggregates_recover_a_simulated_population_within_their_intervals() {
     let est = intents["estimates"].as_array().unwrap();
     assert_eq!(est.len(), 11);
     assert_eq!(est[10]["value"], "no score");
-    let inside = est.iter().zip(&truth.buckets).filter(|(e, &t)| e["low"].as_f64().unwrap() <= t && t <= e["high"].as_f64().unwrap()).count();
+    let inside =
+        est.iter().zip(&truth.buckets).filter(|(e, &t)| e["low"].as_f64().unwrap() <= t && t <= e["high"].as_f64().unwrap()).count();
     assert!(inside >= 9, "{inside}/11 intent buckets within their 95% intervals");
 
     // The recommendation funnel: each "at least" count within its interval.
@@ -638,7 +662,19 @@ fn aggregates_recover_a_simulated_population_within_their_intervals() {
     let html_path = dir.path().join("aggregates.html");
     for (format, path) in [("csv", &csv_path), ("html", &html_path)] {
         let out = Command::new(BIN)
-            .args(["aggregates", "--db", &db, "--site", "shop", "--catalog", catalog_arg, "--format", format, "--out", path.to_str().unwrap()])
+            .args([
+                "aggregates",
+                "--db",
+                &db,
+                "--site",
+                "shop",
+                "--catalog",
+                catalog_arg,
+                "--format",
+                format,
+                "--out",
+                path.to_str().unwrap(),
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -695,7 +731,7 @@ fn train_from_aggregates_learns_the_transitions_visitors_made() {
                 transitions: vec![format!("film-{a}>film-{b}")],
                 ..Default::default()
             };
-            report::build("shop", DAY, &summary, &mechanisms, &mut rng)
+            foresight::sync::day::build("shop", DAY, &summary, &mechanisms, &mut rng)
         })
         .collect();
     for chunk in reports.chunks(50) {
@@ -728,7 +764,7 @@ fn train_from_aggregates_learns_the_transitions_visitors_made() {
     // among the first three (a model that learnt nothing: first 1 time in 9 by chance). At
     // ε 0.5 the noise on one pair is about a third of the true count, so not always first.
     let bytes = std::fs::read(&model_path).unwrap();
-    let mut model = foresight::model::RecommenderModel::load(&bytes, &Default::default(), N as usize).expect("loads in the SDK");
+    let mut model = foresight::infer::model::RecommenderModel::load(&bytes, &Default::default(), N as usize).expect("loads in the SDK");
     let mut scores = Vec::new();
     let mut ranks = Vec::new();
     for a in 0..N as usize {
@@ -780,7 +816,13 @@ fn experiments_report_a_true_lift_and_not_a_null_one() {
     // the SDK's `intervals_of_the_lift_cover_it`.
     let mut rng = SeededRandomness(34);
     let stage = |rng: &mut SeededRandomness, click: f64| {
-        if rng.unit() < click { RecStage::Clicked } else if rng.unit() < 0.9 { RecStage::Shown } else { RecStage::NoneShown }
+        if rng.unit() < click {
+            RecStage::Clicked
+        } else if rng.unit() < 0.9 {
+            RecStage::Shown
+        } else {
+            RecStage::NoneShown
+        }
     };
     let small = mechanisms_with([0.1; 6]);
     let reports: Vec<Report> = (0..40_000)
@@ -790,7 +832,7 @@ fn experiments_report_a_true_lift_and_not_a_null_one() {
             let v = e.assign(&mut rng);
             let st = stage(&mut rng, rates[v]);
             let summary = DaySummary { experiments: vec![(e.name.clone(), e.mechanism(), encode_value(v, st))], ..Default::default() };
-            report::build("shop", DAY, &summary, &small, &mut rng)
+            foresight::sync::day::build("shop", DAY, &summary, &small, &mut rng)
         })
         .collect();
     for chunk in reports.chunks(50) {
@@ -856,7 +898,9 @@ impl Postgres {
             let uid = Command::new("id").args(["-u", "postgres"]).output().map_err(|e| e.to_string())?;
             let gid = Command::new("id").args(["-g", "postgres"]).output().map_err(|e| e.to_string())?;
             let parse = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).trim().parse::<u32>().ok();
-            let (Some(uid), Some(gid)) = (parse(&uid), parse(&gid)) else { return Err("running as root and there is no `postgres` user".into()) };
+            let (Some(uid), Some(gid)) = (parse(&uid), parse(&gid)) else {
+                return Err("running as root and there is no `postgres` user".into());
+            };
             std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
         }
         let data = dir.join("data");

@@ -3,10 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use foresight::bundle::Bundle;
 use foresight::client::Config;
+use foresight::contract::bundle::Bundle;
+use foresight::platform::{ManualClock, MemoryStorage};
 use foresight::recommend::{RecommendOptions, Source};
-use foresight::store::{ManualClock, MemoryStorage};
 use foresight::Client;
 use serde_json::{json, Value};
 
@@ -55,7 +55,11 @@ fn committed_bundles_are_reproduced() {
                 b.manifest.parity.clear();
                 b.manifest
             };
-            assert_eq!(without_parity(written), without_parity(committed), "{model}: run tests/fixtures/bundles/make_bundles.sh to refresh the committed bundle");
+            assert_eq!(
+                without_parity(written),
+                without_parity(committed),
+                "{model}: run tests/fixtures/bundles/make_bundles.sh to refresh the committed bundle"
+            );
         }
     }
 }
@@ -95,7 +99,19 @@ fn pytorch_exports_convert_or_fail_with_the_fix() {
     let dir = tempfile::tempdir().expect("tempdir");
     let catalog = catalog_of(50, dir.path());
     let out = dir.path().join("out.fsb");
-    let convert = |model: &str| run(&["convert", s(&fixture(&format!("torch/{model}"))), "--kind", "recommender", "--catalog", s(&catalog), "--out", s(&out), "--json"]);
+    let convert = |model: &str| {
+        run(&[
+            "convert",
+            s(&fixture(&format!("torch/{model}"))),
+            "--kind",
+            "recommender",
+            "--catalog",
+            s(&catalog),
+            "--out",
+            s(&out),
+            "--json",
+        ])
+    };
 
     let (code, _, err) = convert("embedding_bag.onnx");
     assert_eq!(code, 2);
@@ -113,18 +129,38 @@ fn pytorch_exports_convert_or_fail_with_the_fix() {
         let summary: Value = serde_json::from_str(&stdout).expect("json summary");
         assert_eq!(summary["format"], "gru", "{model}: {summary}");
         for format in ["nnef", "onnx", "gru"] {
-            let (code, stdout, err) = run(&["convert", s(&fixture(&format!("torch/{model}"))), "--kind", "recommender", "--catalog", s(&catalog), "--out", s(&out), "--format", format, "--json"]);
+            let (code, stdout, err) = run(&[
+                "convert",
+                s(&fixture(&format!("torch/{model}"))),
+                "--kind",
+                "recommender",
+                "--catalog",
+                s(&catalog),
+                "--out",
+                s(&out),
+                "--format",
+                format,
+                "--json",
+            ]);
             assert_eq!(code, 0, "{model} {format}: {err}");
             let summary: Value = serde_json::from_str(&stdout).expect("json summary");
             // tract against itself is exact; the SDK's kernels sum in another order.
             let tolerance = if format == "gru" { 1e-5 } else { 0.0 };
             assert!(summary["parity"][0]["maxAbsDelta"].as_f64().expect("delta") <= tolerance, "{summary}");
             let bundle = Bundle::parse(std::fs::read(&out).expect("bundle"), None).expect("valid bundle");
-            let reference: Value = serde_json::from_slice(&std::fs::read(fixture(&format!("torch/{}", model.replace(".onnx", ".reference.json")))).expect("ref")).expect("json");
+            let reference: Value = serde_json::from_slice(
+                &std::fs::read(fixture(&format!("torch/{}", model.replace(".onnx", ".reference.json")))).expect("ref"),
+            )
+            .expect("json");
             let mut m = match bundle.manifest.model.format {
-                foresight::bundle::ModelFormat::Nnef => foresight::model::RecommenderModel::load_nnef(bundle.model_bytes().expect("model"), 50),
-                foresight::bundle::ModelFormat::Onnx => foresight::model::RecommenderModel::load(bundle.model_bytes().expect("model"), &Default::default(), 50),
-                _ => foresight::model::RecommenderModel::from_kernel_bundle(&bundle.manifest, bundle.model_bytes().expect("model")).map_err(|e| foresight::ModelError::Run { model: "recommender", detail: e.to_string() }),
+                foresight::contract::manifest::ModelFormat::Nnef => {
+                    foresight::infer::model::RecommenderModel::load_nnef(bundle.model_bytes().expect("model"), 50)
+                }
+                foresight::contract::manifest::ModelFormat::Onnx => {
+                    foresight::infer::model::RecommenderModel::load(bundle.model_bytes().expect("model"), &Default::default(), 50)
+                }
+                _ => foresight::infer::model::RecommenderModel::from_kernel_bundle(&bundle.manifest, bundle.model_bytes().expect("model"))
+                    .map_err(|e| foresight::ModelError::Run { model: "recommender", detail: e.to_string() }),
             }
             .expect("loads like the SDK");
             for case in reference["cases"].as_array().expect("cases") {
@@ -141,7 +177,7 @@ fn pytorch_exports_convert_or_fail_with_the_fix() {
     let (code, stdout, err) = run(&["convert", s(&fixture("torch/lgbm_intent.onnx")), "--kind", "intent", "--out", s(&out), "--json"]);
     assert_eq!(code, 0, "{err}");
     let bundle = Bundle::parse(std::fs::read(&out).expect("bundle"), None).expect("valid");
-    let mut m = foresight::model::IntentModel::load_nnef(bundle.model_bytes().expect("model"), 18, 1).expect("loads");
+    let mut m = foresight::infer::model::IntentModel::load_nnef(bundle.model_bytes().expect("model"), 18, 1).expect("loads");
     let reference: Value = serde_json::from_slice(&std::fs::read(fixture("torch/lgbm_intent.reference.json")).expect("ref")).expect("json");
     for case in reference["cases"].as_array().expect("cases") {
         let f: Vec<f32> = serde_json::from_value(case["features"].clone()).expect("features");
@@ -154,7 +190,16 @@ fn pytorch_exports_convert_or_fail_with_the_fix() {
 fn catalog_and_argument_mistakes_are_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out.fsb");
-    let (code, _, err) = run(&["convert", s(&fixture("session_gru.onnx")), "--kind", "recommender", "--catalog", s(&catalog_of(4999, dir.path())), "--out", s(&out)]);
+    let (code, _, err) = run(&[
+        "convert",
+        s(&fixture("session_gru.onnx")),
+        "--kind",
+        "recommender",
+        "--catalog",
+        s(&catalog_of(4999, dir.path())),
+        "--out",
+        s(&out),
+    ]);
     assert_eq!(code, 2);
     assert!(err.contains("scores 5000 items but the catalog lists 4999"), "{err}");
 
@@ -164,7 +209,8 @@ fn catalog_and_argument_mistakes_are_named() {
 
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "id,price\na,1\nb,cheap\n").expect("write");
-    let (code, _, err) = run(&["convert", s(&fixture("session_gru.onnx")), "--kind", "recommender", "--catalog", s(&bad), "--out", s(&out)]);
+    let (code, _, err) =
+        run(&["convert", s(&fixture("session_gru.onnx")), "--kind", "recommender", "--catalog", s(&bad), "--out", s(&out)]);
     assert_eq!(code, 2);
     assert!(err.contains("line 3") && err.contains("price") && err.contains("cheap"), "{err}");
 
@@ -179,7 +225,14 @@ fn verify_refuses_each_kind_of_damage_specifically() {
     let dir = tempfile::tempdir().expect("tempdir");
     let good = std::fs::read(fixture("bundles/intent_logreg.fsb")).expect("bundle");
     let public = fixture("bundles/test-signing.pub");
-    let (code, stdout, err) = run(&["verify", s(&fixture("bundles/intent_logreg.fsb")), "--public-key", s(&public), "--against", s(&fixture("intent_logreg.onnx"))]);
+    let (code, stdout, err) = run(&[
+        "verify",
+        s(&fixture("bundles/intent_logreg.fsb")),
+        "--public-key",
+        s(&public),
+        "--against",
+        s(&fixture("intent_logreg.onnx")),
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("signature valid"), "{stdout}");
 
@@ -198,7 +251,8 @@ fn verify_refuses_each_kind_of_damage_specifically() {
     version[8] = 2;
     let (_, _, _) = run(&["keygen", "--out", s(&dir.path().join("other"))]);
     let unsigned_out = dir.path().join("unsigned.fsb");
-    let (code, _, err) = run(&["convert", s(&fixture("intent_logreg.onnx")), "--kind", "intent", "--no-onnxruntime", "--out", s(&unsigned_out)]);
+    let (code, _, err) =
+        run(&["convert", s(&fixture("intent_logreg.onnx")), "--kind", "intent", "--no-onnxruntime", "--out", s(&unsigned_out)]);
     assert_eq!(code, 0, "{err}");
 
     let cases: Vec<(PathBuf, String, &str)> = vec![
@@ -234,8 +288,18 @@ fn f16_weights_keep_the_ranking() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("f16.fsb");
     let (code, stdout, err) = run(&[
-        "convert", s(&fixture("session_gru.onnx")), "--kind", "recommender", "--catalog", s(&fixture("catalog.json")),
-        "--quantize", "f16", "--no-onnxruntime", "--json", "--out", s(&out),
+        "convert",
+        s(&fixture("session_gru.onnx")),
+        "--kind",
+        "recommender",
+        "--catalog",
+        s(&fixture("catalog.json")),
+        "--quantize",
+        "f16",
+        "--no-onnxruntime",
+        "--json",
+        "--out",
+        s(&out),
     ]);
     assert_eq!(code, 0, "{err}");
     let summary: Value = serde_json::from_str(&stdout).expect("json");
@@ -244,11 +308,21 @@ fn f16_weights_keep_the_ranking() {
     assert!(delta > 0.0 && delta < 1e-2, "weights are rounded, scores move a little: {parity}");
     assert!(parity["topKAgreement"].as_f64().expect("agreement") >= 0.9, "{parity}");
     let bundle = Bundle::parse(std::fs::read(&out).expect("bundle"), None).expect("valid");
-    assert_eq!(bundle.manifest.model.quantization, foresight::bundle::Quantization::F16);
+    assert_eq!(bundle.manifest.model.quantization, foresight::contract::manifest::Quantization::F16);
 
     let (code, _, err) = run(&[
-        "convert", s(&fixture("session_gru.onnx")), "--kind", "recommender", "--catalog", s(&fixture("catalog.json")),
-        "--quantize", "f16", "--format", "onnx", "--out", s(&out),
+        "convert",
+        s(&fixture("session_gru.onnx")),
+        "--kind",
+        "recommender",
+        "--catalog",
+        s(&fixture("catalog.json")),
+        "--quantize",
+        "f16",
+        "--format",
+        "onnx",
+        "--out",
+        s(&out),
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("NNEF"), "{err}");
@@ -263,8 +337,21 @@ fn attention_recommenders_convert_to_the_sdk_kernels() {
     let dir = tempfile::tempdir().expect("tempdir");
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/models/sasrec_5000.onnx");
     let (catalog, key, out) = (fixture("catalog.json"), fixture("bundles/test-signing.key"), dir.path().join("sasrec.fsb"));
-    let (code, stdout, err) =
-        run(&["convert", s(&model), "--kind", "recommender", "--catalog", s(&catalog), "--signing-key", s(&key), "--max-seq-len", "80", "--out", s(&out), "--json"]);
+    let (code, stdout, err) = run(&[
+        "convert",
+        s(&model),
+        "--kind",
+        "recommender",
+        "--catalog",
+        s(&catalog),
+        "--signing-key",
+        s(&key),
+        "--max-seq-len",
+        "80",
+        "--out",
+        s(&out),
+        "--json",
+    ]);
     assert_eq!(code, 0, "{err}");
     let summary: Value = serde_json::from_str(&stdout).expect("json summary");
     for p in summary["parity"].as_array().expect("parity") {
@@ -273,14 +360,18 @@ fn attention_recommenders_convert_to_the_sdk_kernels() {
     }
     assert!(summary.to_string().contains("lowered to the model's 50 learned positions"), "{summary}");
     let bundle = Bundle::parse(std::fs::read(&out).expect("bundle"), None).expect("valid bundle");
-    assert_eq!(bundle.manifest.model.format, foresight::bundle::ModelFormat::Attention);
+    assert_eq!(bundle.manifest.model.format, foresight::contract::manifest::ModelFormat::Attention);
     assert_eq!(bundle.manifest.max_seq_len, Some(50));
     let (code, text, _) = run(&["inspect", s(&out)]);
     assert_eq!(code, 0);
     assert!(text.contains("attention on the SDK's kernels: 2 blocks, dim 64, 2 heads"), "{text}");
 
     let pubkey = std::fs::read_to_string(fixture("bundles/test-signing.pub")).expect("key");
-    let config = Config { bundles: vec![std::fs::read(&out).expect("bundle").into()], public_key: Some(pubkey.trim().to_owned()), ..Config::default() };
+    let config = Config {
+        bundles: vec![std::fs::read(&out).expect("bundle").into()],
+        public_key: Some(pubkey.trim().to_owned()),
+        ..Config::default()
+    };
     let clock = Rc::new(ManualClock::new(1_700_000_000_000.0));
     let (mut client, warnings) = Client::new(config, MemoryStorage::default(), clock.clone()).expect("config");
     assert!(warnings.is_empty(), "{warnings:?}");
@@ -290,7 +381,8 @@ fn attention_recommenders_convert_to_the_sdk_kernels() {
         .iter()
         .map(|i| i["id"].as_str().expect("id").to_owned())
         .collect();
-    let mut tract = foresight::model::RecommenderModel::load(&std::fs::read(&model).expect("onnx"), &Default::default(), ids.len()).expect("tract");
+    let mut tract = foresight::infer::model::RecommenderModel::load(&std::fs::read(&model).expect("onnx"), &Default::default(), ids.len())
+        .expect("tract");
     let mut seen = Vec::new();
     for step in 0..60 {
         let item = (step * 7919 + 13) % ids.len();
@@ -316,7 +408,18 @@ fn attention_recommenders_convert_to_the_sdk_kernels() {
         assert!(above <= 10 * (step / 10 + 1), "step {step}: {above} better items left out");
     }
 
-    let (code, _, err) = run(&["convert", s(&fixture("session_gru.onnx")), "--kind", "recommender", "--catalog", s(&catalog), "--format", "attention", "--out", s(&dir.path().join("x.fsb"))]);
+    let (code, _, err) = run(&[
+        "convert",
+        s(&fixture("session_gru.onnx")),
+        "--kind",
+        "recommender",
+        "--catalog",
+        s(&catalog),
+        "--format",
+        "attention",
+        "--out",
+        s(&dir.path().join("x.fsb")),
+    ]);
     assert_ne!(code, 0);
     assert!(err.contains("--format attention: the scoring head reads"), "{err}");
 }

@@ -4,13 +4,13 @@
 use std::path::Path;
 use std::rc::Rc;
 
-use foresight::bundle::Bundle;
 use foresight::client::Config;
-use foresight::model::RecommenderModel;
-use npyz::WriterBuilder;
+use foresight::contract::bundle::Bundle;
+use foresight::infer::model::RecommenderModel;
+use foresight::platform::{ManualClock, MemoryStorage};
 use foresight::recommend::{Explanation, RecommendOptions, Source};
-use foresight::store::{ManualClock, MemoryStorage};
 use foresight::Client;
+use npyz::WriterBuilder;
 use serde_json::{json, Value};
 
 mod common;
@@ -39,7 +39,7 @@ fn cases() -> Vec<Value> {
 fn tower_model(bundle: &Path) -> RecommenderModel {
     let b = Bundle::parse(std::fs::read(bundle).expect("bundle"), None).expect("parses");
     let section = b.manifest.embeddings.clone().expect("an embeddings section");
-    let items = section.load(&b).expect("item matrix");
+    let items = foresight::infer::score::ItemMatrix::from_bundle(&section, &b).expect("item matrix");
     RecommenderModel::load_nnef_tower(b.model_bytes().expect("model"), items).expect("tower loads")
 }
 
@@ -93,7 +93,7 @@ fn split_head_bundle_recommends_what_the_whole_model_does() {
 fn npy_item_embeddings_score_like_the_split_head_and_f16_halves_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let onnx = std::fs::read(fixture("session_gru.onnx")).expect("onnx");
-    let head = foresight::gru::scoring_head(&onnx, None).expect("the fixture ends in a scoring head");
+    let head = foresight::import::graph::scoring_head(&onnx, None).expect("the fixture ends in a scoring head");
     let (items, bias) = (dir.path().join("items.npy"), dir.path().join("bias.npy"));
     // As training code saves them: float64 rows and a float32 bias.
     let rows: Vec<f64> = head.item_rows().iter().map(|&v| v as f64).collect();
@@ -121,7 +121,7 @@ fn npy_item_embeddings_score_like_the_split_head_and_f16_halves_them() {
         assert_eq!(sa, sb, "the same weights from a .npy give the same scores");
         let delta = sa.iter().zip(&sh).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
         assert!(delta < 5e-3, "f16 embeddings move scores by {delta}");
-        let top = |s: &[f32]| foresight::recommend::top_k(s, 10, &[]).into_iter().map(|p| p.0).collect::<Vec<_>>();
+        let top = |s: &[f32]| foresight::infer::topk::top_k(s, 10, &[]).into_iter().map(|p| p.0).collect::<Vec<_>>();
         agree += usize::from(top(&sa) == top(&sh));
     }
     assert!(agree * 10 >= all.len() * 8, "f16 kept the top-10 in {agree} of {} cases", all.len());

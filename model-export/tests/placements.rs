@@ -9,10 +9,10 @@ use std::rc::Rc;
 use std::sync::OnceLock;
 
 use foresight::client::{Config, RecommenderConfig};
-use foresight::placements::Placement;
-use foresight::privacy::mechanism::{Randomness, SeededRandomness};
+use foresight::platform::{ManualClock, MemoryStorage};
+use foresight::platform::{Randomness, SeededRandomness};
+use foresight::recommend::placement::Placement;
 use foresight::recommend::{CatalogItem, Explanation, Recommendations, Source};
-use foresight::store::{ManualClock, MemoryStorage};
 use foresight::Client;
 use serde_json::{json, Value};
 
@@ -35,11 +35,16 @@ fn trained() -> &'static Trained {
         std::fs::create_dir_all(&dir).unwrap();
         let out = Command::new(BIN)
             .args(["train", "--quiet", "--dim", "32"])
-            .arg("--interactions").arg(data.join("ml-100k.inter"))
-            .arg("--items").arg(data.join("ml-100k.item"))
-            .arg("--out-model").arg(dir.join("model.onnx"))
-            .arg("--out-catalog").arg(dir.join("catalog.json"))
-            .arg("--out-titles").arg(dir.join("titles.json"))
+            .arg("--interactions")
+            .arg(data.join("ml-100k.inter"))
+            .arg("--items")
+            .arg(data.join("ml-100k.item"))
+            .arg("--out-model")
+            .arg(dir.join("model.onnx"))
+            .arg("--out-catalog")
+            .arg(dir.join("catalog.json"))
+            .arg("--out-titles")
+            .arg(dir.join("titles.json"))
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -49,7 +54,12 @@ fn trained() -> &'static Trained {
             .as_array()
             .unwrap()
             .iter()
-            .map(|t| (t["id"].as_str().unwrap().to_owned(), t["genres"].as_array().unwrap().iter().map(|g| g.as_str().unwrap().to_owned()).collect()))
+            .map(|t| {
+                (
+                    t["id"].as_str().unwrap().to_owned(),
+                    t["genres"].as_array().unwrap().iter().map(|g| g.as_str().unwrap().to_owned()).collect(),
+                )
+            })
             .collect();
         Trained { model: std::fs::read(dir.join("model.onnx")).unwrap(), catalog, genres }
     })
@@ -106,7 +116,8 @@ fn similar_to_stays_mostly_in_the_films_genres() {
 fn rules_hold_on_every_placement_over_random_sessions() {
     let t = trained();
     // The rules a shop might declare: a price range, a buried genre, a cap, a pin.
-    let pinned = t.catalog.iter().find(|i| i.price.is_some_and(|p| (8.0..=12.0).contains(&p)) && i.category.as_deref() != Some("Horror")).unwrap();
+    let pinned =
+        t.catalog.iter().find(|i| i.price.is_some_and(|p| (8.0..=12.0).contains(&p)) && i.category.as_deref() != Some("Horror")).unwrap();
     let rules = json!({
         "filter": {"minPrice": 5.0, "maxPrice": 12.0, "excludeCategories": ["Horror"]},
         "boosts": [{"category": "Documentary", "factor": 3.0}],

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use foresight::model::{RecommenderIo, RecommenderModel};
+use foresight::infer::model::{RecommenderIo, RecommenderModel};
 use foresight::recommend::CatalogItem;
 use serde_json::Value;
 
@@ -115,9 +115,7 @@ fn the_model_learns_the_planted_successor_and_runs_in_the_sdk() {
     let report: Value = serde_json::from_str(&out).expect("--json prints JSON");
     let rows = report["evaluation"]["models"].as_array().expect("models");
     let metric = |name: &str, key: &str| {
-        rows.iter().find(|r| r["model"].as_str().is_some_and(|m| m.starts_with(name))).expect(name)[key]
-            .as_f64()
-            .expect("number")
+        rows.iter().find(|r| r["model"].as_str().is_some_and(|m| m.starts_with(name))).expect(name)[key].as_f64().expect("number")
     };
     for key in ["hr@10", "ndcg@10", "mrr@20"] {
         assert!(metric("transition-svd", key) > metric("popularity", key) + 0.2, "{key}: {rows:?}");
@@ -153,11 +151,8 @@ fn recbole_atomic_files_give_categories_prices_and_titles() {
     item.push_str("99\tunkonwn\tunkonwn\tunknown\n");
     std::fs::write(&item_path, item).expect("write");
     let titles = dir.join("titles.json");
-    let (code, out, err) = train(
-        &dir,
-        &inter_path,
-        &["--items", item_path.to_str().expect("utf-8"), "--out-titles", titles.to_str().expect("utf-8")],
-    );
+    let (code, out, err) =
+        train(&dir, &inter_path, &["--items", item_path.to_str().expect("utf-8"), "--out-titles", titles.to_str().expect("utf-8")]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("line 9") && err.contains("not a year"), "the odd year is reported: {err}");
     assert!(out.contains("bytes"), "{out}");

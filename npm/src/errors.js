@@ -1,7 +1,8 @@
 // Errors of the typed layer. The wasm throws plain `Error`s named "ForesightError" with a
-// string `.code`; here every one becomes an instance of a class a page can `instanceof`, with
-// the same code, so `catch (e) { if (e instanceof InvalidEventError) … }` works in both modes
-// (a Worker can only post the code and message back, not the class).
+// string `.code` (and, for `invalid_event` / `invalid_option`, a string `.field` naming the
+// offending field); here every one becomes an instance of a class a page can `instanceof`, with
+// the same code and field, so `catch (e) { if (e instanceof InvalidEventError) … }` works in both
+// modes (a Worker can only post plain data back, not the class: see `serializeError`).
 
 export class ForesightError extends Error {
   /**
@@ -54,23 +55,20 @@ function classFor(code) {
 }
 
 /**
- * The field an `invalid_event` / `invalid_option` message names. The SDK's messages quote the
- * field in backticks ("invalid event: `itemId` must not be empty", "unknown field `foo`") or
- * start with it ("invalid k: must be from 1 to 100"); best effort, `undefined` when unsure.
+ * A ForesightError (subclass) from a code and message, e.g. posted back by the Worker.
+ * @param {string} code
+ * @param {string} message
+ * @param {{field?: string, cause?: unknown}} [extra]
  */
-function fieldOf(code, message) {
-  if (code !== 'invalid_event' && code !== 'invalid_option') return undefined;
-  const quoted = /`([^`]+)`/.exec(message);
-  if (quoted) return quoted[1];
-  const leading = /^invalid ([A-Za-z][\w.[\]]*): /.exec(message);
-  if (leading && leading[1] !== 'config' && leading[1] !== 'event') return leading[1];
-  return undefined;
+export function makeError(code, message, extra = {}) {
+  const Class = classFor(code);
+  return new Class(code, message, extra);
 }
 
-/** A ForesightError (subclass) from a code and message, e.g. posted back by the Worker. */
-export function makeError(code, message, cause) {
-  const Class = classFor(code);
-  return new Class(code, message, { field: fieldOf(code, message), cause });
+/** The `field` the wasm (or a posted error) carries: a non-empty string, else none. */
+function fieldOf(thrown) {
+  const field = thrown?.field;
+  return typeof field === 'string' && field !== '' ? field : undefined;
 }
 
 /** Whatever the wasm (or anything under it) threw, as a ForesightError. */
@@ -78,11 +76,21 @@ export function toForesightError(thrown) {
   if (thrown instanceof ForesightError) return thrown;
   const code = thrown && typeof thrown.code === 'string' ? thrown.code : 'internal';
   const message = thrown && typeof thrown.message === 'string' ? thrown.message : String(thrown);
-  return makeError(code, message, thrown);
+  return makeError(code, message, { field: fieldOf(thrown), cause: thrown });
 }
 
-/** What a Worker posts for an error: structured clone keeps an Error's message, not `.code`. */
+/** What a Worker posts for an error: structured clone keeps an Error's message, not `.code` or
+ * `.field`, so they travel as plain data; `deserializeError` rebuilds the subclass on the page. */
 export function serializeError(thrown) {
   const e = toForesightError(thrown);
-  return { code: e.code, message: e.message };
+  const posted = { code: e.code, message: e.message };
+  if (e.field !== undefined) posted.field = e.field;
+  return posted;
+}
+
+/** The page side of `serializeError`: the posted `{code, message, field?}` as a ForesightError. */
+export function deserializeError(posted) {
+  const code = typeof posted?.code === 'string' ? posted.code : 'internal';
+  const message = typeof posted?.message === 'string' ? posted.message : 'unknown error in the worker';
+  return makeError(code, message, { field: fieldOf(posted) });
 }

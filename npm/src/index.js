@@ -6,7 +6,7 @@
 // ForesightError subclass carrying the SDK's stable `code`.
 
 import { DirectEngine, METHODS, checkConfig } from './core.js';
-import { ForesightError, InvalidOptionError, makeError } from './errors.js';
+import { ForesightError, InvalidOptionError, deserializeError, makeError } from './errors.js';
 
 export {
   ForesightError,
@@ -132,7 +132,7 @@ export class Foresight {
   /** `"granted" | "denied" | "unknown"`, kept on the device. */
   consent(state) {
     if (typeof state !== 'string') {
-      return Promise.reject(makeError('invalid_option', `consent must be "granted", "denied" or "unknown", got ${typeof state}`));
+      return Promise.reject(makeError('invalid_option', `consent must be "granted", "denied" or "unknown", got ${typeof state}`, { field: 'consent' }));
     }
     return this.#call('consent', [state]);
   }
@@ -327,7 +327,7 @@ class WorkerEngine {
         if (!pending) return;
         this.#pending.delete(message.id);
         if (message.ok) pending.resolve(message.value);
-        else pending.reject(makeError(message.error?.code ?? 'internal', message.error?.message ?? 'unknown error in the worker'));
+        else pending.reject(deserializeError(message.error));
         return;
       }
     }

@@ -5,7 +5,7 @@
 // and gets back, in order:
 //   {kind: 'storage', op: 'set' | 'remove', key, value?}   every write, for localStorage
 //   {kind: 'progress', event}                              bundle download progress
-//   {kind: 'reply', id, ok, value | error: {code, message}}
+//   {kind: 'reply', id, ok, value | error: {code, message, field?}}
 // A Worker has no localStorage, so the SDK gets a storage hook over a Map seeded with the page's
 // entries; each write goes back to the page before the reply of the call that made it, so when
 // a call's promise resolves its writes are already in the page's localStorage.

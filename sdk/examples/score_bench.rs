@@ -5,8 +5,8 @@
 
 use std::time::Instant;
 
-use foresight::gpu::{probe, GpuScorer};
-use foresight::score::ItemMatrix;
+use foresight::infer::gpu::{probe, GpuScorer};
+use foresight::infer::score::ItemMatrix;
 
 fn lcg(seed: &mut u64) -> f32 {
     *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -22,7 +22,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runs: usize = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(9);
     let (_instance, adapter) = pollster::block_on(probe())?;
     let info = adapter.get_info();
-    println!("adapter: {} ({:?}, {:?}); {} runs after 2 warm-up, median ms, top-20, 64 dims", info.name, info.backend, info.device_type, runs);
+    println!(
+        "adapter: {} ({:?}, {:?}); {} runs after 2 warm-up, median ms, top-20, 64 dims",
+        info.name, info.backend, info.device_type, runs
+    );
     println!("| items | dtype | matrix MB | upload+compile ms | CPU ms | GPU ms | GPU/CPU | chunks rescored | same top-20 |");
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---|");
     for rows in [10_000usize, 100_000, 1_000_000] {
@@ -31,7 +34,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut s = rows as u64;
             let values: Vec<f32> = (0..rows * dims).map(|_| lcg(&mut s)).collect();
             let bias: Vec<f32> = (0..rows).map(|_| lcg(&mut s) * 0.1).collect();
-            let m = if f16 { ItemMatrix::from_f32_as_f16(rows, dims, &values, Some(bias))? } else { ItemMatrix::from_f32(rows, dims, &values, Some(bias))? };
+            let m = if f16 {
+                ItemMatrix::from_f32_as_f16(rows, dims, &values, Some(bias))?
+            } else {
+                ItemMatrix::from_f32(rows, dims, &values, Some(bias))?
+            };
             drop(values);
             let t = Instant::now();
             let mut gpu = pollster::block_on(GpuScorer::with_adapter(&adapter, &m))?;

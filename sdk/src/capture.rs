@@ -20,16 +20,7 @@ pub const MAX_DWELL_SECONDS: f64 = 86_400.0;
 pub const MAX_PURCHASE_LINES: usize = 200;
 
 /// The event kinds, by the name used in `{"type": ...}`.
-pub const EVENT_TYPES: [&str; 8] = [
-    "page_view",
-    "product_view",
-    "search",
-    "click",
-    "add_to_cart",
-    "remove_from_cart",
-    "purchase",
-    "dwell",
-];
+pub const EVENT_TYPES: [&str; 8] = ["page_view", "product_view", "search", "click", "add_to_cart", "remove_from_cart", "purchase", "dwell"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -92,14 +83,9 @@ impl Event {
     pub fn from_json(value: &Value) -> Result<Event> {
         let size = serde_json::to_string(value).map(|s| s.len()).unwrap_or(usize::MAX);
         if size > MAX_EVENT_BYTES {
-            return Err(Error::event(
-                "event",
-                format!("is {size} bytes as JSON; the limit is {MAX_EVENT_BYTES}"),
-            ));
+            return Err(Error::event("event", format!("is {size} bytes as JSON; the limit is {MAX_EVENT_BYTES}")));
         }
-        let obj = value
-            .as_object()
-            .ok_or_else(|| Error::event("event", format!("must be an object, got {}", kind_of(value))))?;
+        let obj = value.as_object().ok_or_else(|| Error::event("event", format!("must be an object, got {}", kind_of(value))))?;
         let ty = match obj.get("type") {
             Some(Value::String(t)) => t.as_str(),
             Some(other) => return Err(Error::event("type", format!("must be a string, got {}", kind_of(other)))),
@@ -113,11 +99,7 @@ impl Event {
             }
             "product_view" => {
                 f.allow(&["itemId", "category", "price"])?;
-                Event::ProductView {
-                    item_id: f.id("itemId")?,
-                    category: f.opt_id("category")?,
-                    price: f.opt_price("price")?,
-                }
+                Event::ProductView { item_id: f.id("itemId")?, category: f.opt_id("category")?, price: f.opt_price("price")? }
             }
             "search" => {
                 f.allow(&["query"])?;
@@ -152,19 +134,11 @@ impl Event {
                 f.allow(&["itemId", "seconds"])?;
                 let seconds = f.opt_number("seconds")?.ok_or_else(|| Error::event("seconds", "is missing"))?;
                 if !(0.0..=MAX_DWELL_SECONDS).contains(&seconds) {
-                    return Err(Error::event(
-                        "seconds",
-                        format!("must be between 0 and {MAX_DWELL_SECONDS}, got {seconds}"),
-                    ));
+                    return Err(Error::event("seconds", format!("must be between 0 and {MAX_DWELL_SECONDS}, got {seconds}")));
                 }
                 Event::Dwell { item_id: f.opt_id("itemId")?, seconds }
             }
-            other => {
-                return Err(Error::event(
-                    "type",
-                    format!("`{other}` is not an event type; use one of {}", EVENT_TYPES.join(", ")),
-                ))
-            }
+            other => return Err(Error::event("type", format!("`{other}` is not an event type; use one of {}", EVENT_TYPES.join(", ")))),
         };
         Ok(event)
     }
@@ -262,11 +236,9 @@ impl Fields<'_> {
     fn opt_number(&self, name: &str) -> Result<Option<f64>> {
         match self.get(name) {
             None => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_f64()
-                .filter(|x| x.is_finite())
-                .map(Some)
-                .ok_or_else(|| Error::event(name, "must be a finite number")),
+            Some(Value::Number(n)) => {
+                n.as_f64().filter(|x| x.is_finite()).map(Some).ok_or_else(|| Error::event(name, "must be a finite number"))
+            }
             Some(other) => Err(Error::event(name, format!("must be a number, got {}", kind_of(other)))),
         }
     }
@@ -301,9 +273,9 @@ impl Fields<'_> {
             .iter()
             .enumerate()
             .map(|(i, line)| {
-                let obj = line.as_object().ok_or_else(|| {
-                    Error::event(format!("items[{i}]"), format!("must be an object, got {}", kind_of(line)))
-                })?;
+                let obj = line
+                    .as_object()
+                    .ok_or_else(|| Error::event(format!("items[{i}]"), format!("must be an object, got {}", kind_of(line))))?;
                 let f = Fields { obj, ty: "purchase line" };
                 let prefixed = |e: Error| match e {
                     Error::InvalidEvent { field, problem } => Error::event(format!("items[{i}].{field}"), problem),

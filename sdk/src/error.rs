@@ -21,7 +21,7 @@ pub enum Error {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
-    Bundle(#[from] crate::bundle::BundleError),
+    Bundle(#[from] BundleError),
     /// The call needs a model the SDK was not initialised with.
     #[error("no {0} model is loaded: pass one in the config given to init()")]
     NoModel(&'static str),
@@ -41,6 +41,15 @@ impl Error {
             Error::Bundle(e) => e.code(),
             Error::NoModel(_) => "no_model",
             Error::NoConsent => "no_consent",
+        }
+    }
+
+    /// The event field or option an `invalid_event` / `invalid_option` error names (JavaScript
+    /// gets it as the error's `field` property).
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Error::InvalidEvent { field, .. } | Error::InvalidOption { field, .. } => Some(field),
+            _ => None,
         }
     }
 
@@ -103,6 +112,47 @@ pub enum StorageError {
     QuotaExceeded,
     #[error("storage is unavailable: {0}")]
     Unavailable(String),
+}
+
+/// Why a bundle was refused.
+#[derive(Debug, Clone, PartialEq, ThisError)]
+#[non_exhaustive]
+pub enum BundleError {
+    #[error("not a Foresight bundle (the file does not start with FSBUNDLE); is the URL right?")]
+    NotABundle,
+    #[error("bundle format version {found} is not supported by this SDK (it reads version {supported}); convert the model with a matching foresight-export")]
+    UnsupportedVersion { found: u32, supported: u32 },
+    #[error("the bundle is truncated: {needed} bytes needed, {actual} present (an interrupted download?)")]
+    Truncated { needed: u64, actual: u64 },
+    #[error("the bundle's manifest is invalid: {0}")]
+    Manifest(String),
+    #[error("the bundle is not signed, but a public key is configured: sign it with `foresight-export convert --signing-key`")]
+    Unsigned,
+    #[error("the bundle was signed by another key (key id {found}, expected {expected})")]
+    WrongKey { found: String, expected: String },
+    #[error("the bundle's signature does not match its contents: it was modified after signing")]
+    BadSignature,
+    #[error("part `{part}` does not match its SHA-256: the file was modified or corrupted")]
+    PartHash { part: String },
+    #[error("the bundle has no part `{0}`")]
+    MissingPart(String),
+    #[error("invalid key: {0}")]
+    Key(String),
+}
+
+impl BundleError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            BundleError::NotABundle => "bundle_format",
+            BundleError::UnsupportedVersion { .. } => "bundle_version",
+            BundleError::Truncated { .. } => "bundle_truncated",
+            BundleError::Manifest(_) | BundleError::MissingPart(_) => "bundle_manifest",
+            BundleError::Unsigned => "bundle_unsigned",
+            BundleError::WrongKey { .. } => "bundle_wrong_key",
+            BundleError::BadSignature | BundleError::PartHash { .. } => "bundle_tampered",
+            BundleError::Key(_) => "bundle_key",
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -6,9 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::placements::PLACEMENTS;
+use crate::contract::report::RecStage;
 use crate::privacy::mechanism::{Estimate, KaryRr, Randomness};
-use crate::report::RecStage;
+use crate::recommend::placement::PLACEMENTS;
 
 /// One experiment, as the shop declares it.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -208,7 +208,7 @@ pub fn analyze(rr: &KaryRr, variants: usize, tallies: &[u64], z: f64) -> (Vec<Va
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::privacy::mechanism::SeededRandomness;
+    use crate::platform::SeededRandomness;
 
     fn experiment(epsilon: f64) -> Experiment {
         serde_json::from_value(serde_json::json!({
@@ -227,7 +227,11 @@ mod tests {
         for _ in 0..visitors {
             let v = e.assign(&mut rng);
             let stage = if rng.unit() < click_rates[v] {
-                if rng.unit() < 0.3 { RecStage::Added } else { RecStage::Clicked }
+                if rng.unit() < 0.3 {
+                    RecStage::Added
+                } else {
+                    RecStage::Clicked
+                }
             } else if rng.unit() < 0.9 {
                 RecStage::Shown
             } else {

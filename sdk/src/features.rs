@@ -63,11 +63,7 @@ pub struct SeqItem<'a> {
 /// The recommender's input: items the visitor showed interest in (views, cart adds, purchases),
 /// oldest first, the last `max_len` of them. Items the model does not know are skipped, and an
 /// item repeated back-to-back (viewed, then added to the cart) counts once.
-pub fn item_sequence<'a>(
-    events: impl IntoIterator<Item = &'a StoredEvent>,
-    vocab: &Vocabulary,
-    max_len: usize,
-) -> Vec<SeqItem<'a>> {
+pub fn item_sequence<'a>(events: impl IntoIterator<Item = &'a StoredEvent>, vocab: &Vocabulary, max_len: usize) -> Vec<SeqItem<'a>> {
     let mut seq: Vec<SeqItem<'a>> = Vec::new();
     for stored in events {
         for item_id in stored.event.interest_items() {
@@ -150,8 +146,7 @@ pub fn intent_feature_spec() -> FeatureSpec {
 pub fn intent_features(events: &[&StoredEvent], now_ms: f64, session_gap_ms: f64) -> Vec<f32> {
     let last = events.last();
     let current_session = last.filter(|e| now_ms - e.at <= session_gap_ms).map(|e| e.session);
-    let (current, prior): (Vec<&StoredEvent>, Vec<&StoredEvent>) =
-        events.iter().copied().partition(|e| Some(e.session) == current_session);
+    let (current, prior): (Vec<&StoredEvent>, Vec<&StoredEvent>) = events.iter().copied().partition(|e| Some(e.session) == current_session);
 
     let mut views = 0usize;
     let mut distinct = HashSet::new();
@@ -232,15 +227,13 @@ impl Cart {
         let mut cart = Cart::default();
         for e in events {
             match e {
-                Event::AddToCart { item_id, quantity, price, .. } => {
-                    match cart.lines.iter_mut().find(|l| &l.0 == item_id) {
-                        Some(line) => {
-                            line.1 = line.1.saturating_add(*quantity);
-                            line.2 = price.or(line.2);
-                        }
-                        None => cart.lines.push((item_id.clone(), *quantity, *price)),
+                Event::AddToCart { item_id, quantity, price, .. } => match cart.lines.iter_mut().find(|l| &l.0 == item_id) {
+                    Some(line) => {
+                        line.1 = line.1.saturating_add(*quantity);
+                        line.2 = price.or(line.2);
                     }
-                }
+                    None => cart.lines.push((item_id.clone(), *quantity, *price)),
+                },
                 Event::RemoveFromCart { item_id, quantity } => {
                     if let Some(pos) = cart.lines.iter().position(|l| &l.0 == item_id) {
                         let line = &mut cart.lines[pos];
@@ -347,10 +340,9 @@ mod tests {
         // Two hours later the session is over: the visitor is starting a fresh one.
         let later = intent_features(&refs, T0 + 130.0 * MIN, 30.0 * MIN);
         assert_eq!(later[0], 0.0);
-        assert!((later[INTENT_FEATURES.iter().position(|d| d.name == "prior_sessions").expect("known")] as f64
-            - 2f64.ln_1p())
-        .abs()
-            < 1e-5);
+        assert!(
+            (later[INTENT_FEATURES.iter().position(|d| d.name == "prior_sessions").expect("known")] as f64 - 2f64.ln_1p()).abs() < 1e-5
+        );
     }
 
     #[test]

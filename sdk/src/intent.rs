@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::error::ModelError;
 use crate::features::INTENT_FEATURES;
-use crate::model::IntentModel;
+use crate::infer::model::IntentModel;
 
 /// One named input of the intent model.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1,119 +1,13 @@
 //! Store: the on-device event log — bounded by count and bytes, time-to-live per event,
 //! sessionized, persisted through a `Storage` so the core stays platform-free.
 
-use std::cell::Cell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
 use crate::capture::Event;
 use crate::error::{Result, StorageError};
-
-/// A key-value store of strings: `localStorage` in the browser, memory natively.
-pub trait Storage {
-    fn get(&self, key: &str) -> Result<Option<String>, StorageError>;
-    fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError>;
-    fn remove(&mut self, key: &str) -> Result<(), StorageError>;
-}
-
-/// Milliseconds since the Unix epoch, injected so tests control time.
-pub trait Clock {
-    fn now_ms(&self) -> f64;
-}
-
-/// In-memory storage with an optional quota (in bytes of keys and values), for native use and
-/// for tests of quota pressure.
-#[derive(Debug, Default, Clone)]
-pub struct MemoryStorage {
-    map: HashMap<String, String>,
-    quota_bytes: Option<usize>,
-}
-
-impl MemoryStorage {
-    pub fn with_quota(quota_bytes: usize) -> Self {
-        MemoryStorage { map: HashMap::new(), quota_bytes: Some(quota_bytes) }
-    }
-
-    fn used_without(&self, key: &str) -> usize {
-        self.map.iter().filter(|(k, _)| k.as_str() != key).map(|(k, v)| k.len() + v.len()).sum()
-    }
-}
-
-impl Storage for MemoryStorage {
-    fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
-        Ok(self.map.get(key).cloned())
-    }
-
-    fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
-        if let Some(quota) = self.quota_bytes {
-            if self.used_without(key) + key.len() + value.len() > quota {
-                return Err(StorageError::QuotaExceeded);
-            }
-        }
-        self.map.insert(key.to_owned(), value.to_owned());
-        Ok(())
-    }
-
-    fn remove(&mut self, key: &str) -> Result<(), StorageError> {
-        self.map.remove(key);
-        Ok(())
-    }
-}
-
-impl<S: Storage + ?Sized> Storage for Box<S> {
-    fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
-        (**self).get(key)
-    }
-    fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
-        (**self).set(key, value)
-    }
-    fn remove(&mut self, key: &str) -> Result<(), StorageError> {
-        (**self).remove(key)
-    }
-}
-
-/// The system clock (native builds).
-#[cfg(not(target_arch = "wasm32"))]
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-#[cfg(not(target_arch = "wasm32"))]
-impl Clock for SystemClock {
-    fn now_ms(&self) -> f64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .unwrap_or(0.0)
-    }
-}
-
-/// A clock that only moves when told to.
-#[derive(Debug, Default, Clone)]
-pub struct ManualClock(Cell<f64>);
-
-impl ManualClock {
-    pub fn new(start_ms: f64) -> Self {
-        ManualClock(Cell::new(start_ms))
-    }
-    pub fn advance_ms(&self, ms: f64) {
-        self.0.set(self.0.get() + ms);
-    }
-    pub fn set_ms(&self, ms: f64) {
-        self.0.set(ms);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> f64 {
-        self.0.get()
-    }
-}
-
-impl<C: Clock + ?Sized> Clock for std::rc::Rc<C> {
-    fn now_ms(&self) -> f64 {
-        (**self).now_ms()
-    }
-}
+use crate::platform::Storage;
 
 /// Limits of the event log. The defaults keep the log well under `localStorage`'s 5 MB.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -248,9 +142,7 @@ impl<S: Storage> EventLog<S> {
                         warnings.push(StoreWarning::Discarded { reason: "events out of order".into() });
                     }
                 }
-                Ok(p) => warnings.push(StoreWarning::Discarded {
-                    reason: format!("format version {} is not {FORMAT_VERSION}", p.version),
-                }),
+                Ok(p) => warnings.push(StoreWarning::Discarded { reason: format!("format version {} is not {FORMAT_VERSION}", p.version) }),
                 Err(e) => warnings.push(StoreWarning::Discarded { reason: e.to_string() }),
             },
             Err(e) => warnings.push(StoreWarning::NotPersisted { error: e }),
@@ -395,6 +287,7 @@ fn json_len(e: &StoredEvent) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::MemoryStorage;
     use serde_json::json;
 
     const T0: f64 = 1_700_000_000_000.0;

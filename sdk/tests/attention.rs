@@ -3,10 +3,11 @@
 //! thousands of random sessions.
 #![cfg(not(target_arch = "wasm32"))]
 
-use foresight::attention::{self, Activation, KvCache};
-use foresight::model::{RecommenderIo, RecommenderModel};
-use foresight::privacy::mechanism::{Randomness, SeededRandomness};
-use foresight::recommend::top_k;
+use foresight::contract::manifest::Activation;
+use foresight::infer::attention::KvCache;
+use foresight::infer::model::{RecommenderIo, RecommenderModel};
+use foresight::infer::topk::top_k;
+use foresight::platform::{Randomness, SeededRandomness};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
@@ -30,7 +31,7 @@ fn session(rng: &mut SeededRandomness, items: usize, max: usize) -> Vec<usize> {
 #[test]
 fn recognised_sasrec_matches_tract_on_random_sessions() {
     let bytes = read("bench/models/sasrec_5000.onnx");
-    let m = attention::from_onnx(&bytes, None).unwrap_or_else(|e| panic!("not recognised: {e}"));
+    let m = foresight::import::attention::from_onnx(&bytes, None).unwrap_or_else(|e| panic!("not recognised: {e}"));
     let s = &m.spec;
     assert_eq!((s.items, s.embedding_rows, s.dim, s.heads, s.blocks, s.ffn, s.positions), (5000, 5001, 64, 2, 2, 128, 50));
     assert_eq!(s.activation, Activation::GeluErf);
@@ -70,7 +71,7 @@ fn recognised_sasrec_matches_tract_on_random_sessions() {
 /// (after a reload) equals the one built event by event.
 #[test]
 fn the_cache_equals_the_whole_sequence() {
-    let m = attention::from_onnx(&read("bench/models/sasrec_5000.onnx"), None).expect("recognised");
+    let m = foresight::import::attention::from_onnx(&read("bench/models/sasrec_5000.onnx"), None).expect("recognised");
     let n = m.spec.items;
     let mut rng = SeededRandomness(5);
     let mut cache = KvCache::default();
@@ -130,10 +131,10 @@ fn the_cache_equals_the_whole_sequence() {
 
 #[test]
 fn the_i16_top_k_equals_the_exact_head() {
-    let m = attention::from_onnx(&read("bench/models/sasrec_5000.onnx"), None).expect("recognised");
+    let m = foresight::import::attention::from_onnx(&read("bench/models/sasrec_5000.onnx"), None).expect("recognised");
     let mut rng = SeededRandomness(9);
     let (mut cache, mut scores) = (KvCache::default(), Vec::new());
-    let (mut scratch, mut got) = (foresight::head::TopKScratch::default(), Vec::new());
+    let (mut scratch, mut got) = (foresight::infer::head::TopKScratch::default(), Vec::new());
     for _ in 0..300 {
         let seq = session(&mut rng, m.spec.items, m.spec.positions);
         let h = cache.advance(&m, &seq).expect("advances").to_vec();
@@ -154,9 +155,9 @@ fn other_graphs_are_refused_with_a_reason() {
         ("tests/fixtures/torch/mha_legacy_fixed_seq.onnx", "not LayerNormalization"),
         ("tests/fixtures/intent_logreg.onnx", "not a MatMul/Gemm scoring head"),
     ] {
-        let err = attention::from_onnx(&read(path), None).err().unwrap_or_else(|| panic!("{path} recognised"));
+        let err = foresight::import::attention::from_onnx(&read(path), None).err().unwrap_or_else(|| panic!("{path} recognised"));
         println!("{path}: {err}");
         assert!(err.contains(why), "{path}: {err}");
     }
-    assert!(attention::from_onnx(b"not a protobuf", None).is_err());
+    assert!(foresight::import::attention::from_onnx(b"not a protobuf", None).is_err());
 }

@@ -2,8 +2,8 @@
 //! must equal the CPU's, items, order and scores, on random and adversarial inputs.
 #![cfg(all(feature = "webgpu", not(target_arch = "wasm32")))]
 
-use foresight::gpu::{probe, GpuScorer};
-use foresight::score::{ItemMask, ItemMatrix};
+use foresight::infer::gpu::{probe, GpuScorer};
+use foresight::infer::score::{ItemMask, ItemMatrix};
 use pollster::block_on;
 
 struct Rng(u64);
@@ -139,7 +139,7 @@ fn extremes_near_ties_and_everything_masked() {
 
 #[test]
 fn scoring_chooses_a_path_says_why_and_survives_a_lost_device() {
-    use foresight::gpu::{Backend, Preference, Scoring};
+    use foresight::infer::gpu::{Backend, Preference, Scoring};
     let mut rng = Rng(5);
     let (rows, dims) = (20_000, 64);
     let m = ItemMatrix::from_f32(rows, dims, &rng.vec(rows * dims, 1.0), None).unwrap();

@@ -2,10 +2,10 @@
 //! graph, over thousands of random sessions.
 #![cfg(not(target_arch = "wasm32"))]
 
-use foresight::gru::{self, SessionState};
-use foresight::model::{RecommenderIo, RecommenderModel};
-use foresight::privacy::mechanism::{Randomness, SeededRandomness};
-use foresight::recommend::top_k;
+use foresight::infer::gru::SessionState;
+use foresight::infer::model::{RecommenderIo, RecommenderModel};
+use foresight::infer::topk::top_k;
+use foresight::platform::{Randomness, SeededRandomness};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures");
 
@@ -32,7 +32,7 @@ fn same_top_k(a: &[f32], b: &[f32], k: usize) -> bool {
 fn recognised_graphs_match_tract_on_random_sessions() {
     for (name, lbr) in [("session_gru.onnx", false), ("torch/gru_legacy.onnx", true)] {
         let bytes = read(name);
-        let g = gru::from_onnx(&bytes, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let g = foresight::import::gru::from_onnx(&bytes, None).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(g.spec.linear_before_reset, lbr, "{name}");
         let n = g.spec.items;
         let mut tract = RecommenderModel::load(&bytes, &RecommenderIo::default(), n).expect("tract loads it");
@@ -57,7 +57,7 @@ fn recognised_graphs_match_tract_on_random_sessions() {
 #[test]
 fn incremental_state_equals_the_whole_sequence_and_survives_a_reload() {
     let bytes = read("session_gru.onnx");
-    let g = gru::from_onnx(&bytes, None).expect("recognised");
+    let g = foresight::import::gru::from_onnx(&bytes, None).expect("recognised");
     let n = g.spec.items;
     let mut rng = SeededRandomness(5);
     let (mut whole, mut inc) = (Vec::new(), Vec::new());
@@ -120,9 +120,9 @@ fn incremental_state_equals_the_whole_sequence_and_survives_a_reload() {
 
 #[test]
 fn unrecognised_graphs_say_why() {
-    let err = gru::from_onnx(&read("intent_logreg.onnx"), None).err().expect("not a GRU recommender");
+    let err = foresight::import::gru::from_onnx(&read("intent_logreg.onnx"), None).expect_err("not a GRU recommender");
     assert!(err.contains("scoring head") || err.contains("MatMul"), "{err}");
-    let err = gru::from_onnx(b"not a protobuf at all", None).err().expect("garbage");
+    let err = foresight::import::gru::from_onnx(b"not a protobuf at all", None).expect_err("garbage");
     assert!(err.contains("not an ONNX protobuf") || err.contains("no graph"), "{err}");
 }
 
@@ -132,8 +132,8 @@ fn unrecognised_graphs_say_why() {
 #[test]
 fn the_client_on_a_gru_bundle_recommends_like_the_onnx_graph() {
     use foresight::client::{Config, RecommenderConfig};
+    use foresight::platform::{ManualClock, MemoryStorage, Storage};
     use foresight::recommend::{CatalogItem, RecommendOptions};
-    use foresight::store::{ManualClock, MemoryStorage, Storage};
     use foresight::Client;
     use std::rc::Rc;
 
@@ -146,7 +146,8 @@ fn the_client_on_a_gru_bundle_recommends_like_the_onnx_graph() {
         public_key: Some(public_key.trim().to_owned()),
         ..Config::default()
     };
-    let onnx_config = || Config { catalog: catalog.clone(), recommender: Some(RecommenderConfig::new(read("session_gru.onnx"))), ..Config::default() };
+    let onnx_config =
+        || Config { catalog: catalog.clone(), recommender: Some(RecommenderConfig::new(read("session_gru.onnx"))), ..Config::default() };
     let options = RecommendOptions { k: Some(20), ..Default::default() };
     for case in reference["cases"].as_array().expect("cases") {
         let ids: Vec<String> = serde_json::from_value(case["item_ids"].clone()).expect("ids");
@@ -188,10 +189,10 @@ fn the_client_on_a_gru_bundle_recommends_like_the_onnx_graph() {
 #[test]
 fn quantized_head_top_k_is_the_exact_top_k() {
     for name in ["session_gru.onnx", "torch/gru_legacy.onnx"] {
-        let g = gru::from_onnx(&read(name), None).expect("recognised");
+        let g = foresight::import::gru::from_onnx(&read(name), None).expect("recognised");
         let n = g.spec.items;
         let mut rng = SeededRandomness(23);
-        let (mut scores, mut scratch, mut got) = (Vec::new(), foresight::head::TopKScratch::default(), Vec::new());
+        let (mut scores, mut scratch, mut got) = (Vec::new(), foresight::infer::head::TopKScratch::default(), Vec::new());
         let mut rescored_total = 0;
         let mut runs = 0;
         for case in 0..2000 {

@@ -5,9 +5,9 @@ use std::rc::Rc;
 
 use foresight::client::{Config, IntentConfig, ModelStatus, RecommenderConfig};
 use foresight::error::ModelError;
-use foresight::model::{RecommenderIo, RecommenderModel};
+use foresight::infer::model::{RecommenderIo, RecommenderModel};
+use foresight::platform::{ManualClock, MemoryStorage};
 use foresight::recommend::{CatalogItem, Explanation, RecommendOptions, Source};
-use foresight::store::{ManualClock, MemoryStorage};
 use foresight::Client;
 use prost::Message;
 use serde_json::{json, Value};
@@ -29,11 +29,7 @@ fn catalog() -> Vec<CatalogItem> {
 }
 
 fn gru_config() -> Config {
-    Config {
-        catalog: catalog(),
-        recommender: Some(RecommenderConfig::new(read("session_gru.onnx"))),
-        ..Config::default()
-    }
+    Config { catalog: catalog(), recommender: Some(RecommenderConfig::new(read("session_gru.onnx"))), ..Config::default() }
 }
 
 fn client(config: Config) -> (Client<MemoryStorage, Rc<ManualClock>>, Rc<ManualClock>, Vec<String>) {
@@ -67,11 +63,10 @@ fn recommender_matches_onnxruntime_on_every_case() {
         let indices: Vec<usize> =
             case["indices"].as_array().expect("indices").iter().map(|v| v.as_u64().expect("index") as usize).collect();
         model.scores_into(&indices, &mut scores).expect("runs");
-        let reference: Vec<f32> =
-            case["scores"].as_array().expect("scores").iter().map(|v| v.as_f64().expect("f") as f32).collect();
+        let reference: Vec<f32> = case["scores"].as_array().expect("scores").iter().map(|v| v.as_f64().expect("f") as f32).collect();
         let max_delta = scores.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(max_delta <= 1e-4, "{}: max |Δ| = {max_delta}", case["name"]);
-        let top: Vec<usize> = foresight::recommend::top_k(&scores, 20, &vec![false; 5000]).iter().map(|p| p.0).collect();
+        let top: Vec<usize> = foresight::infer::topk::top_k(&scores, 20, &vec![false; 5000]).iter().map(|p| p.0).collect();
         let expected: Vec<usize> =
             case["top20"].as_array().expect("top20").iter().map(|t| t["index"].as_u64().expect("i") as usize).collect();
         assert_eq!(top, expected, "{}", case["name"]);
@@ -125,7 +120,8 @@ fn recommendations_follow_the_category_being_browsed() {
         view(&mut c, &clock, id.as_str().expect("id"));
     }
     let after = c.recommend(&RecommendOptions { k: Some(20), exclude: vec![] }).expect("recommend");
-    let in_cat = |ids: &[&str]| ids.iter().filter(|id| cat.iter().any(|i| &i.id == *id && i.category.as_deref() == Some(&category))).count();
+    let in_cat =
+        |ids: &[&str]| ids.iter().filter(|id| cat.iter().any(|i| &i.id == *id && i.category.as_deref() == Some(&category))).count();
     let after_ids: Vec<&str> = after.items.iter().map(|r| r.item_id.as_str()).collect();
     let before_ids: Vec<&str> = before.items.iter().map(|r| r.item_id.as_str()).collect();
     assert!(in_cat(&after_ids) >= 15, "{} of 20 in {category}", in_cat(&after_ids));
@@ -235,7 +231,7 @@ fn load_errors_name_the_operator_or_input() {
 #[test]
 fn intent_without_a_model_is_a_clear_error_and_status_says_why() {
     let (mut c, _, _) = client(gru_config());
-    let e = c.intent().err().expect("no model");
+    let e = c.intent().expect_err("no model");
     assert_eq!(e.code(), "no_model");
     let mut cfg = gru_config();
     cfg.intent = Some(IntentConfig::new(read("session_gru.onnx")));
@@ -245,7 +241,7 @@ fn intent_without_a_model_is_a_clear_error_and_status_says_why() {
 
 #[test]
 fn intent_matches_onnxruntime_from_features_and_from_replayed_events() {
-    use foresight::model::{IntentIo, IntentModel};
+    use foresight::infer::model::{IntentIo, IntentModel};
     let reference = json_fixture("intent_logreg.reference.json");
     let names: Vec<&str> = reference["feature_names"].as_array().expect("names").iter().map(|v| v.as_str().expect("name")).collect();
     let ours: Vec<&str> = foresight::features::INTENT_FEATURES.iter().map(|f| f.name).collect();

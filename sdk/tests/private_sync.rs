@@ -5,11 +5,12 @@
 use std::rc::Rc;
 
 use foresight::client::{Config, Personalization, RecommenderConfig};
+use foresight::contract::report::{Contribution, Mechanisms, RecStage};
+use foresight::platform::SeededRandomness;
+use foresight::platform::{ManualClock, MemoryStorage, Storage};
 use foresight::privacy::budget::{Consent, OptOutSignals};
-use foresight::privacy::mechanism::{Hcms, HcmsSketch, KaryRr, SeededRandomness};
+use foresight::privacy::mechanism::{Hcms, HcmsSketch, KaryRr};
 use foresight::recommend::{CatalogItem, RecommendOptions, Source};
-use foresight::report::{Contribution, Mechanisms, RecStage};
-use foresight::store::{ManualClock, MemoryStorage, Storage};
 use foresight::sync::SyncConfig;
 use foresight::Client;
 use serde_json::{json, Value};
@@ -326,4 +327,37 @@ fn precomputed_lists_equal_computed_ones_and_count_only_when_handed_out() {
     track(&mut c, &clock, json!({"type": "product_view", "itemId": items[13].id}));
     c.recommend(&options).expect("recs");
     assert_eq!(c.precompute_hits(), 3);
+}
+
+#[test]
+fn forget_erases_every_key_about_the_visitor_and_keeps_only_choices_and_spent_budget() {
+    let clock = Rc::new(ManualClock::new(T0));
+    let items = catalog();
+    // The GRU bundle keeps session state on the device too (`.state`).
+    let cfg = Config { recommender: None, bundles: vec![read("bundles/session_gru.fsb").into()], ..with_experiment(60.0) };
+    let (mut c, _) = open(cfg, MemoryStorage::default(), &clock);
+    c.assign_experiments(&mut SeededRandomness(1));
+    c.set_consent(Consent::Granted).expect("consent");
+    for item in &items[3..6] {
+        track(&mut c, &clock, json!({"type": "product_view", "itemId": item.id}));
+    }
+    let first = first_recommendation(&mut c);
+    track(&mut c, &clock, json!({"type": "click", "itemId": first}));
+    c.prepare_report(OptOutSignals::default(), &mut SeededRandomness(2)).expect("a report today");
+
+    let keys = |c: &TestClient| c.storage().keys().map(str::to_owned).collect::<std::collections::BTreeSet<_>>();
+    let base = "foresight.events";
+    let all: Vec<String> =
+        ["", ".state", ".shown", ".variants", ".consent", ".outbox", ".outbox.budget"].iter().map(|s| format!("{base}{s}")).collect();
+    assert_eq!(keys(&c), all.iter().cloned().collect(), "every kind of key was written before the erase");
+
+    c.forget().expect("erased");
+    let kept: std::collections::BTreeSet<String> = [".consent", ".outbox", ".outbox.budget"].iter().map(|s| format!("{base}{s}")).collect();
+    assert_eq!(keys(&c), kept, "only the consent choice, the outbox's day and the spent ε survive");
+    let outbox = c.storage().get(&format!("{base}.outbox")).expect("readable").expect("kept");
+    for item in &items[3..6] {
+        assert!(!outbox.contains(&item.id), "the outbox still names {}: {outbox}", item.id);
+    }
+    assert!(c.history().is_empty());
+    assert!(c.privacy_status(OptOutSignals::default()).pending.is_empty(), "no report waits after an erase");
 }

@@ -2,7 +2,7 @@
 //! localStorage, real DOM events.
 #![cfg(target_arch = "wasm32")]
 
-use foresight::model::{IntentIo, IntentModel};
+use foresight::infer::model::{IntentIo, IntentModel};
 use foresight::web::WebForesight;
 use js_sys::{Reflect, Uint8Array};
 use serde_json::{json, Value};
@@ -337,7 +337,8 @@ async fn signed_bundles_download_with_progress_and_recommend_like_onnxruntime() 
     assert_eq!(status["recommender"]["state"], "ready", "{status}");
     assert_eq!(status["intent"]["state"], "ready", "{status}");
     let events = rust(&Reflect::get(&js_sys::global(), &"__fsProgress".into()).expect("progress"));
-    let last_for_gru = events.as_array().expect("events").iter().filter(|e| e["url"] == gru).last().cloned().expect("progress for the recommender");
+    let last_for_gru =
+        events.as_array().expect("events").iter().rev().find(|e| e["url"] == gru).cloned().expect("progress for the recommender");
     assert_eq!(last_for_gru["loaded"].as_u64(), Some(GRU_BUNDLE.len() as u64), "{last_for_gru}");
 
     fs.forget().expect("forget");
@@ -363,7 +364,9 @@ async fn a_tampered_or_missing_bundle_falls_back_to_popularity() {
     let last = tampered.len() - 1;
     tampered[last] ^= 0x5a;
     for (url, code) in [(blob_url(&tampered), "bundle_tampered"), ("/no-such-bundle.fsb".to_owned(), "bundle_download")] {
-        let cfg = js(&json!({"storageKey": "fs-test-bad-bundle", "bundleUrl": url, "publicKey": TEST_PUBLIC_KEY.trim(), "catalog": catalog["items"]}));
+        let cfg = js(
+            &json!({"storageKey": "fs-test-bad-bundle", "bundleUrl": url, "publicKey": TEST_PUBLIC_KEY.trim(), "catalog": catalog["items"]}),
+        );
         let fs = WebForesight::init(cfg).await.map_err(|e| rust(&e)).expect("init resolves anyway");
         assert_popularity_fallback(&fs, code);
     }
@@ -416,8 +419,10 @@ async fn reports_wait_for_consent_leave_privatized_and_survive_reload() {
 
 /// The collector started by scripts/test-browser.sh (`make test` runs it).
 fn collector_url() -> &'static str {
-    option_env!("FORESIGHT_TEST_COLLECTOR")
-        .expect("build with FORESIGHT_TEST_COLLECTOR set: run scripts/test-browser.sh, which starts a collector")
+    match option_env!("FORESIGHT_TEST_COLLECTOR") {
+        Some(url) => url,
+        None => panic!("build with FORESIGHT_TEST_COLLECTOR set: run scripts/test-browser.sh, which starts a collector"),
+    }
 }
 
 #[wasm_bindgen_test]
@@ -471,7 +476,9 @@ async fn reports_reach_a_real_collector_once() {
 /// A channel of its own on the scriptable front of the collector started by
 /// scripts/test-browser.sh (the browser tests run concurrently).
 fn flaky_url(channel: &str) -> String {
-    let base = option_env!("FORESIGHT_TEST_FLAKY").expect("build with FORESIGHT_TEST_FLAKY set: run scripts/test-browser.sh");
+    let Some(base) = option_env!("FORESIGHT_TEST_FLAKY") else {
+        panic!("build with FORESIGHT_TEST_FLAKY set: run scripts/test-browser.sh")
+    };
     format!("{base}/c/{channel}")
 }
 
@@ -482,8 +489,11 @@ async fn fetch_json(method: &str, url: &str, body: Option<&str>) -> Value {
         init.set_body(&JsValue::from_str(b));
     }
     let window = web_sys::window().expect("window");
-    let response: web_sys::Response =
-        wasm_bindgen_futures::JsFuture::from(window.fetch_with_str_and_init(url, &init)).await.expect("fetch").dyn_into().expect("response");
+    let response: web_sys::Response = wasm_bindgen_futures::JsFuture::from(window.fetch_with_str_and_init(url, &init))
+        .await
+        .expect("fetch")
+        .dyn_into()
+        .expect("response");
     rust(&wasm_bindgen_futures::JsFuture::from(response.json().expect("json")).await.expect("body"))
 }
 
@@ -539,10 +549,15 @@ async fn server_errors_and_rate_limits_are_retried_with_backoff() {
     let log = fetch_json("GET", &format!("{}/log", flaky_url()), None).await;
     let statuses: Vec<u64> = log.as_array().expect("log").iter().map(|e| e["status"].as_u64().expect("status")).collect();
     assert_eq!(statuses, [500, 429, 202]);
-    let keys: Vec<String> = log.as_array().expect("log").iter().map(|e| {
-        let body: Value = serde_json::from_str(e["body"].as_str().expect("body")).expect("report JSON");
-        body[0]["idempotencyKey"].as_str().expect("key").to_owned()
-    }).collect();
+    let keys: Vec<String> = log
+        .as_array()
+        .expect("log")
+        .iter()
+        .map(|e| {
+            let body: Value = serde_json::from_str(e["body"].as_str().expect("body")).expect("report JSON");
+            body[0]["idempotencyKey"].as_str().expect("key").to_owned()
+        })
+        .collect();
     assert!(keys.iter().all(|k| *k == key_sent), "every attempt is the same report: {keys:?}");
     fs.forget().expect("forget");
     fs.consent("unknown").expect("reset");
@@ -580,7 +595,8 @@ async fn pagehide_sends_the_report_by_beacon() {
     assert_eq!(entry["status"], 202);
     let body: Value = serde_json::from_str(entry["body"].as_str().expect("body")).expect("JSON");
     assert_eq!(body[0]["idempotencyKey"], pending[0]["idempotencyKey"]);
-    let statistics: Vec<&str> = body[0]["contributions"].as_array().expect("list").iter().map(|c| c["statistic"].as_str().expect("name")).collect();
+    let statistics: Vec<&str> =
+        body[0]["contributions"].as_array().expect("list").iter().map(|c| c["statistic"].as_str().expect("name")).collect();
     assert_eq!(statistics, ["item_view", "item_transition", "category_view", "intent_bucket", "rec_outcome", "rec_item"]);
     assert!(!entry["body"].as_str().expect("body").contains("sku-"), "nothing raw leaves");
     // A beacon's answer is never seen, so the report stays queued until a later delivery (the
@@ -589,7 +605,11 @@ async fn pagehide_sends_the_report_by_beacon() {
     assert!(last["outcome"] == "delivered" || last["sent"] == 0, "{last}");
     assert_eq!(rust(&fs.privacy().expect("privacy"))["pending"], json!([]));
     let log = fetch_json("GET", &format!("{}/log", flaky_url()), None).await;
-    assert!(log.as_array().expect("log").iter().all(|e| e["status"] == 202 && e["body"].as_str().expect("body").contains(pending[0]["idempotencyKey"].as_str().expect("key"))));
+    assert!(log
+        .as_array()
+        .expect("log")
+        .iter()
+        .all(|e| e["status"] == 202 && e["body"].as_str().expect("body").contains(pending[0]["idempotencyKey"].as_str().expect("key"))));
     fs.forget().expect("forget");
     fs.consent("unknown").expect("reset");
 }
@@ -601,16 +621,16 @@ async fn pagehide_sends_the_report_by_beacon() {
 /// top-k equal to the exact head's.
 #[wasm_bindgen_test]
 fn own_kernels_match_tract_in_wasm() {
-    use foresight::model::RecommenderModel;
-    use foresight::privacy::mechanism::{Randomness, SeededRandomness};
-    use foresight::recommend::top_k;
+    use foresight::infer::model::RecommenderModel;
+    use foresight::infer::topk::top_k;
+    use foresight::platform::{Randomness, SeededRandomness};
     const SASREC: &[u8] = include_bytes!("../../bench/models/sasrec_5000.onnx");
-    let gru = foresight::gru::from_onnx(GRU, None).expect("GRU recognised");
-    let sas = foresight::attention::from_onnx(SASREC, None).expect("SASRec recognised");
+    let gru = foresight::import::gru::from_onnx(GRU, None).expect("GRU recognised");
+    let sas = foresight::import::attention::from_onnx(SASREC, None).expect("SASRec recognised");
     let models = [(GRU, RecommenderModel::from_gru(gru)), (SASREC, RecommenderModel::from_attention(sas.clone()))];
     let mut rng = SeededRandomness(31);
     let (mut a, mut b, mut whole) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut scratch, mut got) = (foresight::head::TopKScratch::default(), Vec::new());
+    let (mut scratch, mut got) = (foresight::infer::head::TopKScratch::default(), Vec::new());
     for (bytes, mut ours) in models {
         let n = ours.n_items();
         let mut tract = RecommenderModel::load(bytes, &Default::default(), n).expect("tract loads it");
@@ -657,9 +677,9 @@ fn own_kernels_match_tract_in_wasm() {
     // Thousands of events one at a time: the incremental state equals the whole sequence bit
     // for bit (the attention window slides past 50 events; explanation-style queries that
     // leave one of the last items out come in between).
-    let gru = foresight::gru::from_onnx(GRU, None).expect("GRU recognised");
-    let mut state = foresight::gru::SessionState::default();
-    let mut cache = foresight::attention::KvCache::default();
+    let gru = foresight::import::gru::from_onnx(GRU, None).expect("GRU recognised");
+    let mut state = foresight::infer::gru::SessionState::default();
+    let mut cache = foresight::infer::attention::KvCache::default();
     let (mut history, mut inc) = (Vec::new(), Vec::new());
     for event in 0..2000 {
         if event % 500 == 0 {

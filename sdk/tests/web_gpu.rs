@@ -3,8 +3,8 @@
 //! the GPU's top-k must equal the CPU's; without it the SDK must choose the CPU and say why.
 #![cfg(all(target_arch = "wasm32", feature = "webgpu"))]
 
-use foresight::gpu::{Backend, Preference, Scoring};
-use foresight::score::{ItemMask, ItemMatrix};
+use foresight::infer::gpu::{Backend, Preference, Scoring};
+use foresight::infer::score::{ItemMask, ItemMatrix};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -124,13 +124,17 @@ async fn tower_bundle_recommends_the_same_on_gpu_and_cpu() {
         gpu.track(event.clone()).expect("track");
         cpu.track(event).expect("track");
         let options = js_sys::JSON::parse(r#"{"k": 12}"#).expect("json");
-        let a = wasm_bindgen_futures::JsFuture::from(gpu.recommend_async(options.clone())).await.map_err(|e| json(&e)).expect("gpu recommend");
+        let a =
+            wasm_bindgen_futures::JsFuture::from(gpu.recommend_async(options.clone())).await.map_err(|e| json(&e)).expect("gpu recommend");
         let b = wasm_bindgen_futures::JsFuture::from(cpu.recommend_async(options)).await.map_err(|e| json(&e)).expect("cpu recommend");
         let items = |v: &wasm_bindgen::JsValue| json(&js_sys::Reflect::get(v, &"items".into()).expect("items"));
         assert_eq!(items(&a), items(&b), "after {} views", n + 1);
         assert!(json(&a).contains(r#""source":"model""#), "{}", json(&a));
     }
-    assert!(json(&gpu.scoring().expect("scoring")).contains(if EXPECT_WEBGPU { r#""backend":"gpu""# } else { r#""backend":"cpu""# }), "no fallback along the way");
+    assert!(
+        json(&gpu.scoring().expect("scoring")).contains(if EXPECT_WEBGPU { r#""backend":"gpu""# } else { r#""backend":"cpu""# }),
+        "no fallback along the way"
+    );
 }
 
 /// Every half a matrix can hold widens exactly in the wasm SIMD path too: 8,192 rows × 8 dims

@@ -8,10 +8,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use foresight::contract::report::{Contribution, RecStage, Report, INTENT_BUCKETS, NOTHING};
 use foresight::experiment::{self, Comparison, VariantResult};
 use foresight::privacy::mechanism::{Estimate, HcmsSketch, KaryRr};
 use foresight::recommend::CatalogItem;
-use foresight::report::{Contribution, RecStage, Report, INTENT_BUCKETS, NOTHING};
 use serde::Serialize;
 
 /// z for a two-sided 95% interval.
@@ -178,7 +178,8 @@ pub fn aggregate(bodies: &[String], options: &Options) -> Aggregates {
                 | Contribution::CategoryView { mechanism, report }
                 | Contribution::RecItem { mechanism, report } => {
                     let statistic = ORDER.iter().position(|s| *s == c.statistic()).unwrap_or(0);
-                    let key = HcmsKey { statistic, hashes: mechanism.hashes, width: mechanism.width, epsilon_bits: mechanism.epsilon.to_bits() };
+                    let key =
+                        HcmsKey { statistic, hashes: mechanism.hashes, width: mechanism.width, epsilon_bits: mechanism.epsilon.to_bits() };
                     if mechanism.validate().is_err() {
                         continue;
                     }
@@ -252,10 +253,13 @@ pub fn aggregate(bodies: &[String], options: &Options) -> Aggregates {
                 1 => transitions.clone(),
                 _ => categories.iter().map(|s| s.to_string()).collect(),
             };
-            group.estimates = candidates.into_iter().map(|v| {
-                let e = sketch.estimate(&t, &v);
-                Released::new(v, e)
-            }).collect();
+            group.estimates = candidates
+                .into_iter()
+                .map(|v| {
+                    let e = sketch.estimate(&t, &v);
+                    Released::new(v, e)
+                })
+                .collect();
             group.estimates.sort_by(|a, b| b.estimate.total_cmp(&a.estimate));
             group.nothing = Some(Released::new(NOTHING, sketch.estimate(&t, NOTHING)));
         }
@@ -275,15 +279,14 @@ pub fn aggregate(bodies: &[String], options: &Options) -> Aggregates {
         }
         groups.push(group);
     }
-    let coverage = sketches
-        .iter()
-        .filter(|(key, s)| key.statistic == REC_ITEM && s.reports >= k && s.reports > 0)
-        .max_by_key(|(_, s)| s.reports)
-        .map(|(_, sketch)| {
-            let t = sketch.transformed();
-            let items_recommended = item_ids.iter().filter(|id| sketch.estimate(&t, id).interval(Z95).0 > 0.0).count();
-            Coverage { reports: sketch.reports, items_recommended, catalog_items: item_ids.len() }
-        });
+    let coverage =
+        sketches.iter().filter(|(key, s)| key.statistic == REC_ITEM && s.reports >= k && s.reports > 0).max_by_key(|(_, s)| s.reports).map(
+            |(_, sketch)| {
+                let t = sketch.transformed();
+                let items_recommended = item_ids.iter().filter(|id| sketch.estimate(&t, id).interval(Z95).0 > 0.0).count();
+                Coverage { reports: sketch.reports, items_recommended, catalog_items: item_ids.len() }
+            },
+        );
     let experiments = experiment_tallies
         .into_iter()
         .map(|((name, _, _), (rr, t))| {
@@ -401,7 +404,13 @@ pub fn summary(a: &Aggregates) -> String {
             g.estimates.iter().take(5).map(|e| format!("{} {:.0}±{:.0}", e.value, e.estimate, e.high - e.estimate)).collect()
         };
         let more = if !small_domain && g.estimates.len() > 5 { format!(" (+{} more)", g.estimates.len() - 5) } else { String::new() };
-        let _ = writeln!(s, "  {}: {} reports — {}{more}", g.label(), g.reports, if shown.is_empty() { "no candidates".to_owned() } else { shown.join(", ") });
+        let _ = writeln!(
+            s,
+            "  {}: {} reports — {}{more}",
+            g.label(),
+            g.reports,
+            if shown.is_empty() { "no candidates".to_owned() } else { shown.join(", ") }
+        );
     }
     if let Some(f) = &a.funnel {
         let stages: Vec<String> = f.stages.iter().map(|e| format!("{} {:.0}±{:.0}", e.value, e.estimate, e.high - e.estimate)).collect();
@@ -423,11 +432,8 @@ pub fn summary(a: &Aggregates) -> String {
         }
         let _ = writeln!(s, "  experiment {} ({} reports):", e.name, e.reports);
         for v in &e.variants {
-            let rates: Vec<String> = experiment::METRICS
-                .iter()
-                .zip(&v.rates)
-                .map(|(m, r)| format!("{m} {:.3}±{:.3}", r.value, Z95 * r.std_error))
-                .collect();
+            let rates: Vec<String> =
+                experiment::METRICS.iter().zip(&v.rates).map(|(m, r)| format!("{m} {:.3}±{:.3}", r.value, Z95 * r.std_error)).collect();
             let _ = writeln!(s, "    variant {} ({:.0} visitor-days): {}", v.variant, v.visitors.value, rates.join(", "));
         }
         for c in &e.comparisons {
@@ -443,7 +449,11 @@ pub fn summary(a: &Aggregates) -> String {
         }
     }
     if let Some(c) = &a.coverage {
-        let _ = writeln!(s, "  catalog coverage: {} of {} items certainly recommended ({} reports)", c.items_recommended, c.catalog_items, c.reports);
+        let _ = writeln!(
+            s,
+            "  catalog coverage: {} of {} items certainly recommended ({} reports)",
+            c.items_recommended, c.catalog_items, c.reports
+        );
     }
     for n in &a.notes {
         let _ = writeln!(s, "  note: {n}");
@@ -511,5 +521,5 @@ pub fn csv(a: &Aggregates) -> anyhow::Result<Vec<u8>> {
             }
         }
     }
-    Ok(w.into_inner().map_err(|e| anyhow::anyhow!("writing CSV: {e}"))?)
+    w.into_inner().map_err(|e| anyhow::anyhow!("writing CSV: {e}"))
 }

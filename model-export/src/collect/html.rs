@@ -59,7 +59,12 @@ table{{border-collapse:collapse}} td,th{{padding:.2rem .6rem;border-bottom:1px s
                 }
             }
             Some(g) => {
-                let _ = writeln!(s, r#"<p class="meta">{} · {} reports · no candidate values (give --catalog)</p>"#, esc(&g.label()), g.reports);
+                let _ = writeln!(
+                    s,
+                    r#"<p class="meta">{} · {} reports · no candidate values (give --catalog)</p>"#,
+                    esc(&g.label()),
+                    g.reports
+                );
             }
             None => {
                 let _ = writeln!(s, r#"<p class="meta">not released (no group reaches {} contributors)</p>"#, a.min_contributors);
@@ -98,8 +103,14 @@ table{{border-collapse:collapse}} td,th{{padding:.2rem .6rem;border-bottom:1px s
             let _ = writeln!(s, r#"<p class="meta">withheld: {}</p>"#, esc(e.withheld.as_deref().unwrap_or("")));
             continue;
         }
-        let _ = writeln!(s, r#"<p class="meta">{} reports · k-RR over variant × stage, ε {} · rates per assigned visitor-day, ±95%</p>"#, e.reports, e.mechanism["epsilon"]);
-        s.push_str("<table><tr><th>variant</th><th>visitor-days</th><th>click rate</th><th>add-to-cart rate</th><th>purchase rate</th></tr>\n");
+        let _ = writeln!(
+            s,
+            r#"<p class="meta">{} reports · k-RR over variant × stage, ε {} · rates per assigned visitor-day, ±95%</p>"#,
+            e.reports, e.mechanism["epsilon"]
+        );
+        s.push_str(
+            "<table><tr><th>variant</th><th>visitor-days</th><th>click rate</th><th>add-to-cart rate</th><th>purchase rate</th></tr>\n",
+        );
         for v in &e.variants {
             let cells: Vec<String> = v.rates.iter().map(|r| format!("{:.3} ± {:.3}", r.value, Z95 * r.std_error)).collect();
             let label = if v.variant == 0 { "0 (control)".to_owned() } else { v.variant.to_string() };
@@ -123,7 +134,13 @@ table{{border-collapse:collapse}} td,th{{padding:.2rem .6rem;border-bottom:1px s
     if !withheld.is_empty() {
         s.push_str("<h2>Withheld groups</h2>\n<table><tr><th>statistic and mechanism</th><th>reports</th><th>why</th></tr>\n");
         for g in withheld {
-            let _ = writeln!(s, "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&g.label()), g.reports, esc(g.withheld.as_deref().unwrap_or("")));
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&g.label()),
+                g.reports,
+                esc(g.withheld.as_deref().unwrap_or(""))
+            );
         }
         s.push_str("</table>\n");
     }

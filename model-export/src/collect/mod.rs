@@ -223,7 +223,8 @@ async fn shutdown() {
 
 fn check_day(day: &str, flag: &str) -> Result<String> {
     let d = day.as_bytes();
-    let shape = d.len() == 10 && d[4] == b'-' && d[7] == b'-' && day.bytes().enumerate().all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
+    let shape =
+        d.len() == 10 && d[4] == b'-' && d[7] == b'-' && day.bytes().enumerate().all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
     if !shape {
         bail!("{flag} `{day}` is not YYYY-MM-DD");
     }
@@ -233,8 +234,8 @@ fn check_day(day: &str, flag: &str) -> Result<String> {
 /// The candidate values: a catalog file, or a bundle's manifest items.
 fn read_catalog(path: &Path) -> Result<Vec<CatalogItem>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    if bytes.starts_with(foresight::bundle::MAGIC) {
-        let bundle = foresight::bundle::Bundle::parse(bytes, None).with_context(|| format!("bundle {}", path.display()))?;
+    if bytes.starts_with(foresight::contract::bundle::MAGIC) {
+        let bundle = foresight::contract::bundle::Bundle::parse(bytes, None).with_context(|| format!("bundle {}", path.display()))?;
         if bundle.manifest.items.is_empty() {
             bail!("the bundle {} lists no items", path.display());
         }
@@ -250,7 +251,10 @@ pub fn run_aggregates(args: AggregatesArgs) -> Result<()> {
             let d = check_day(d, "--day")?;
             (Some(d.clone()), Some(d))
         }
-        None => (args.from.as_deref().map(|d| check_day(d, "--from")).transpose()?, args.to.as_deref().map(|d| check_day(d, "--to")).transpose()?),
+        None => (
+            args.from.as_deref().map(|d| check_day(d, "--from")).transpose()?,
+            args.to.as_deref().map(|d| check_day(d, "--to")).transpose()?,
+        ),
     };
     if let (Some(f), Some(t)) = (&from, &to) {
         if f > t {

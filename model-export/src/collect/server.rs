@@ -16,7 +16,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use foresight::report::{self, Report};
+use foresight::contract::report::{self, Report};
 use serde_json::json;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -55,7 +55,9 @@ pub fn router(state: Arc<AppState>, origins: Origins) -> Router {
         .route("/v1/reports", post(post_reports))
         .route("/v1/health", get(health))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint: POST /v1/reports or GET /v1/health") })
-        .method_not_allowed_fallback(|| async { error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed: POST /v1/reports, GET /v1/health") })
+        .method_not_allowed_fallback(|| async {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed: POST /v1/reports, GET /v1/health")
+        })
         .with_state(state)
         .layer(cors)
         .layer(middleware::from_fn(log_request))
@@ -144,11 +146,13 @@ async fn accept(state: &AppState, headers: &HeaderMap, uri: &Uri, body: Body) ->
     let mut rows = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let at = if batch { format!("reports[{i}]") } else { "report".to_owned() };
-        let report: Report =
-            serde_json::from_value(item).map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, format!("{at}: {e}")))?;
+        let report: Report = serde_json::from_value(item).map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, format!("{at}: {e}")))?;
         report::validate(&report, state.max_epsilon).map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, format!("{at}: {e}")))?;
         if &report.site != site {
-            return Err(error(StatusCode::FORBIDDEN, format!("{at}: the key is for site `{site}`, the report is for site `{}`", report.site)));
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                format!("{at}: the key is for site `{site}`, the report is for site `{}`", report.site),
+            ));
         }
         let body_json = serde_json::to_string(&report).map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         rows.push(NewReport { idempotency_key: report.idempotency_key, day: report.day, epsilon: report.epsilon, body_json });
@@ -174,6 +178,8 @@ async fn accept(state: &AppState, headers: &HeaderMap, uri: &Uri, body: Body) ->
 
 /// The body, refusing anything over `max` bytes (from `Content-Length` before reading, and
 /// while reading for chunked bodies).
+// The error is the HTTP answer itself (axum's `Response`), returned once per refused request.
+#[allow(clippy::result_large_err)]
 async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Vec<u8>, Response> {
     let too_large = || error(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is over the limit of {max} bytes"));
     if let Some(length) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
@@ -215,16 +221,14 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b'+' => out.push(b' '),
             b => out.push(b),
         }

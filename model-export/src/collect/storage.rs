@@ -109,7 +109,8 @@ pub struct Query {
 
 pub trait Storage: Send + Sync + 'static {
     /// Stores the reports of one request atomically; resolves once they are committed.
-    fn insert<'a>(&'a self, site: &'a str, received_day: &'a str, reports: Vec<NewReport>) -> BoxFuture<'a, Result<Inserted, StorageError>>;
+    fn insert<'a>(&'a self, site: &'a str, received_day: &'a str, reports: Vec<NewReport>)
+        -> BoxFuture<'a, Result<Inserted, StorageError>>;
     /// The stored report JSON bodies.
     fn load<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<Vec<String>, StorageError>>;
     /// The highest migration applied.
@@ -313,7 +314,8 @@ fn insert_group(conn: &mut Connection, jobs: &[Job]) -> Result<Vec<Inserted>, St
         for job in jobs {
             let mut r = Inserted::default();
             for report in &job.reports {
-                let n = stmt.execute((&job.site, &report.idempotency_key, &report.day, report.epsilon, &job.received_day, &report.body_json))?;
+                let n =
+                    stmt.execute((&job.site, &report.idempotency_key, &report.day, report.epsilon, &job.received_day, &report.body_json))?;
                 if n == 1 {
                     r.accepted += 1;
                 } else {
@@ -328,7 +330,12 @@ fn insert_group(conn: &mut Connection, jobs: &[Job]) -> Result<Vec<Inserted>, St
 }
 
 impl Storage for SqliteStore {
-    fn insert<'a>(&'a self, site: &'a str, received_day: &'a str, reports: Vec<NewReport>) -> BoxFuture<'a, Result<Inserted, StorageError>> {
+    fn insert<'a>(
+        &'a self,
+        site: &'a str,
+        received_day: &'a str,
+        reports: Vec<NewReport>,
+    ) -> BoxFuture<'a, Result<Inserted, StorageError>> {
         Box::pin(async move {
             let writer = self.writer.as_ref().ok_or(StorageError::ReadOnly)?;
             let (reply, answer) = oneshot::channel();
@@ -452,7 +459,7 @@ impl PgStore {
             }
         }
         let mut guard = slot.write().await;
-        if !guard.as_ref().is_some_and(|c| !c.client.is_closed()) {
+        if guard.as_ref().is_none_or(|c| c.client.is_closed()) {
             let client = pg_connect(&self.url).await?;
             *guard = Some(PgConn { insert: client.prepare(PG_INSERT).await?, client });
         }
@@ -461,7 +468,12 @@ impl PgStore {
 }
 
 impl Storage for PgStore {
-    fn insert<'a>(&'a self, site: &'a str, received_day: &'a str, reports: Vec<NewReport>) -> BoxFuture<'a, Result<Inserted, StorageError>> {
+    fn insert<'a>(
+        &'a self,
+        site: &'a str,
+        received_day: &'a str,
+        reports: Vec<NewReport>,
+    ) -> BoxFuture<'a, Result<Inserted, StorageError>> {
         Box::pin(async move {
             let total = reports.len();
             let mut keys = Vec::with_capacity(total);

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::Storage;
+use crate::platform::Storage;
 
 /// What the visitor (through the page) said about sending aggregates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -95,7 +95,7 @@ pub fn utc_day(ms: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemoryStorage;
+    use crate::platform::MemoryStorage;
 
     #[test]
     fn days_are_utc_calendar_days() {

@@ -10,41 +10,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Uniform randomness: the browser's `crypto.getRandomValues` in the SDK, seeded generators
-/// in simulations.
-pub trait Randomness {
-    fn next_u64(&mut self) -> u64;
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in [0, n), n > 0 (rejection sampling: no modulo bias).
-    fn below(&mut self, n: u64) -> u64 {
-        let zone = u64::MAX - (u64::MAX % n);
-        loop {
-            let x = self.next_u64();
-            if x < zone {
-                return x % n;
-            }
-        }
-    }
-}
-
-/// A deterministic generator for simulations and tests (SplitMix64). Never for real reports.
-#[derive(Debug, Clone)]
-pub struct SeededRandomness(pub u64);
-
-impl Randomness for SeededRandomness {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
+pub use crate::platform::{Randomness, SeededRandomness};
 
 /// An estimate with its standard error; `interval(z)` gives estimate ± z·se.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -200,7 +166,7 @@ impl Hcms {
 
 /// Entry (row, col) of the Sylvester–Hadamard matrix: (−1)^popcount(row & col).
 pub fn hadamard(row: u32, col: u32) -> i8 {
-    if (row & col).count_ones() % 2 == 0 {
+    if (row & col).count_ones().is_multiple_of(2) {
         1
     } else {
         -1
@@ -257,9 +223,7 @@ impl HcmsSketch {
     pub fn estimate(&self, transformed: &[i64], value: &str) -> Estimate {
         let m = f64::from(self.params.width);
         let c = self.params.c();
-        let sum: i64 = (0..self.params.hashes)
-            .map(|j| transformed[(j * self.params.width + self.params.bucket(j, value)) as usize])
-            .sum();
+        let sum: i64 = (0..self.params.hashes).map(|j| transformed[(j * self.params.width + self.params.bucket(j, value)) as usize]).sum();
         let n = self.reports as f64;
         // Every report sits in exactly one hash row, so the k lookups together read each
         // report once.
@@ -288,10 +252,14 @@ mod tests {
                 }
             }
             let est = rr.estimate(&tallies);
-            covered += est.iter().zip(truth).filter(|(e, t)| {
-                let (lo, hi) = e.interval(1.96);
-                lo <= *t as f64 && (*t as f64) <= hi
-            }).count();
+            covered += est
+                .iter()
+                .zip(truth)
+                .filter(|(e, t)| {
+                    let (lo, hi) = e.interval(1.96);
+                    lo <= *t as f64 && (*t as f64) <= hi
+                })
+                .count();
         }
         let rate = covered as f64 / (trials * 10) as f64;
         assert!(rate > 0.92, "95% intervals covered the truth {:.1}% of the time", rate * 100.0);

@@ -6,10 +6,13 @@
 
 use wasm_bindgen::prelude::*;
 
-use crate::bundle::{parse_public_key, Bundle, ModelFormat, ModelKind};
+use crate::contract::bundle::{parse_public_key, Bundle};
+use crate::contract::manifest::{ModelFormat, ModelKind};
 use crate::features::INTENT_FEATURES;
-use crate::model::{IntentModel, RecommenderModel};
+use crate::infer::model::{IntentModel, RecommenderModel};
 
+// One per benchmark page: the size of the smaller variant is of no consequence.
+#[allow(clippy::large_enum_variant)]
 enum Loaded {
     Recommender(RecommenderModel),
     Intent(IntentModel),
@@ -26,11 +29,11 @@ pub struct BenchModel {
     scores: Vec<f32>,
     indices: Vec<usize>,
     /// The GRU session state (an attention model keeps its key/value cache in the model).
-    session: crate::gru::SessionState,
+    session: crate::infer::gru::SessionState,
     sequence: Vec<usize>,
     picks: Vec<u32>,
     top: Vec<(usize, f32)>,
-    top_k: crate::head::TopKScratch,
+    top_k: crate::infer::head::TopKScratch,
 }
 
 impl BenchModel {
@@ -91,9 +94,7 @@ impl BenchModel {
     /// An intent model from tract NNEF bytes (18 features, the SDK's spec).
     #[wasm_bindgen(js_name = intentNnef)]
     pub fn intent_nnef(bytes: &[u8], positive_index: usize) -> Result<BenchModel, JsValue> {
-        IntentModel::load_nnef(bytes, INTENT_FEATURES.len(), positive_index)
-            .map(|m| BenchModel::new(Loaded::Intent(m)))
-            .map_err(err)
+        IntentModel::load_nnef(bytes, INTENT_FEATURES.len(), positive_index).map(|m| BenchModel::new(Loaded::Intent(m))).map_err(err)
     }
 
     /// A signed bundle (`foresight-export convert`): verified with `publicKey` (base64), then
@@ -113,12 +114,12 @@ impl BenchModel {
             #[cfg(feature = "onnx")]
             (ModelKind::Recommender, ModelFormat::Onnx) => Self::recommender_onnx(model_bytes, m.items.len()),
             #[cfg(feature = "onnx")]
-            (ModelKind::Intent, ModelFormat::Onnx) => {
-                Self::intent_onnx(model_bytes, m.intent.as_ref().map_or(1, |i| i.positive_index))
-            }
+            (ModelKind::Intent, ModelFormat::Onnx) => Self::intent_onnx(model_bytes, m.intent.as_ref().map_or(1, |i| i.positive_index)),
             #[cfg(not(feature = "onnx"))]
             (_, ModelFormat::Onnx) => Err(err("this is the lean (NNEF-only) build: it cannot load an ONNX bundle")),
-            (ModelKind::Recommender, _) => RecommenderModel::from_kernel_bundle(m, model_bytes).map(|m| BenchModel::new(Loaded::Recommender(m))).map_err(err),
+            (ModelKind::Recommender, _) => {
+                RecommenderModel::from_kernel_bundle(m, model_bytes).map(|m| BenchModel::new(Loaded::Recommender(m))).map_err(err)
+            }
             (ModelKind::Intent, f) => Err(err(format!("an intent model cannot be in the {f:?} format"))),
         }
     }
@@ -189,7 +190,7 @@ impl BenchModel {
         self.indices.extend(indices.iter().map(|&i| i as usize));
         Self::whole(model, &self.indices, &mut self.scores)?;
         self.picks.clear();
-        self.picks.extend(crate::recommend::top_k(&self.scores, k, &[]).iter().map(|p| p.0 as u32));
+        self.picks.extend(crate::infer::topk::top_k(&self.scores, k, &[]).iter().map(|p| p.0 as u32));
         Ok(self.picks.clone())
     }
 
@@ -208,15 +209,13 @@ impl BenchModel {
     /// A recommender from ONNX bytes scoring `nItems` items (full build only).
     #[wasm_bindgen(js_name = recommenderOnnx)]
     pub fn recommender_onnx(bytes: &[u8], n_items: usize) -> Result<BenchModel, JsValue> {
-        RecommenderModel::load(bytes, &Default::default(), n_items)
-            .map(|m| BenchModel::new(Loaded::Recommender(m)))
-            .map_err(err)
+        RecommenderModel::load(bytes, &Default::default(), n_items).map(|m| BenchModel::new(Loaded::Recommender(m))).map_err(err)
     }
 
     /// An intent model from ONNX bytes (full build only).
     #[wasm_bindgen(js_name = intentOnnx)]
     pub fn intent_onnx(bytes: &[u8], positive_index: usize) -> Result<BenchModel, JsValue> {
-        let io = crate::model::IntentIo { positive_index, ..Default::default() };
+        let io = crate::infer::model::IntentIo { positive_index, ..Default::default() };
         IntentModel::load(bytes, &io, INTENT_FEATURES.len()).map(|m| BenchModel::new(Loaded::Intent(m))).map_err(err)
     }
 }

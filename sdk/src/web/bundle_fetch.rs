@@ -15,12 +15,7 @@ pub async fn fetch(url: &str, on_progress: Option<&js_sys::Function>) -> Result<
     if !response.ok() {
         return Err(format!("HTTP {} {}", response.status(), response.status_text()));
     }
-    let total = response
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|s| s.parse::<f64>().ok());
+    let total = response.headers().get("content-length").ok().flatten().and_then(|s| s.parse::<f64>().ok());
     let body = response.body().ok_or("the response has no body")?;
     let reader: web_sys::ReadableStreamDefaultReader =
         body.get_reader().dyn_into().map_err(|_| "the body cannot be read as a stream".to_owned())?;
@@ -49,10 +44,8 @@ pub async fn fetch(url: &str, on_progress: Option<&js_sys::Function>) -> Result<
 /// mode downloads bundles there) or Node — since `web_sys::window()` exists only in a page.
 pub fn global_fetch(url: &str, init: Option<&web_sys::RequestInit>) -> Result<js_sys::Promise, String> {
     let global = js_sys::global();
-    let fetch: js_sys::Function = js_sys::Reflect::get(&global, &"fetch".into())
-        .ok()
-        .and_then(|f| f.dyn_into().ok())
-        .ok_or("this environment has no fetch")?;
+    let fetch: js_sys::Function =
+        js_sys::Reflect::get(&global, &"fetch".into()).ok().and_then(|f| f.dyn_into().ok()).ok_or("this environment has no fetch")?;
     let promise = match init {
         Some(init) => fetch.call2(&global, &url.into(), init),
         None => fetch.call1(&global, &url.into()),

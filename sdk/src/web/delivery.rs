@@ -9,23 +9,59 @@ use wasm_bindgen_futures::JsFuture;
 
 use super::storage::describe;
 use super::WebClient;
+use crate::platform::Randomness;
 use crate::privacy::budget::OptOutSignals;
-use crate::privacy::mechanism::Randomness;
 use crate::sync::Outcome;
 
-/// The browser's cryptographic generator.
-pub struct CryptoRandomness;
+/// The browser's cryptographic generator, the only randomness a report is built with. When
+/// `crypto.getRandomValues` fails no report is prepared: one randomized by anything weaker
+/// would not carry the privacy guarantee it states.
+pub struct CryptoRandomness {
+    failed: bool,
+}
+
+const NO_SECURE_RANDOM: &str = "crypto.getRandomValues is unavailable: no report is prepared or sent";
+
+impl CryptoRandomness {
+    /// `None` when the secure source does not answer.
+    pub fn new() -> Option<Self> {
+        getrandom::fill(&mut [0u8; 8]).ok()?;
+        Some(CryptoRandomness { failed: false })
+    }
+}
 
 impl Randomness for CryptoRandomness {
     fn next_u64(&mut self) -> u64 {
         let mut bytes = [0u8; 8];
         if getrandom::fill(&mut bytes).is_err() {
-            // Every browser with WebAssembly has crypto.getRandomValues; this path only keeps a
-            // broken environment from panicking.
-            return (js_sys::Math::random() * u64::MAX as f64) as u64;
+            // The trait cannot fail; the caller checks `failed` and drops what was built.
+            self.failed = true;
         }
         u64::from_le_bytes(bytes)
     }
+}
+
+/// Backoff jitter only spreads retries over time; it protects nothing, so `Math.random` does.
+struct Jitter;
+
+impl Randomness for Jitter {
+    fn next_u64(&mut self) -> u64 {
+        (js_sys::Math::random() * u64::MAX as f64) as u64
+    }
+}
+
+/// Today's report if allowed, randomized by the secure source or not at all. `Ok(true)` when
+/// one was queued.
+fn prepare(c: &mut WebClient) -> Result<bool, &'static str> {
+    let mut rng = CryptoRandomness::new().ok_or(NO_SECURE_RANDOM)?;
+    let report = c.prepare_report(signals(), &mut rng);
+    if rng.failed {
+        if let Some(r) = report {
+            c.settle_reports(&[r.idempotency_key], Outcome::Rejected, &mut Jitter);
+        }
+        return Err(NO_SECURE_RANDOM);
+    }
+    Ok(report.is_some())
 }
 
 /// The opt-out signals of the global scope's `navigator`. In a Worker (npm Worker mode) the
@@ -61,7 +97,13 @@ pub async fn flush(client: Rc<RefCell<WebClient>>) -> FlushResult {
         let Ok(mut c) = client.try_borrow_mut() else {
             return FlushResult { prepared: false, sent: 0, outcome: None, error: Some("busy".into()) };
         };
-        let prepared = c.prepare_report(signals(), &mut CryptoRandomness).is_some();
+        let prepared = match prepare(&mut c) {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                super::warn(e);
+                return FlushResult { prepared: false, sent: 0, outcome: None, error: Some(e.into()) };
+            }
+        };
         (prepared, c.due_reports())
     };
     let Some((keys, body, url)) = due else {
@@ -73,7 +115,7 @@ pub async fn flush(client: Rc<RefCell<WebClient>>) -> FlushResult {
     };
     let outcome = Outcome::from_status(status);
     if let Ok(mut c) = client.try_borrow_mut() {
-        c.settle_reports(&keys, outcome, &mut CryptoRandomness);
+        c.settle_reports(&keys, outcome, &mut Jitter);
     }
     let label = match outcome {
         Outcome::Delivered => "delivered",
@@ -108,7 +150,10 @@ async fn post(url: &str, body: &str) -> Result<u16, String> {
 /// stay queued: the next page resends them and the collector counts each key once.
 pub fn beacon(client: &Rc<RefCell<WebClient>>) {
     let Ok(mut c) = client.try_borrow_mut() else { return };
-    c.prepare_report(signals(), &mut CryptoRandomness);
+    if let Err(e) = prepare(&mut c) {
+        super::warn(e);
+        return;
+    }
     let Some((_, body, url)) = c.due_reports() else { return };
     if let Some(window) = web_sys::window() {
         if !window.navigator().send_beacon_with_opt_str(&url, Some(&body)).unwrap_or(false) {

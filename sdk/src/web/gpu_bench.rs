@@ -6,8 +6,8 @@ use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
 
-use crate::gpu::{Preference, Scoring};
-use crate::score::ItemMatrix;
+use crate::infer::gpu::{Preference, Scoring};
+use crate::infer::score::ItemMatrix;
 
 use super::scoring::now_ms;
 
@@ -40,7 +40,12 @@ impl BenchScorer {
         let mut s = seed as u64 + 1;
         let values: Vec<f32> = (0..rows * dims).map(|_| lcg(&mut s)).collect();
         let bias: Vec<f32> = (0..rows).map(|_| lcg(&mut s) * 0.1).collect();
-        let matrix = if f16 { ItemMatrix::from_f32_as_f16(rows, dims, &values, Some(bias)) } else { ItemMatrix::from_f32(rows, dims, &values, Some(bias)) }.map_err(err)?;
+        let matrix = if f16 {
+            ItemMatrix::from_f32_as_f16(rows, dims, &values, Some(bias))
+        } else {
+            ItemMatrix::from_f32(rows, dims, &values, Some(bias))
+        }
+        .map_err(err)?;
         drop(values);
         let user = matrix.user(&(0..dims).map(|_| lcg(&mut s)).collect::<Vec<_>>()).map_err(err)?;
         let scoring = Scoring::init(&matrix, preference, &now_ms).await;
@@ -83,6 +88,8 @@ impl BenchScorer {
 
     /// Top-k indices on the chosen path (resolves to a `Uint32Array`).
     #[wasm_bindgen(js_name = topK)]
+    // Deliberate: the borrow across the await is what makes a concurrent setUser fail loudly.
+    #[allow(clippy::await_holding_refcell_ref)]
     pub fn top_k(&self, k: usize) -> js_sys::Promise {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {

@@ -6,11 +6,12 @@
 //! become console warnings.
 
 mod autocapture;
+#[cfg(feature = "bench")]
 mod bench;
-#[cfg(feature = "webgpu")]
-mod gpu_bench;
 mod bundle_fetch;
 mod delivery;
+#[cfg(all(feature = "bench", feature = "webgpu"))]
+mod gpu_bench;
 mod scoring;
 mod storage;
 
@@ -34,17 +35,34 @@ fn warn(message: &str) {
     web_sys::console::warn_1(&JsValue::from_str(&format!("{WARN_PREFIX} {message}")));
 }
 
-/// A JS `Error` named `ForesightError` carrying the stable `code`.
-fn js_error(code: &str, message: &str) -> JsValue {
+/// A JS `Error` named `ForesightError` carrying the stable `code`, and the `field` it names for
+/// `invalid_event` / `invalid_option`.
+fn js_error_at(code: &str, message: &str, field: Option<&str>) -> JsValue {
     let err = js_sys::Error::new(message);
     err.set_name("ForesightError");
     // Setting a property on a fresh Error cannot fail; the message stands even if it did.
     let _ = js_sys::Reflect::set(&err, &"code".into(), &code.into());
+    if let Some(field) = field {
+        let _ = js_sys::Reflect::set(&err, &"field".into(), &field.into());
+    }
     err.into()
 }
 
+fn js_error(code: &str, message: &str) -> JsValue {
+    js_error_at(code, message, None)
+}
+
+/// An error from reading the page's data with serde: its message names the field serde could
+/// not place (`unknown field `x``, `missing field `x``), which becomes the `field` property.
+fn serde_error(code: &str, message: &str) -> JsValue {
+    let field = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|p| message.split_once(p).and_then(|(_, rest)| rest.split_once('`')).map(|(f, _)| f));
+    js_error_at(code, message, field)
+}
+
 fn to_js(e: Error) -> JsValue {
-    js_error(e.code(), &e.to_string())
+    js_error_at(e.code(), &e.to_string(), e.field())
 }
 
 fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
@@ -94,7 +112,10 @@ impl WebForesight {
         }
         let (mut client, warnings) = Client::new(config, storage, JsClock).map_err(to_js)?;
         warnings.iter().for_each(|w| warn(w));
-        client.assign_experiments(&mut delivery::CryptoRandomness);
+        match delivery::CryptoRandomness::new() {
+            Some(mut rng) => client.assign_experiments(&mut rng),
+            None => warn("crypto.getRandomValues is unavailable: experiments are off for this visitor"),
+        }
         if let Some(first) = download_errors.first() {
             client.note_bundle_failure(format!("bundle download failed: {first}"), "bundle_download");
         }
@@ -142,8 +163,7 @@ impl WebForesight {
 
     /// Records what the visitor did, e.g. `{type: "product_view", itemId: "sku-1"}`.
     pub fn track(&self, event: JsValue) -> Result<(), JsValue> {
-        let event: serde_json::Value =
-            from_js(&event).map_err(|e| js_error("invalid_event", &format!("invalid event: {e}")))?;
+        let event: serde_json::Value = from_js(&event).map_err(|e| serde_error("invalid_event", &format!("invalid event: {e}")))?;
         let (outcome, precompute) = {
             let mut client = self.client()?;
             let outcome = client.track(&event).map_err(to_js)?;
@@ -166,7 +186,7 @@ impl WebForesight {
         let options: RecommendOptions = if options.is_undefined() || options.is_null() {
             RecommendOptions::default()
         } else {
-            from_js(&options).map_err(|e| js_error("invalid_option", &format!("invalid recommend options: {e}")))?
+            from_js(&options).map_err(|e| serde_error("invalid_option", &format!("invalid recommend options: {e}")))?
         };
         let recs = self.client()?.recommend(&options).map_err(to_js)?;
         *self.last_options.borrow_mut() = options;
@@ -182,7 +202,7 @@ impl WebForesight {
             let parsed: Result<RecommendOptions, JsValue> = if options.is_undefined() || options.is_null() {
                 Ok(RecommendOptions::default())
             } else {
-                from_js(&options).map_err(|e| js_error("invalid_option", &format!("invalid recommend options: {e}")))
+                from_js(&options).map_err(|e| serde_error("invalid_option", &format!("invalid recommend options: {e}")))
             };
             let (slot, client, last) = (self.scoring.clone(), self.client.clone(), self.last_options.clone());
             return wasm_bindgen_futures::future_to_promise(async move {
@@ -224,10 +244,10 @@ impl WebForesight {
     /// "trending" | "recentlyViewed" | "rerank", …}` → the same shape as `recommend`, plus
     /// `placement`, `variant?` and the list's `id`.
     pub fn place(&self, request: JsValue) -> Result<JsValue, JsValue> {
-        let request: crate::placements::Placement =
-            from_js(&request).map_err(|e| js_error("invalid_option", &format!("invalid placement: {e}")))?;
+        let request: crate::recommend::placement::Placement =
+            from_js(&request).map_err(|e| serde_error("invalid_option", &format!("invalid placement: {e}")))?;
         let recs = self.client()?.place(&request).map_err(to_js)?;
-        if let crate::placements::Placement::ForYou { k, exclude } = request {
+        if let crate::recommend::placement::Placement::ForYou { k, exclude } = request {
             *self.last_options.borrow_mut() = RecommendOptions { k, exclude };
         }
         to_value(&recs)
@@ -284,7 +304,11 @@ impl WebForesight {
             "denied" => crate::privacy::budget::Consent::Denied,
             "unknown" => crate::privacy::budget::Consent::Unknown,
             other => {
-                return Err(js_error("invalid_option", &format!("consent must be \"granted\", \"denied\" or \"unknown\", got \"{other}\"")))
+                return Err(js_error_at(
+                    "invalid_option",
+                    &format!("consent must be \"granted\", \"denied\" or \"unknown\", got \"{other}\""),
+                    Some("consent"),
+                ))
             }
         };
         self.client()?.set_consent(consent).map_err(to_js)
@@ -379,12 +403,12 @@ fn take(obj: &js_sys::Object, key: &str) -> JsValue {
 /// progress callback, the storage hook — is taken out first; the rest goes through `from_js`
 /// (so a misspelt key is an error). The page's object is not modified.
 fn config_from_js(config: &JsValue) -> Result<(Config, Downloads, Option<storage::StorageHook>), JsValue> {
-    let invalid = |m: String| js_error("invalid_option", &format!("invalid config: {m}"));
+    let invalid = |field: &str, m: String| js_error_at("invalid_option", &format!("invalid config: {m}"), Some(field));
     if config.is_undefined() || config.is_null() {
         return Ok((Config::default(), Downloads::default(), None));
     }
     if !config.is_object() {
-        return Err(invalid("pass an object".into()));
+        return Err(invalid("config", "pass an object".into()));
     }
     let copy = js_sys::Object::assign(&js_sys::Object::new(), config.unchecked_ref());
     let mut downloads = Downloads::default();
@@ -393,38 +417,38 @@ fn config_from_js(config: &JsValue) -> Result<(Config, Downloads, Option<storage
     if let Some(url) = single.as_string() {
         downloads.urls.push(url);
     } else if !single.is_undefined() && !single.is_null() {
-        return Err(invalid("bundleUrl must be a string".into()));
+        return Err(invalid("bundleUrl", "bundleUrl must be a string".into()));
     }
     if let Some(list) = many.dyn_ref::<js_sys::Array>() {
         for v in list.iter() {
-            downloads.urls.push(v.as_string().ok_or_else(|| invalid("bundleUrls must hold strings".into()))?);
+            downloads.urls.push(v.as_string().ok_or_else(|| invalid("bundleUrls", "bundleUrls must hold strings".into()))?);
         }
     } else if !many.is_undefined() && !many.is_null() {
-        return Err(invalid("bundleUrls must be an array of strings".into()));
+        return Err(invalid("bundleUrls", "bundleUrls must be an array of strings".into()));
     }
     // `storage: {get, set, remove}` replaces localStorage (a Worker has none; see storage.rs).
     let hook = take(&copy, "storage");
     let storage_hook = if hook.is_undefined() || hook.is_null() {
         None
     } else {
-        Some(storage::StorageHook::from_js(&hook).map_err(invalid)?)
+        Some(storage::StorageHook::from_js(&hook).map_err(|m| invalid("storage", m))?)
     };
     let progress = take(&copy, "onProgress");
     if let Some(f) = progress.dyn_ref::<js_sys::Function>() {
         downloads.on_progress = Some(f.clone());
     } else if !progress.is_undefined() && !progress.is_null() {
-        return Err(invalid("onProgress must be a function".into()));
+        return Err(invalid("onProgress", "onProgress must be a function".into()));
     }
     let mut bundles = Vec::new();
     let given = take(&copy, "bundles");
     if let Some(list) = given.dyn_ref::<js_sys::Array>() {
         for (i, v) in list.iter().enumerate() {
             bundles.push(serde_bytes::ByteBuf::from(
-                bytes_of(&v).ok_or_else(|| invalid(format!("bundles[{i}] must be a Uint8Array or ArrayBuffer")))?,
+                bytes_of(&v).ok_or_else(|| invalid("bundles", format!("bundles[{i}] must be a Uint8Array or ArrayBuffer")))?,
             ));
         }
     } else if !given.is_undefined() && !given.is_null() {
-        return Err(invalid("bundles must be an array of Uint8Array".into()));
+        return Err(invalid("bundles", "bundles must be an array of Uint8Array".into()));
     }
     let mut models = Vec::new();
     for section in ["recommender", "intent"] {
@@ -435,11 +459,17 @@ fn config_from_js(config: &JsValue) -> Result<(Config, Downloads, Option<storage
         }
         let part = js_sys::Object::assign(&js_sys::Object::new(), part.unchecked_ref());
         let bytes = bytes_of(&take(&part, "model"))
-            .ok_or_else(|| invalid(format!("{section}.model must be the ONNX file's bytes (Uint8Array or ArrayBuffer)")))?;
+            .ok_or_else(|| invalid(section, format!("{section}.model must be the ONNX file's bytes (Uint8Array or ArrayBuffer)")))?;
         let _ = js_sys::Reflect::set(&copy, &section.into(), &part);
         models.push(Some(bytes));
     }
-    let mut parsed: Config = from_js(&copy).map_err(|e| invalid(explain_config_error(&copy, e)))?;
+    let mut parsed: Config = from_js(&copy).map_err(|e| {
+        let (field, message) = explain_config_error(&copy, e);
+        match field {
+            Some(field) => invalid(&field, message),
+            None => serde_error("invalid_option", &format!("invalid config: {message}")),
+        }
+    })?;
     parsed.bundles = bundles;
     if let (Some(rc), Some(Some(bytes))) = (parsed.recommender.as_mut(), models.first_mut()) {
         rc.model = std::mem::take(bytes);
@@ -452,24 +482,25 @@ fn config_from_js(config: &JsValue) -> Result<(Config, Downloads, Option<storage
 
 /// serde-wasm-bindgen stops at the first value JSON cannot hold (a `Uint8Array` under a
 /// misspelt key, say) without saying where. Name the key: first a key `Config` does not know
-/// (the likelier mistake), else the key whose value could not be read.
-fn explain_config_error(copy: &js_sys::Object, error: String) -> String {
+/// (the likelier mistake), else the key whose value could not be read, with that key when the
+/// message does not name it the way serde does.
+fn explain_config_error(copy: &js_sys::Object, error: String) -> (Option<String>, String) {
     let keys: Vec<String> = js_sys::Object::keys(copy).iter().filter_map(|k| k.as_string()).collect();
     for key in &keys {
         let probe = serde_json::Value::Object([(key.clone(), serde_json::Value::Null)].into_iter().collect());
         if let Err(e) = serde_json::from_value::<Config>(probe) {
             if e.to_string().starts_with("unknown field") {
-                return e.to_string();
+                return (None, e.to_string());
             }
         }
     }
     for key in &keys {
         let value = js_sys::Reflect::get(copy, &key.into()).unwrap_or(JsValue::UNDEFINED);
         if let Err(e) = from_js::<serde_json::Value>(&value) {
-            return format!("`{key}`: {e}");
+            return (Some(key.clone()), format!("`{key}`: {e}"));
         }
     }
-    error
+    (None, error)
 }
 
 fn busy() -> JsValue {

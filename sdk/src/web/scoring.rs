@@ -42,7 +42,7 @@ pub(crate) struct ScoringSlot {
     pub choice: ChoiceView,
     /// The GPU path, when it was chosen; out of the slot while a request uses it.
     #[cfg(feature = "webgpu")]
-    pub gpu: Option<crate::gpu::Scoring>,
+    pub gpu: Option<crate::infer::gpu::Scoring>,
 }
 
 fn cpu(reason: impl Into<String>) -> ChoiceView {
@@ -50,7 +50,7 @@ fn cpu(reason: impl Into<String>) -> ChoiceView {
 }
 
 #[cfg(feature = "webgpu")]
-fn view(c: &crate::gpu::Choice) -> ChoiceView {
+fn view(c: &crate::infer::gpu::Choice) -> ChoiceView {
     ChoiceView {
         backend: c.backend.as_str(),
         reason: c.reason.clone(),
@@ -63,7 +63,7 @@ fn view(c: &crate::gpu::Choice) -> ChoiceView {
 
 /// Decides the path for this client's recommender; the GPU's probe runs in the background.
 pub(crate) fn start(client: &Rc<RefCell<WebClient>>) -> Rc<RefCell<ScoringSlot>> {
-    use crate::score::Preference;
+    use crate::infer::score::Preference;
     let (items, preference) = match client.try_borrow() {
         Ok(c) => (c.tower_items(), c.scoring_preference()),
         Err(_) => (None, Preference::Cpu),
@@ -91,11 +91,11 @@ pub(crate) fn start(client: &Rc<RefCell<WebClient>>) -> Rc<RefCell<ScoringSlot>>
         let s = slot(ChoiceView { ready: false, ..cpu("WebGPU is being probed; the CPU scores meanwhile") });
         let weak = Rc::downgrade(&s);
         wasm_bindgen_futures::spawn_local(async move {
-            let scoring = crate::gpu::Scoring::init(&items, preference, &now_ms).await;
+            let scoring = crate::infer::gpu::Scoring::init(&items, preference, &now_ms).await;
             let Some(s) = weak.upgrade() else { return };
             let mut s = s.borrow_mut();
             s.choice = view(scoring.choice());
-            if scoring.choice().backend == crate::gpu::Backend::Gpu {
+            if scoring.choice().backend == crate::infer::gpu::Backend::Gpu {
                 s.gpu = Some(scoring);
             }
         });
@@ -127,7 +127,7 @@ pub(crate) async fn recommend_on_gpu(
     let candidates = gpu.top_k(&request.items, &request.user, request.width, Some(&request.mask)).await;
     if let Ok(mut s) = slot.try_borrow_mut() {
         s.choice = view(gpu.choice());
-        if gpu.choice().backend == crate::gpu::Backend::Gpu {
+        if gpu.choice().backend == crate::infer::gpu::Backend::Gpu {
             s.gpu = Some(gpu);
         }
     }

@@ -14,7 +14,7 @@
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::error::StorageError;
-use crate::store::{Clock, MemoryStorage, Storage};
+use crate::platform::{Clock, MemoryStorage, Storage};
 
 /// The page's own storage object, checked once at init.
 pub struct StorageHook {
@@ -80,9 +80,10 @@ impl Storage for WebStorage {
                 } else {
                     // A non-string is the hook's bug; treating it as unreadable storage lets
                     // the log start empty with a warning instead of failing init.
-                    value.as_string().map(Some).ok_or_else(|| {
-                        StorageError::Unavailable(format!("storage.get(\"{key}\") returned a non-string"))
-                    })
+                    value
+                        .as_string()
+                        .map(Some)
+                        .ok_or_else(|| StorageError::Unavailable(format!("storage.get(\"{key}\") returned a non-string")))
                 }
             }
             Backend::Memory(m) => m.get(key),

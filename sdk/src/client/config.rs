@@ -1,0 +1,154 @@
+//! What `init` takes: the shop's config, validated by serde (unknown fields refused) and then
+//! by the client.
+
+use serde::Deserialize;
+
+use crate::experiment::Experiment;
+use crate::features::DEFAULT_MAX_SEQ_LEN;
+use crate::infer::model::IntentIo;
+#[cfg(feature = "onnx")]
+use crate::infer::model::RecommenderIo;
+use crate::infer::score::Preference;
+use crate::recommend::rules::Rules;
+use crate::recommend::CatalogItem;
+use crate::store::StoreConfig;
+use crate::sync::SyncConfig;
+
+/// What `init` takes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct Config {
+    /// The storage key of the event log (one per shop on a shared origin).
+    pub storage_key: String,
+    pub store: StoreConfig,
+    /// The catalog, in model-index order; also the popularity fallback.
+    pub catalog: Vec<CatalogItem>,
+    pub recommender: Option<RecommenderConfig>,
+    pub intent: Option<IntentConfig>,
+    /// Model bundles (`foresight-export convert`), each loaded into the slot its manifest
+    /// names. In the browser, `bundleUrl` / `bundleUrls` are downloaded into this list.
+    pub bundles: Vec<serde_bytes::ByteBuf>,
+    /// Base64 ed25519 public key; when set, unsigned or foreign bundles are refused.
+    pub public_key: Option<String>,
+    /// Record events from `data-fs-*` attributes in the page (browser only).
+    pub autocapture: bool,
+    /// Where privatized aggregate reports go, once the visitor consents (see docs/privacy.md).
+    pub collector: Option<SyncConfig>,
+    /// Whether on-device personalization needs consent too (see [`Personalization`]).
+    pub personalization: Personalization,
+    /// Merchandising rules every placement obeys; contradictions are an error at init.
+    pub rules: Rules,
+    /// A/B experiments, at most one per placement.
+    pub experiments: Vec<Experiment>,
+    /// A click, cart add or purchase of a recommended item counts for its list within this
+    /// many minutes of the list being shown (and within the UTC day the report covers).
+    pub attribution_window_minutes: f64,
+    /// In the browser: after each `track`, compute the next `recommend` answer when the page
+    /// is idle, so the call usually returns at once (default on).
+    pub precompute: bool,
+    /// Which path scores a visitor-tower recommender's item embeddings (bundles with item
+    /// embeddings only): `auto` (measured at init), `cpu` or `gpu` (WebGPU build).
+    pub scoring: Preference,
+}
+
+/// When the visitor's behaviour may be recorded and used on the device. Sending aggregates
+/// always needs consent; this is about the device alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Personalization {
+    /// Events are recorded and models used whatever the consent (the data never leaves).
+    #[default]
+    Always,
+    /// Only after `consent("granted")`: until then nothing is recorded, recommendations are
+    /// the popular items and `intent()` fails with code `no_consent`; denying consent erases
+    /// what was recorded.
+    WithConsent,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            storage_key: "foresight.events".into(),
+            store: StoreConfig::default(),
+            catalog: Vec::new(),
+            recommender: None,
+            intent: None,
+            bundles: Vec::new(),
+            public_key: None,
+            autocapture: false,
+            collector: None,
+            personalization: Personalization::default(),
+            rules: Rules::default(),
+            experiments: Vec::new(),
+            attribution_window_minutes: 24.0 * 60.0,
+            precompute: true,
+            scoring: Preference::Auto,
+        }
+    }
+}
+
+/// A recommender model. (Fields are spelled out rather than flattened from `RecommenderIo`:
+/// serde's flatten buffers values, which loses the `Uint8Array` → bytes path in the browser.)
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecommenderConfig {
+    /// ONNX bytes. (In the browser they are taken from a `Uint8Array` before the rest of the
+    /// config is parsed, hence the default.)
+    #[serde(default, with = "serde_bytes")]
+    pub model: Vec<u8>,
+    #[serde(default)]
+    pub input: Option<String>,
+    #[serde(default)]
+    pub output: Option<String>,
+    /// How many recent items the model sees.
+    #[serde(default = "default_seq_len")]
+    pub max_seq_len: usize,
+}
+
+fn default_seq_len() -> usize {
+    DEFAULT_MAX_SEQ_LEN
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IntentConfig {
+    /// ONNX bytes. (In the browser they are taken from a `Uint8Array` before the rest of the
+    /// config is parsed, hence the default.)
+    #[serde(default, with = "serde_bytes")]
+    pub model: Vec<u8>,
+    #[serde(default)]
+    pub input: Option<String>,
+    #[serde(default)]
+    pub output: Option<String>,
+    /// Column of the positive class in a `[1, classes]` output.
+    #[serde(default = "default_positive_index")]
+    pub positive_index: usize,
+}
+
+fn default_positive_index() -> usize {
+    IntentIo::default().positive_index
+}
+
+impl RecommenderConfig {
+    pub fn new(model: Vec<u8>) -> Self {
+        RecommenderConfig { model, input: None, output: None, max_seq_len: DEFAULT_MAX_SEQ_LEN }
+    }
+
+    #[cfg(feature = "onnx")]
+    #[cfg(feature = "onnx")]
+    pub(crate) fn io(&self) -> RecommenderIo {
+        RecommenderIo { input: self.input.clone(), output: self.output.clone() }
+    }
+}
+
+impl IntentConfig {
+    pub fn new(model: Vec<u8>) -> Self {
+        IntentConfig { model, input: None, output: None, positive_index: default_positive_index() }
+    }
+
+    #[cfg(feature = "onnx")]
+    #[cfg(feature = "onnx")]
+    pub(crate) fn io(&self) -> IntentIo {
+        IntentIo { input: self.input.clone(), output: self.output.clone(), positive_index: self.positive_index }
+    }
+}

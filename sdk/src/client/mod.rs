@@ -1,0 +1,723 @@
+//! The client: one visitor's SDK instance, tying capture → store → features → models →
+//! recommend / intent together over an injected `Storage` and `Clock`.
+
+use std::collections::VecDeque;
+
+use serde::Deserialize;
+
+use crate::capture::Event;
+use crate::contract::bundle;
+use crate::contract::report::Report;
+use crate::error::{Error, Result};
+use crate::experiment::{Experiment, VariantSource};
+use crate::features::{self, Cart};
+use crate::infer::gru::{SessionState, Snapshot};
+use crate::infer::model::{IntentModel, RecommenderModel};
+use crate::intent::{self, IntentScore};
+use crate::platform::{Clock, Randomness, Storage};
+use crate::privacy::budget::{Consent, OptOutSignals};
+use crate::recommend::placement::Placement;
+use crate::recommend::rules::{CompiledRules, Rules};
+use crate::recommend::{Catalog, RecommendOptions, Recommendation, Recommendations, Source};
+use crate::store::{AppendOutcome, EventLog, StoredEvent};
+use crate::sync::day::Shown;
+use crate::sync::{DayInputs, Outcome, Sync};
+
+mod config;
+mod keys;
+mod load;
+mod place;
+
+pub use config::{Config, IntentConfig, Personalization, RecommenderConfig};
+use keys::{Kept, Keys, OnForget};
+use load::{load_intent_onnx, load_recommender_onnx, Loaded};
+pub use place::TowerRequest;
+
+/// Whether a model is usable.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ModelStatus {
+    Absent,
+    Ready,
+    Failed { error: String, code: &'static str },
+}
+
+pub(crate) struct Recommender {
+    pub(crate) model: RecommenderModel,
+    pub(crate) max_seq_len: usize,
+    /// The visitor's running GRU state (models on the SDK's kernels only).
+    pub(crate) session: SessionState,
+    /// Identifies the weights, so a stored state is never applied to another model.
+    pub(crate) model_id: String,
+}
+
+impl Recommender {
+    pub(crate) fn new(model: RecommenderModel, max_seq_len: usize, model_id: String) -> Self {
+        Recommender { model, max_seq_len, session: SessionState::default(), model_id }
+    }
+}
+
+/// The stored GRU session state: which model it belongs to and the state itself.
+#[derive(serde::Serialize, Deserialize)]
+pub(crate) struct StoredState {
+    pub(crate) model: String,
+    pub(crate) snapshot: Snapshot,
+}
+
+/// A visitor vector and the (index, score) picks selected for it.
+pub(crate) type TowerCandidates = (Vec<f32>, Vec<(usize, f32)>);
+
+/// One visitor's SDK instance.
+pub struct Client<S: Storage, C: Clock> {
+    pub(crate) log: EventLog<S>,
+    /// Every storage key kept about the visitor (`forget()` walks them).
+    pub(crate) keys: Keys,
+    clock: C,
+    pub(crate) catalog: Catalog,
+    pub(crate) recommender: Option<Recommender>,
+    recommender_status: ModelStatus,
+    intent: Option<IntentModel>,
+    intent_status: ModelStatus,
+    pub(crate) scratch: Vec<f32>,
+    pub(crate) rules: CompiledRules,
+    /// The catalog's rules-free twin, for experiment variants that turn the rules off.
+    plain_rules: CompiledRules,
+    /// Lists returned so far (the id of the next one).
+    lists: u64,
+    /// A `forYou` list computed ahead (`precompute`), with what it was computed for.
+    pub(crate) precomputed: Option<(String, Recommendations)>,
+    /// Candidates for the next `forYou` of a visitor tower, selected elsewhere (the GPU) for
+    /// this visitor vector; taken by that call.
+    pub(crate) tower_candidates: Option<TowerCandidates>,
+    scoring: crate::infer::score::Preference,
+    precompute_hits: u64,
+    /// While precomputing: nothing is remembered as shown.
+    quiet: bool,
+    precompute_enabled: bool,
+    experiments: Vec<Experiment>,
+    /// The visitor's variant of each experiment (index into its variants), once assigned.
+    assigned: Vec<Option<usize>>,
+    window_ms: f64,
+    sync: Option<Sync>,
+    consent: Consent,
+    /// Today's highest intent score, for the report's intent statistic.
+    max_intent: Option<(String, f32)>,
+    /// Items recommended today, for the report's outcome statistics (kept only with a collector).
+    shown: ShownToday,
+    personalization: Personalization,
+}
+
+/// At most this many items per placement are remembered per day (a reranked category page
+/// must not crowd out the other placements' lists), and of a reranked list only its head: the
+/// items a visitor sees without scrolling.
+const MAX_SHOWN_PER_PLACEMENT: usize = 60;
+const RERANK_SHOWN: usize = 20;
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, Deserialize)]
+struct ShownToday {
+    day: String,
+    items: Vec<Shown>,
+}
+
+/// What the privacy panel shows.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrivacyStatus {
+    pub consent: Consent,
+    /// Whether a report may leave now (consent, signals, a collector configured).
+    pub sending: bool,
+    pub global_privacy_control: bool,
+    pub do_not_track: bool,
+    pub epsilon_spent_today: f64,
+    pub epsilon_per_day: f64,
+    /// Reports waiting on the device, exactly as they will be sent.
+    pub pending: Vec<Report>,
+    /// Reports that left the device, exactly as sent (most recent last).
+    pub sent: Vec<Report>,
+}
+
+impl<S: Storage, C: Clock> Client<S, C> {
+    /// Opens the visitor's log and loads the models. Only an unusable config is an error: a
+    /// model that fails to load leaves the client working on the popularity fallback, and the
+    /// failure is among the returned warnings and in `recommender_status()`.
+    pub fn new(config: Config, storage: S, clock: C) -> Result<(Self, Vec<String>)> {
+        config.store.validate()?;
+        if config.storage_key.is_empty() {
+            return Err(Error::option("storageKey", "must not be empty"));
+        }
+        if config.recommender.as_ref().is_some_and(|rc| rc.max_seq_len == 0) {
+            return Err(Error::option("recommender.maxSeqLen", "must be at least 1"));
+        }
+        let key = match config.public_key.as_deref() {
+            Some(text) => Some(bundle::parse_public_key(text).map_err(|e| Error::option("publicKey", e.to_string()))?),
+            None => None,
+        };
+        let mut warnings = Vec::new();
+        let keys = Keys::new(config.storage_key);
+        let (log, store_warnings) = EventLog::open(storage, keys.of(Kept::Log), config.store, clock.now_ms());
+        warnings.extend(store_warnings.iter().map(ToString::to_string));
+
+        let mut loaded = Loaded::default();
+        for (i, bytes) in config.bundles.into_iter().enumerate() {
+            if let Err(e) = loaded.add_bundle(bytes.into_vec(), key.as_ref()) {
+                warnings.push(format!("bundle {i} refused, using the popularity fallback: {e}"));
+                loaded.bundle_error.get_or_insert((e.to_string(), e.code()));
+            }
+        }
+        // Bundles carry their own item vocabulary; the config's catalog serves models given as
+        // plain ONNX, and the popularity fallback when no bundle could be loaded.
+        let catalog = match loaded.catalog.take() {
+            Some(items) => Catalog::new(items)?,
+            None => Catalog::new(config.catalog)?,
+        };
+        if let Some(rc) = config.recommender {
+            let result = if catalog.is_empty() {
+                Err(Error::option("catalog", "is empty; the recommender needs the catalog as its item vocabulary"))
+            } else {
+                load_recommender_onnx(&rc, catalog.len())
+            };
+            match result {
+                Ok(model) => {
+                    // tract models keep no session state, so the id only has to name the source.
+                    let id = format!("onnx:{}", rc.model.len());
+                    loaded.recommender = Some(Recommender::new(model, rc.max_seq_len, id));
+                }
+                Err(e) => {
+                    warnings.push(format!("recommender not loaded, using the popularity fallback: {e}"));
+                    loaded.recommender_error = Some((e.to_string(), e.code()));
+                }
+            }
+        }
+        if let Some(ic) = config.intent {
+            match load_intent_onnx(&ic) {
+                Ok(model) => loaded.intent = Some(model),
+                Err(e) => {
+                    warnings.push(format!("intent model not loaded: {e}"));
+                    loaded.intent_error = Some((e.to_string(), e.code()));
+                }
+            }
+        }
+        let status = |ready: bool, own: Option<(String, &'static str)>, bundle: &Option<(String, &'static str)>| match (
+            ready,
+            own.or_else(|| bundle.clone()),
+        ) {
+            (true, _) => ModelStatus::Ready,
+            (false, Some((error, code))) => ModelStatus::Failed { error, code },
+            (false, None) => ModelStatus::Absent,
+        };
+        let recommender_status = status(loaded.recommender.is_some(), loaded.recommender_error, &loaded.bundle_error);
+        let intent_status = status(loaded.intent.is_some(), loaded.intent_error, &None);
+        let consent =
+            log.storage().get(&keys.of(Kept::Consent)).ok().flatten().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let sync = match config.collector {
+            Some(c) => Some(
+                Sync::open(c, keys.of(Kept::Outbox), keys.of(Kept::Budget), log.storage()).map_err(|e| Error::option("collector", e))?,
+            ),
+            None => None,
+        };
+        let rules = CompiledRules::new(config.rules, &catalog)?;
+        let plain_rules = CompiledRules::new(Rules::default(), &catalog)?;
+        if !(config.attribution_window_minutes.is_finite() && config.attribution_window_minutes > 0.0) {
+            return Err(Error::option("attributionWindowMinutes", "must be a positive number of minutes"));
+        }
+        for (i, e) in config.experiments.iter().enumerate() {
+            e.validate().map_err(|m| Error::option(format!("experiments[{i}]"), m))?;
+            if config.experiments[..i].iter().any(|o| o.placement == e.placement || o.name == e.name) {
+                return Err(Error::option(
+                    format!("experiments[{i}]"),
+                    format!("one experiment per placement and name: `{}` on `{}` repeats one", e.name, e.placement),
+                ));
+            }
+        }
+        if let Some(c) = sync.as_ref().map(Sync::config) {
+            let experiments: f64 = config.experiments.iter().map(|e| e.epsilon).sum();
+            let total = c.mechanisms.epsilon() + experiments;
+            if total > c.epsilon_per_day + 1e-9 {
+                return Err(Error::option(
+                    "experiments",
+                    format!(
+                        "the experiments spend ε {experiments} on top of the reports' {} = {total}, over the daily budget {}: lower collector.mechanisms or raise collector.epsilonPerDay",
+                        c.mechanisms.epsilon(),
+                        c.epsilon_per_day
+                    ),
+                ));
+            }
+        } else if !config.experiments.is_empty() {
+            warnings.push("experiments run without a collector: variants are assigned but nothing is measured".into());
+        }
+        let shown = log.storage().get(&keys.of(Kept::Shown)).ok().flatten().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let mut client = Client {
+            sync,
+            consent,
+            max_intent: None,
+            shown,
+            personalization: config.personalization,
+            log,
+            keys,
+            clock,
+            catalog,
+            recommender: loaded.recommender,
+            recommender_status,
+            intent: loaded.intent,
+            intent_status,
+            scratch: Vec::new(),
+            rules,
+            plain_rules,
+            lists: 0,
+            precomputed: None,
+            tower_candidates: None,
+            scoring: config.scoring,
+            precompute_hits: 0,
+            quiet: false,
+            assigned: vec![None; config.experiments.len()],
+            experiments: config.experiments,
+            window_ms: config.attribution_window_minutes * 60_000.0,
+            precompute_enabled: config.precompute,
+        };
+        client.load_assignments();
+        if !client.personalizing() && !client.log.events().is_empty() {
+            // Recorded under an earlier config that did not need consent.
+            client.forget()?;
+            warnings.push("personalization needs consent, which is not granted: the stored history was erased".into());
+        }
+        Ok((client, warnings))
+    }
+
+    /// Whether behaviour may be recorded and used on this device now.
+    pub fn personalizing(&self) -> bool {
+        self.personalization == Personalization::Always || self.consent == Consent::Granted
+    }
+
+    /// Validates and records an event given as JSON.
+    pub fn track(&mut self, event: &serde_json::Value) -> Result<AppendOutcome> {
+        Ok(self.track_event(Event::from_json(event)?))
+    }
+
+    /// Records an event — unless personalization waits for consent, when it is validated and
+    /// dropped (`recorded: false`).
+    pub fn track_event(&mut self, event: Event) -> AppendOutcome {
+        if !self.personalizing() {
+            return AppendOutcome { recorded: false, ..Default::default() };
+        }
+        let now = self.clock.now_ms();
+        self.log.append(event, now)
+    }
+
+    /// Top-k recommendations for the visitor now: the `forYou` placement.
+    pub fn recommend(&mut self, options: &RecommendOptions) -> Result<Recommendations> {
+        self.place(&Placement::ForYou { k: options.k, exclude: options.exclude.clone() })
+    }
+
+    /// The precomputed `forYou` list for these options, if it is still the right one.
+    pub(crate) fn take_precomputed(&mut self, options: &RecommendOptions) -> Option<Recommendations> {
+        let key = self.precompute_key(options);
+        if let Some((cached_key, mut recs)) = self.precomputed.take() {
+            if cached_key == key {
+                // Computed in idle time for exactly this history and these options: only now
+                // is it shown, so only now does it get an id and count as shown.
+                let now = self.clock.now_ms();
+                self.lists += 1;
+                recs.id = format!("{:x}-{}", now as u64, self.lists);
+                let variant = self.variant_of(recs.placement).map(|p| p.1);
+                self.remember_shown(&recs, variant, now);
+                self.precompute_hits += 1;
+                return Some(recs);
+            }
+        }
+        None
+    }
+
+    /// Computes the `forYou` list `recommend(options)` would return now and keeps it for the
+    /// next call with the same options and history (the browser layer calls this when the page
+    /// is idle after a `track`). Nothing counts as shown until `recommend` hands it out.
+    pub fn precompute(&mut self, options: &RecommendOptions) -> Result<()> {
+        let key = self.precompute_key(options);
+        if self.precomputed.as_ref().is_some_and(|(k, _)| *k == key) {
+            return Ok(());
+        }
+        self.quiet = true;
+        let recs = self.place_computed(&Placement::ForYou { k: options.k, exclude: options.exclude.clone() });
+        self.quiet = false;
+        self.precomputed = Some((key, recs?));
+        Ok(())
+    }
+
+    /// The config's `scoring` path for item embeddings.
+    pub fn scoring_preference(&self) -> crate::infer::score::Preference {
+        self.scoring
+    }
+
+    /// Whether the config asks for idle-time precomputation.
+    pub fn precompute_enabled(&self) -> bool {
+        self.precompute_enabled
+    }
+
+    /// How many `recommend` calls were answered from a precomputed list.
+    pub fn precompute_hits(&self) -> u64 {
+        self.precompute_hits
+    }
+
+    /// What a precomputed list depends on: the options, the history (its length and newest
+    /// event), consent and the variant; anything else changing drops it.
+    pub(crate) fn precompute_key(&self, options: &RecommendOptions) -> String {
+        let last = self.log.events().back().map_or(0.0, |e| e.at);
+        format!(
+            "{:?}|{:?}|{}|{last}|{:?}|{:?}",
+            options.k,
+            options.exclude,
+            self.log.events().len(),
+            self.consent,
+            self.variant_of("forYou")
+        )
+    }
+
+    /// Gives a list its id and remembers what it showed (for the outcome statistics, the
+    /// experiments and the `excludeRecentlyShown` rule).
+    pub(crate) fn finish(
+        &mut self,
+        placement: &'static str,
+        items: Vec<Recommendation>,
+        source: Source,
+        fallback: Option<String>,
+    ) -> Recommendations {
+        let now = self.clock.now_ms();
+        self.lists += 1;
+        let id = format!("{:x}-{}", now as u64, self.lists);
+        let variant = self.variant_of(placement);
+        let variant_name = variant.map(|(e, v)| self.experiments[e].variants[v].name.clone());
+        let recs = Recommendations { items, source, fallback_reason: fallback, placement, variant: variant_name, id };
+        if !self.quiet {
+            self.remember_shown(&recs, variant.map(|p| p.1), now);
+        }
+        recs
+    }
+
+    fn remember_shown(&mut self, recs: &Recommendations, variant: Option<usize>, now: f64) {
+        let wanted = self.sync.is_some() || self.rules.rules.exclude_recently_shown;
+        if !wanted || !self.personalizing() {
+            return;
+        }
+        let day = crate::privacy::budget::utc_day(now);
+        if self.shown.day != day {
+            self.shown = ShownToday { day, items: Vec::new() };
+        }
+        let before = self.shown.items.len();
+        let head = if recs.placement == "rerank" { RERANK_SHOWN } else { recs.items.len() };
+        let mut mine = self.shown.items.iter().filter(|s| s.placement == recs.placement).count();
+        for r in recs.items.iter().take(head) {
+            let known = self.shown.items.iter().any(|s| s.item == r.item_id && s.placement == recs.placement);
+            if mine < MAX_SHOWN_PER_PLACEMENT && !known {
+                mine += 1;
+                self.shown.items.push(Shown { item: r.item_id.clone(), at: now, placement: recs.placement.to_owned(), variant });
+            }
+        }
+        if self.shown.items.len() != before {
+            // Losing this record only loses an outcome statistic; recommendations go on.
+            if let Ok(text) = serde_json::to_string(&self.shown) {
+                let _ = self.log.storage_mut().set(&self.keys.of(Kept::Shown), &text);
+            }
+        }
+    }
+
+    /// Draws the visitor's variant of every experiment not yet assigned, and keeps it on the
+    /// device (the browser passes `crypto.getRandomValues`).
+    pub fn assign_experiments(&mut self, rng: &mut impl Randomness) {
+        let mut changed = false;
+        for (i, e) in self.experiments.iter().enumerate() {
+            if self.assigned[i].is_none() {
+                self.assigned[i] = Some(e.assign(rng));
+                changed = true;
+            }
+        }
+        if changed {
+            let map: std::collections::BTreeMap<&str, &str> = self
+                .experiments
+                .iter()
+                .zip(&self.assigned)
+                .filter_map(|(e, a)| a.map(|v| (e.name.as_str(), e.variants[v].name.as_str())))
+                .collect();
+            if let Ok(text) = serde_json::to_string(&map) {
+                let _ = self.log.storage_mut().set(&self.keys.of(Kept::Variants), &text);
+            }
+        }
+    }
+
+    /// Reads earlier assignments; a variant that no longer exists is drawn again.
+    fn load_assignments(&mut self) {
+        let stored: std::collections::BTreeMap<String, String> = self
+            .log
+            .storage()
+            .get(&self.keys.of(Kept::Variants))
+            .ok()
+            .flatten()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        for (i, e) in self.experiments.iter().enumerate() {
+            self.assigned[i] = stored.get(&e.name).and_then(|name| e.variants.iter().position(|v| &v.name == name));
+        }
+    }
+
+    /// The (experiment, variant) the visitor sees on a placement.
+    pub(crate) fn variant_of(&self, placement: &str) -> Option<(usize, usize)> {
+        let e = self.experiments.iter().position(|e| e.placement == placement)?;
+        Some((e, self.assigned[e]?))
+    }
+
+    /// The visitor's variants, `experiment → variant` (on the device only).
+    pub fn variants(&self) -> Vec<(String, Option<String>)> {
+        self.experiments.iter().zip(&self.assigned).map(|(e, a)| (e.name.clone(), a.map(|v| e.variants[v].name.clone()))).collect()
+    }
+
+    /// Runs `f` with the rules the visitor's variant of `placement` asks for.
+    pub(crate) fn with_variant_rules<T>(&mut self, placement: &str, f: impl FnOnce(&mut Self) -> T) -> T {
+        let off = self.variant_of(placement).is_some_and(|(e, v)| !self.experiments[e].variants[v].rules);
+        if off {
+            std::mem::swap(&mut self.rules, &mut self.plain_rules);
+        }
+        let out = f(self);
+        if off {
+            std::mem::swap(&mut self.rules, &mut self.plain_rules);
+        }
+        out
+    }
+
+    /// Whether the visitor's variant of `placement` is the popularity control.
+    pub(crate) fn variant_is_popularity(&self, placement: &str) -> Option<String> {
+        let (e, v) = self.variant_of(placement)?;
+        let exp = &self.experiments[e];
+        (exp.variants[v].source == VariantSource::Popularity)
+            .then(|| format!("experiment `{}`: variant `{}` answers from popularity", exp.name, exp.variants[v].name))
+    }
+
+    pub(crate) fn no_model_reason(&self) -> String {
+        match &self.recommender_status {
+            ModelStatus::Failed { error, .. } => format!("the recommender failed to load: {error}"),
+            _ => "no recommender model".to_owned(),
+        }
+    }
+
+    /// Raw scores of every catalog item for the current history (oldest first), for parity
+    /// checks and debugging. `None` when there is no model or no history.
+    pub fn scores(&mut self) -> Result<Option<Vec<f32>>> {
+        let Some(rec) = self.recommender.as_mut() else { return Ok(None) };
+        let seq: Vec<usize> =
+            features::item_sequence(self.log.events(), self.catalog.vocab(), rec.max_seq_len).iter().map(|s| s.index).collect();
+        if seq.is_empty() {
+            return Ok(None);
+        }
+        let mut scores = Vec::new();
+        rec.model.scores_into(&seq, &mut scores)?;
+        Ok(Some(scores))
+    }
+
+    /// The purchase-intent score of the current session.
+    pub fn intent(&mut self) -> Result<IntentScore> {
+        if !self.personalizing() {
+            return Err(Error::NoConsent);
+        }
+        let features = self.intent_features();
+        let model = self.intent.as_mut().ok_or(Error::NoModel("intent"))?;
+        let score = intent::score(model, features)?;
+        let day = crate::privacy::budget::utc_day(self.clock.now_ms());
+        let best = match self.max_intent.take() {
+            Some((d, p)) if d == day => p.max(score.probability),
+            _ => score.probability,
+        };
+        self.max_intent = Some((day, best));
+        Ok(score)
+    }
+
+    /// Records the visitor's choice about sending aggregates; kept on the device.
+    pub fn set_consent(&mut self, consent: Consent) -> Result<()> {
+        self.consent = consent;
+        let text = serde_json::to_string(&consent).map_err(|e| Error::option("consent", e.to_string()))?;
+        self.log.storage_mut().set(&self.keys.of(Kept::Consent), &text)?;
+        if consent == Consent::Denied && self.personalization == Personalization::WithConsent {
+            self.forget()?;
+        }
+        Ok(())
+    }
+
+    pub fn consent(&self) -> Consent {
+        self.consent
+    }
+
+    /// Builds today's report if everything allows it (see `Sync::maybe_report`).
+    pub fn prepare_report(&mut self, signals: OptOutSignals, rng: &mut impl Randomness) -> Option<Report> {
+        let now = self.clock.now_ms();
+        let day = crate::privacy::budget::utc_day(now);
+        let max_intent = self.max_intent.as_ref().filter(|(d, _)| *d == day).map(|(_, p)| *p);
+        let shown: &[Shown] = if self.shown.day == day { &self.shown.items } else { &[] };
+        let todays: Vec<&StoredEvent> = self.log.events().iter().filter(|e| crate::privacy::budget::utc_day(e.at) == day).collect();
+        let experiments = self
+            .experiments
+            .iter()
+            .zip(&self.assigned)
+            .filter_map(|(e, a)| {
+                let v = (*a)?;
+                let mine: Vec<&Shown> = shown.iter().filter(|s| s.placement == e.placement && s.variant == Some(v)).collect();
+                let stage = crate::sync::day::stage_reached(todays.iter().copied(), &mine, self.window_ms);
+                Some((e.name.clone(), e.mechanism(), crate::experiment::encode_value(v, stage)))
+            })
+            .collect();
+        let inputs = DayInputs { max_intent, shown, experiments };
+        let sync = self.sync.as_mut()?;
+        let (events, storage) = self.log.events_and_storage();
+        let events: Vec<&StoredEvent> = events.iter().collect();
+        sync.maybe_report(storage, self.consent, signals, &events, inputs, now, rng)
+    }
+
+    /// The body and URL of the reports due now, with their keys for `settle_reports`.
+    pub fn due_reports(&self) -> Option<(Vec<String>, String, String)> {
+        let sync = self.sync.as_ref()?;
+        let (keys, body) = sync.due(self.clock.now_ms())?;
+        Some((keys, body, sync.config().endpoint()))
+    }
+
+    pub fn settle_reports(&mut self, keys: &[String], outcome: Outcome, rng: &mut impl Randomness) {
+        let now = self.clock.now_ms();
+        if let Some(sync) = self.sync.as_mut() {
+            sync.settle(self.log.storage_mut(), keys, outcome, now, rng);
+        }
+    }
+
+    pub fn privacy_status(&self, signals: OptOutSignals) -> PrivacyStatus {
+        let now = self.clock.now_ms();
+        let (spent, per_day, pending, sent, honour) = match &self.sync {
+            Some(s) => (
+                s.epsilon_spent(self.log.storage(), now),
+                s.config().epsilon_per_day,
+                s.pending().iter().map(|p| p.report.clone()).collect(),
+                s.sent().to_vec(),
+                s.config().honour_opt_out_signals,
+            ),
+            None => (0.0, 0.0, Vec::new(), Vec::new(), true),
+        };
+        PrivacyStatus {
+            consent: self.consent,
+            sending: self.sync.is_some() && crate::privacy::budget::may_send(self.consent, signals, honour),
+            global_privacy_control: signals.global_privacy_control,
+            do_not_track: signals.do_not_track,
+            epsilon_spent_today: spent,
+            epsilon_per_day: per_day,
+            pending,
+            sent,
+        }
+    }
+
+    /// The intent feature vector now, in `INTENT_FEATURES` order.
+    pub fn intent_features(&self) -> Vec<f32> {
+        let events: Vec<&StoredEvent> = self.log.events().iter().collect();
+        features::intent_features(&events, self.clock.now_ms(), self.log.config().session_gap_ms())
+    }
+
+    /// Everything stored about the visitor, oldest first.
+    pub fn history(&self) -> &VecDeque<StoredEvent> {
+        self.log.events()
+    }
+
+    /// Erases the visitor's history, on the device too.
+    pub fn forget(&mut self) -> Result<()> {
+        self.max_intent = None;
+        if let Some(r) = self.recommender.as_mut() {
+            r.session = SessionState::default();
+            r.model.reset_state();
+        }
+        self.shown = ShownToday::default();
+        // Experiment variants too: erasing means everything kept about the visitor (a new
+        // variant is drawn at the next start).
+        self.assigned.iter_mut().for_each(|a| *a = None);
+        for kept in Kept::ALL {
+            match (kept.on_forget(), kept) {
+                (OnForget::Erase, Kept::Log) => self.log.forget()?,
+                (OnForget::Erase, _) => self.log.storage_mut().remove(&self.keys.of(kept))?,
+                (OnForget::Rewrite, _) => {
+                    if let Some(sync) = self.sync.as_mut() {
+                        sync.forget(self.log.storage_mut());
+                    }
+                }
+                (OnForget::Keep, _) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Records why no recommender is loaded when a bundle could not even be fetched (the
+    /// browser layer downloads before the client exists).
+    pub fn note_bundle_failure(&mut self, error: String, code: &'static str) {
+        if self.recommender.is_none() && !matches!(self.recommender_status, ModelStatus::Failed { .. }) {
+            self.recommender_status = ModelStatus::Failed { error, code };
+        }
+    }
+
+    /// For a GRU on the SDK's kernels: the steps the last `forYou` took and whether it had to
+    /// start over (`None` for other models).
+    pub fn session_steps(&self) -> Option<(usize, bool)> {
+        let r = self.recommender.as_ref()?;
+        r.model.gru()?;
+        Some((r.session.last_steps, r.session.last_rebuilt))
+    }
+
+    pub fn recommender_status(&self) -> &ModelStatus {
+        &self.recommender_status
+    }
+
+    pub fn intent_status(&self) -> &ModelStatus {
+        &self.intent_status
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The storage, as it holds the visitor's records now.
+    pub fn storage(&self) -> &S {
+        self.log.storage()
+    }
+
+    /// The storage back, e.g. to reopen the same visitor as after a reload.
+    pub fn into_storage(self) -> S {
+        self.log.into_storage()
+    }
+
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// What the rules exclude for this visitor (cart, purchases, already shown today) and the
+    /// caller's list, as a mask over the catalog.
+    pub(crate) fn excluded(&self, extra: &[String]) -> Vec<bool> {
+        let mut mask = self.excluded_by_caller(extra);
+        let vocab = self.catalog.vocab();
+        let mut mark = |id: &str| {
+            if let Some(i) = vocab.index_of(id) {
+                mask[i] = true;
+            }
+        };
+        let events = self.log.events();
+        if self.rules.rules.exclude_cart {
+            Cart::from_events(events.iter().map(|e| &e.event)).item_ids().for_each(&mut mark);
+        }
+        if self.rules.rules.exclude_purchased {
+            for e in events {
+                if let Event::Purchase { items, .. } = &e.event {
+                    items.iter().for_each(|l| mark(&l.item_id));
+                }
+            }
+        }
+        if self.rules.rules.exclude_recently_shown && self.shown.day == crate::privacy::budget::utc_day(self.clock.now_ms()) {
+            self.shown.items.iter().for_each(|s| mark(&s.item));
+        }
+        mask
+    }
+
+    pub(crate) fn excluded_by_caller(&self, extra: &[String]) -> Vec<bool> {
+        let mut mask = vec![false; self.catalog.len()];
+        for id in extra {
+            if let Some(i) = self.catalog.vocab().index_of(id) {
+                mask[i] = true;
+            }
+        }
+        mask
+    }
+}

@@ -1,0 +1,331 @@
+//! The model bundle: one file a CDN can serve, holding a model, what the SDK needs to use it,
+//! the SHA-256 of every part and an optional ed25519 signature. Defined here once; the
+//! converter (`foresight-export`) writes it with [`BundleWriter`], the SDK reads it with
+//! [`Bundle::parse`].
+//!
+//! Layout (integers little-endian):
+//!
+//! ```text
+//! "FSBUNDLE"            8 bytes magic
+//! format version        u32
+//! manifest length M     u32
+//! manifest              M bytes of JSON (Manifest)
+//! signature             64 bytes: ed25519 over everything above, or zeros when unsigned
+//! parts                 concatenated; offsets in the manifest count from here
+//! ```
+//!
+//! The signature covers the manifest, and the manifest holds every part's hash, so one
+//! signature check plus the hash checks cover every byte of the file.
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+use super::manifest::{Manifest, ModelFormat, ModelKind, PartEntry};
+pub use crate::error::BundleError;
+
+pub const MAGIC: &[u8; 8] = b"FSBUNDLE";
+pub const FORMAT_VERSION: u32 = 1;
+const HEADER_LEN: usize = 16;
+const SIGNATURE_LEN: usize = 64;
+/// Manifests beyond this are refused before parsing (a 1M-item catalog is ~60 MB of JSON;
+/// this bound only guards against a corrupt length field).
+const MAX_MANIFEST_BYTES: usize = 512 * 1024 * 1024;
+
+/// A parsed and verified bundle.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub manifest: Manifest,
+    bytes: Vec<u8>,
+    parts_start: usize,
+    pub signed: bool,
+}
+
+impl Bundle {
+    /// Parses and verifies: structure, version, manifest, signature (required when `key` is
+    /// given), and every part's SHA-256.
+    pub fn parse(bytes: Vec<u8>, key: Option<&VerifyingKey>) -> Result<Bundle, BundleError> {
+        let actual = bytes.len() as u64;
+        if bytes.len() < HEADER_LEN {
+            return if MAGIC.starts_with(&bytes) || bytes.starts_with(MAGIC) {
+                Err(BundleError::Truncated { needed: HEADER_LEN as u64, actual })
+            } else {
+                Err(BundleError::NotABundle)
+            };
+        }
+        if &bytes[..8] != MAGIC {
+            return Err(BundleError::NotABundle);
+        }
+        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        if version != FORMAT_VERSION {
+            return Err(BundleError::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
+        }
+        let manifest_len = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as usize;
+        if manifest_len > MAX_MANIFEST_BYTES {
+            return Err(BundleError::Manifest(format!("declared length {manifest_len} is implausible")));
+        }
+        let signed_end = HEADER_LEN + manifest_len;
+        let parts_start = signed_end + SIGNATURE_LEN;
+        if bytes.len() < parts_start {
+            return Err(BundleError::Truncated { needed: parts_start as u64, actual });
+        }
+        let manifest: Manifest =
+            serde_json::from_slice(&bytes[HEADER_LEN..signed_end]).map_err(|e| BundleError::Manifest(e.to_string()))?;
+        if manifest.format_version != version {
+            return Err(BundleError::Manifest(format!(
+                "manifest says format version {} but the header says {version}",
+                manifest.format_version
+            )));
+        }
+        let sig_bytes: [u8; SIGNATURE_LEN] = bytes[signed_end..parts_start].try_into().map_err(|_| BundleError::NotABundle)?;
+        let signed = sig_bytes.iter().any(|&b| b != 0);
+        if let Some(key) = key {
+            if !signed {
+                return Err(BundleError::Unsigned);
+            }
+            let expected = key_id(key);
+            if let Some(found) = &manifest.key_id {
+                if *found != expected {
+                    return Err(BundleError::WrongKey { found: found.clone(), expected });
+                }
+            }
+            key.verify(&bytes[..signed_end], &Signature::from_bytes(&sig_bytes)).map_err(|_| BundleError::BadSignature)?;
+        }
+        let mut needed = parts_start as u64;
+        for part in &manifest.parts {
+            needed = needed.max(parts_start as u64 + part.offset.saturating_add(part.length));
+        }
+        if needed > actual {
+            return Err(BundleError::Truncated { needed, actual });
+        }
+        let bundle = Bundle { manifest, bytes, parts_start, signed };
+        for part in &bundle.manifest.parts {
+            if sha256_hex(bundle.slice(part)) != part.sha256 {
+                return Err(BundleError::PartHash { part: part.name.clone() });
+            }
+        }
+        bundle.check_structure()?;
+        Ok(bundle)
+    }
+
+    fn slice(&self, part: &PartEntry) -> &[u8] {
+        let start = self.parts_start + part.offset as usize;
+        &self.bytes[start..start + part.length as usize]
+    }
+
+    /// The bytes of a named part.
+    pub fn part(&self, name: &str) -> Result<&[u8], BundleError> {
+        self.manifest.parts.iter().find(|p| p.name == name).map(|p| self.slice(p)).ok_or_else(|| BundleError::MissingPart(name.to_owned()))
+    }
+
+    pub fn model_bytes(&self) -> Result<&[u8], BundleError> {
+        self.part(&self.manifest.model.part)
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn check_structure(&self) -> Result<(), BundleError> {
+        let m = &self.manifest;
+        let bad = |s: &str| Err(BundleError::Manifest(s.to_owned()));
+        self.model_bytes()?;
+        match m.kind {
+            ModelKind::Recommender if m.items.is_empty() => return bad("a recommender bundle must list its items"),
+            ModelKind::Intent if m.intent.is_none() => return bad("an intent bundle must carry its feature spec"),
+            ModelKind::Intent if m.model.format.is_kernels() => return bad("an intent model cannot be in the gru or attention format"),
+            _ => {}
+        }
+        match m.model.format {
+            ModelFormat::Gru if m.gru.is_none() => return bad("format gru without a gru section"),
+            ModelFormat::Attention if m.attention.is_none() => return bad("format attention without an attention section"),
+            f if f.is_kernels() && m.embeddings.is_some() => {
+                return bad("a model on the SDK's kernels scores items itself; it cannot carry item embeddings")
+            }
+            _ => {}
+        }
+        if let Some(e) = &m.embeddings {
+            let width = match e.dtype.as_str() {
+                "f32" => 4,
+                "f16" => 2,
+                other => return Err(BundleError::Manifest(format!("embedding dtype `{other}` is not f32 or f16"))),
+            };
+            if e.rows.checked_mul(e.dims).and_then(|n| n.checked_mul(width)) != Some(self.part(&e.part)?.len()) {
+                return bad("the embedding part's size does not match rows × dims");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Assembles a bundle; the converter's side of the format.
+pub struct BundleWriter {
+    manifest: Manifest,
+    parts: Vec<(String, Vec<u8>)>,
+}
+
+impl BundleWriter {
+    /// `manifest.parts` and `manifest.key_id` are filled in by `finish`.
+    pub fn new(manifest: Manifest) -> Self {
+        BundleWriter { manifest, parts: Vec::new() }
+    }
+
+    pub fn add_part(&mut self, name: impl Into<String>, bytes: Vec<u8>) {
+        self.parts.push((name.into(), bytes));
+    }
+
+    pub fn finish(mut self, key: Option<&SigningKey>) -> Result<Vec<u8>, BundleError> {
+        let mut offset = 0u64;
+        self.manifest.parts = self
+            .parts
+            .iter()
+            .map(|(name, bytes)| {
+                let entry = PartEntry { name: name.clone(), offset, length: bytes.len() as u64, sha256: sha256_hex(bytes) };
+                offset += bytes.len() as u64;
+                entry
+            })
+            .collect();
+        self.manifest.format_version = FORMAT_VERSION;
+        self.manifest.key_id = key.map(|k| key_id(&k.verifying_key()));
+        let manifest = serde_json::to_vec(&self.manifest).map_err(|e| BundleError::Manifest(e.to_string()))?;
+        let manifest_len = u32::try_from(manifest.len()).map_err(|_| BundleError::Manifest("manifest over 4 GB".into()))?;
+        let mut out = Vec::with_capacity(HEADER_LEN + manifest.len() + SIGNATURE_LEN + offset as usize);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&manifest_len.to_le_bytes());
+        out.extend_from_slice(&manifest);
+        let signature = key.map(|k| k.sign(&out).to_bytes()).unwrap_or([0; SIGNATURE_LEN]);
+        out.extend_from_slice(&signature);
+        for (_, bytes) in &self.parts {
+            out.extend_from_slice(bytes);
+        }
+        Ok(out)
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A short, stable fingerprint of a public key: the first 8 bytes of its SHA-256, in hex.
+pub fn key_id(key: &VerifyingKey) -> String {
+    sha256_hex(key.as_bytes())[..16].to_owned()
+}
+
+/// Parses a public key given as base64 (the contents of `foresight-export keygen`'s `.pub`).
+pub fn parse_public_key(text: &str) -> Result<VerifyingKey, BundleError> {
+    let bytes = decode_key(text)?;
+    VerifyingKey::from_bytes(&bytes).map_err(|e| BundleError::Key(format!("not an ed25519 public key: {e}")))
+}
+
+/// Parses a secret (signing) key given as base64.
+pub fn parse_signing_key(text: &str) -> Result<SigningKey, BundleError> {
+    Ok(SigningKey::from_bytes(&decode_key(text)?))
+}
+
+fn decode_key(text: &str) -> Result<[u8; 32], BundleError> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim()).map_err(|e| BundleError::Key(format!("not base64: {e}")))?;
+    bytes.try_into().map_err(|b: Vec<u8>| BundleError::Key(format!("{} bytes, expected 32", b.len())))
+}
+
+pub fn encode_key(bytes: &[u8; 32]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::manifest::{CatalogItem, ModelSection, Quantization};
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn manifest() -> Manifest {
+        Manifest {
+            format_version: FORMAT_VERSION,
+            kind: ModelKind::Recommender,
+            created_by: "test".into(),
+            model: ModelSection {
+                part: "model".into(),
+                format: ModelFormat::Onnx,
+                inputs: vec![],
+                outputs: vec![],
+                quantization: Quantization::None,
+            },
+            items: vec![CatalogItem { id: "a".into(), popularity: 1.0, ..Default::default() }],
+            max_seq_len: Some(50),
+            intent: None,
+            embeddings: None,
+            gru: None,
+            attention: None,
+            parts: vec![],
+            parity: vec![],
+            key_id: None,
+        }
+    }
+
+    fn bundle(signing: Option<&SigningKey>) -> Vec<u8> {
+        let mut w = BundleWriter::new(manifest());
+        w.add_part("model", b"model bytes".to_vec());
+        w.add_part("extra", vec![7; 100]);
+        w.finish(signing).expect("writes")
+    }
+
+    #[test]
+    fn roundtrip_signed_and_unsigned() {
+        let k = key(1);
+        let b = Bundle::parse(bundle(Some(&k)), Some(&k.verifying_key())).expect("verifies");
+        assert!(b.signed);
+        assert_eq!(b.model_bytes().expect("model"), b"model bytes");
+        assert_eq!(b.part("extra").expect("extra"), &[7; 100][..]);
+        let b = Bundle::parse(bundle(None), None).expect("unsigned without a key is fine");
+        assert!(!b.signed);
+    }
+
+    #[test]
+    fn refusals_are_specific() {
+        let k = key(1);
+        let vk = k.verifying_key();
+        let good = bundle(Some(&k));
+
+        assert_eq!(Bundle::parse(bundle(None), Some(&vk)).err(), Some(BundleError::Unsigned));
+        let other = key(2).verifying_key();
+        assert!(matches!(Bundle::parse(good.clone(), Some(&other)).err(), Some(BundleError::WrongKey { .. })));
+
+        // A flipped byte in a part: the hash catches it (signature or not).
+        let mut tampered = good.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert_eq!(Bundle::parse(tampered.clone(), Some(&vk)).err(), Some(BundleError::PartHash { part: "extra".into() }));
+        assert_eq!(Bundle::parse(tampered, None).err(), Some(BundleError::PartHash { part: "extra".into() }));
+
+        // A flipped byte in the manifest (still valid JSON): the signature catches it.
+        let mut tampered = good.clone();
+        let pos = tampered.windows(4).position(|w| w == b"test").expect("created_by");
+        tampered[pos] = b'T';
+        assert_eq!(Bundle::parse(tampered, Some(&vk)).err(), Some(BundleError::BadSignature));
+
+        for cut in [5, 20, good.len() - 10] {
+            assert!(matches!(Bundle::parse(good[..cut].to_vec(), Some(&vk)).err(), Some(BundleError::Truncated { .. })), "cut {cut}");
+        }
+        let mut v2 = good.clone();
+        v2[8] = 2;
+        assert_eq!(Bundle::parse(v2, None).err(), Some(BundleError::UnsupportedVersion { found: 2, supported: FORMAT_VERSION }));
+        assert_eq!(Bundle::parse(b"<html>404</html>".to_vec(), None).err(), Some(BundleError::NotABundle));
+    }
+
+    #[test]
+    fn keys_roundtrip_through_base64() {
+        let k = key(9);
+        let text = encode_key(k.verifying_key().as_bytes());
+        assert_eq!(parse_public_key(&text).expect("parses"), k.verifying_key());
+        assert!(parse_public_key("not base64!").is_err());
+        assert!(parse_public_key(&encode_key(&[0; 32])[..10]).is_err());
+    }
+}

@@ -1,0 +1,266 @@
+//! The bundle's manifest: what the SDK needs to use the model inside — its kind and format,
+//! input and output specs, the item catalog, the intent feature spec, the shapes of models that
+//! run on the SDK's own kernels, item embeddings, parity figures and every part's hash. Defined
+//! once, here; `foresight-export` writes it and the SDK reads it.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    Recommender,
+    Intent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelFormat {
+    /// tract-optimized NNEF (a tar): no ONNX parsing in the browser.
+    Nnef,
+    Onnx,
+    /// A GRU4Rec-style recommender's weights for the SDK's own kernels (`infer::gru`): one
+    /// step per new event instead of the whole sequence. Shapes in the manifest's `gru`.
+    Gru,
+    /// A SASRec-style attention recommender's weights for the SDK's own kernels
+    /// (`infer::attention`): one position per new event, keys and values kept. Shapes in the
+    /// manifest's `attention`.
+    Attention,
+}
+
+impl ModelFormat {
+    /// Weights for the SDK's own kernels rather than a graph for tract.
+    pub fn is_kernels(self) -> bool {
+        matches!(self, ModelFormat::Gru | ModelFormat::Attention)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quantization {
+    None,
+    /// Weights stored as f16, computed in f32.
+    F16,
+}
+
+/// A tensor's name, element type and shape; symbolic dimensions by name (e.g. `seq`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TensorSpec {
+    pub name: String,
+    pub dtype: String,
+    pub shape: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModelSection {
+    /// Name of the part holding the model.
+    pub part: String,
+    pub format: ModelFormat,
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+    pub quantization: Quantization,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IntentSection {
+    pub feature_spec_version: u32,
+    pub feature_names: Vec<String>,
+    /// Column of the positive class in the probability output.
+    pub positive_index: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EmbeddingSection {
+    pub part: String,
+    pub rows: usize,
+    pub dims: usize,
+    /// `f32` or `f16`, little-endian, row-major.
+    pub dtype: String,
+    /// Part holding one f32 (little-endian) bias per item, added to its score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PartEntry {
+    pub name: String,
+    pub offset: u64,
+    pub length: u64,
+    /// Lowercase hex.
+    pub sha256: String,
+}
+
+/// How closely the bundled model matches the original, measured by the converter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ParityReport {
+    /// What the bundle was compared with (`tract-onnx`, `onnxruntime 1.32.0`).
+    pub reference: String,
+    pub cases: usize,
+    pub max_abs_delta: f32,
+    /// Share of cases whose top-k (k = `top_k`) is identical, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k_agreement: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub kind: ModelKind,
+    pub created_by: String,
+    pub model: ModelSection,
+    /// Recommenders: the item vocabulary in model-index order, with category, price and
+    /// popularity (the fallback's ranking).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<CatalogItem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_seq_len: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<IntentSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embeddings: Option<EmbeddingSection>,
+    /// Shapes of a `gru`-format model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gru: Option<GruSpec>,
+    /// Shapes of an `attention`-format model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<AttentionSpec>,
+    pub parts: Vec<PartEntry>,
+    #[serde(default)]
+    pub parity: Vec<ParityReport>,
+    /// Fingerprint of the signing key, when signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+}
+
+/// One item of the shop's catalog. Its position in the catalog is its model index.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CatalogItem {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+    /// Any non-negative popularity measure (views, sales); orders the fallback.
+    #[serde(default)]
+    pub popularity: f64,
+    /// Recent popularity (e.g. the last weeks' interactions); orders `trending`. Absent: the
+    /// `trending` placement falls back to `popularity` and says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trend: Option<f64>,
+    /// `false` when out of stock (merchandising rules can filter on it); absent means in stock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_stock: Option<bool>,
+    /// Free-form attributes for rules (`{"brand": "Acme"}`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attributes: std::collections::BTreeMap<String, String>,
+}
+
+/// Shapes and options of a GRU recommender, as the bundle manifest records them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GruSpec {
+    /// Catalog items scored by the head.
+    pub items: usize,
+    /// Rows of the embedding table (≥ items; extra rows are padding the SDK never feeds).
+    pub embedding_rows: usize,
+    pub input_size: usize,
+    pub hidden_size: usize,
+    /// ONNX's `linear_before_reset` (PyTorch exports 1).
+    pub linear_before_reset: bool,
+}
+
+impl GruSpec {
+    /// Float counts of the weight blob, in order: embedding, W, R, B, head, bias; `None` when
+    /// a count does not fit a `usize` (a crafted manifest: refused, never wrapped).
+    pub(crate) fn sizes(&self) -> Option<[usize; 6]> {
+        let (d, h) = (self.input_size, self.hidden_size);
+        let h3 = h.checked_mul(3)?;
+        Some([
+            self.embedding_rows.checked_mul(d)?,
+            h3.checked_mul(d)?,
+            h3.checked_mul(h)?,
+            h.checked_mul(6)?,
+            h.checked_mul(self.items)?,
+            self.items,
+        ])
+    }
+
+    /// Float count of the whole blob, `None` on overflow.
+    pub(crate) fn total(&self) -> Option<usize> {
+        checked_sum(&self.sizes()?)
+    }
+}
+
+/// The feed-forward's non-linearity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// `x·Φ(x)` with the exact normal CDF (PyTorch's default `gelu`, ONNX `Erf`).
+    GeluErf,
+    /// The tanh approximation of GELU.
+    GeluTanh,
+    Relu,
+}
+
+/// Shapes and constants of an attention recommender, as the bundle manifest records them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttentionSpec {
+    /// Catalog items scored by the head.
+    pub items: usize,
+    /// Rows of the embedding table (≥ items; extra rows are padding the SDK never feeds).
+    pub embedding_rows: usize,
+    pub dim: usize,
+    pub heads: usize,
+    pub blocks: usize,
+    /// Width of the feed-forward's hidden layer.
+    pub ffn: usize,
+    /// Learned positions: the longest sequence the model reads.
+    pub positions: usize,
+    /// The embedding is multiplied by this before the positions are added (SASRec: √dim).
+    pub embedding_scale: f32,
+    /// Attention logits are `q·k · attention_scale` (usually `1/√(dim/heads)`).
+    pub attention_scale: f32,
+    /// The LayerNorms' epsilon.
+    pub epsilon: f32,
+    pub activation: Activation,
+}
+
+impl AttentionSpec {
+    /// Float counts of one block, in blob order: ln1 γ, β; QKV weight [dim, 3·dim], bias;
+    /// projection [dim, dim], bias; ln2 γ, β; ff1 [dim, ffn], bias; ff2 [ffn, dim], bias.
+    /// `None` when a count does not fit a `usize`.
+    pub(crate) fn block_sizes(&self) -> Option<[usize; 12]> {
+        let (d, f) = (self.dim, self.ffn);
+        let (dd, df, d3) = (d.checked_mul(d)?, d.checked_mul(f)?, d.checked_mul(3)?);
+        Some([d, d, dd.checked_mul(3)?, d3, dd, d, d, d, df, f, df, d])
+    }
+
+    /// Float count of the whole blob: embedding, positions, blocks, final LayerNorm, head
+    /// [dim, items], item bias; `None` on overflow.
+    pub(crate) fn total(&self) -> Option<usize> {
+        let d = self.dim;
+        let blocks = self.blocks.checked_mul(checked_sum(&self.block_sizes()?)?)?;
+        checked_sum(&[
+            self.embedding_rows.checked_mul(d)?,
+            self.positions.checked_mul(d)?,
+            blocks,
+            d.checked_mul(2)?,
+            d.checked_mul(self.items)?,
+            self.items,
+        ])
+    }
+}
+
+fn checked_sum(counts: &[usize]) -> Option<usize> {
+    counts.iter().try_fold(0usize, |sum, &n| sum.checked_add(n))
+}

@@ -1,0 +1,396 @@
+//! Sync: when and how aggregate reports leave the device. Consent-gated and budgeted before a
+//! report exists; then queued on the device (capped), delivered in batches, retried with
+//! exponential backoff and full jitter, and each report carries its idempotency key so a retry
+//! the collector already committed is counted once. The clock and the randomness are injected;
+//! the browser layer supplies `fetch`/`sendBeacon`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::platform::Randomness;
+use crate::privacy::budget::{utc_day, Budget, Consent, OptOutSignals};
+use crate::privacy::mechanism::KaryRr;
+pub mod day;
+
+use crate::contract::report::{Mechanisms, Report};
+use crate::platform::Storage;
+use crate::store::StoredEvent;
+use day::{DaySummary, Shown};
+
+/// Where and how reports go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyncConfig {
+    /// The collector's report endpoint, e.g. `https://collect.shop.example/v1/reports`.
+    pub url: String,
+    /// The shop's public site id.
+    pub site: String,
+    /// The site's key, sent as `?key=` (beacons cannot set headers).
+    pub key: String,
+    #[serde(default = "default_budget")]
+    pub epsilon_per_day: f64,
+    #[serde(default)]
+    pub mechanisms: Mechanisms,
+    /// Honour Global Privacy Control and Do-Not-Track (default true).
+    #[serde(default = "yes")]
+    pub honour_opt_out_signals: bool,
+    #[serde(default = "default_queue_cap")]
+    pub max_queued: usize,
+}
+
+fn default_budget() -> f64 {
+    1.0
+}
+fn yes() -> bool {
+    true
+}
+fn default_queue_cap() -> usize {
+    30
+}
+
+impl SyncConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.url.starts_with("https://") || self.url.starts_with("http://")) {
+            return Err(format!("url `{}` must be an http(s) URL", self.url));
+        }
+        if self.site.is_empty() || self.key.is_empty() {
+            return Err("site and key must not be empty".into());
+        }
+        if !(self.epsilon_per_day > 0.0 && self.epsilon_per_day <= 10.0) {
+            return Err(format!("epsilonPerDay must be in (0, 10], got {}", self.epsilon_per_day));
+        }
+        self.mechanisms.validate()?;
+        if self.mechanisms.epsilon() > self.epsilon_per_day + 1e-9 {
+            return Err(format!("one report spends ε = {} but the daily budget is {}", self.mechanisms.epsilon(), self.epsilon_per_day));
+        }
+        if self.max_queued == 0 {
+            return Err("maxQueued must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The URL reports are posted to, with the site key.
+    pub fn endpoint(&self) -> String {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}key={}", self.url, percent_encode(&self.key))
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// 2xx: committed (or a duplicate the collector already had).
+    Delivered,
+    /// Network failure, 429 or 5xx: try again later.
+    Retry,
+    /// Any other 4xx: the report itself is unacceptable; retrying cannot help.
+    Rejected,
+}
+
+impl Outcome {
+    pub fn from_status(status: u16) -> Outcome {
+        match status {
+            200..=299 => Outcome::Delivered,
+            429 | 500..=599 | 0 => Outcome::Retry,
+            _ => Outcome::Rejected,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pending {
+    pub report: Report,
+    pub attempts: u32,
+    pub next_attempt_ms: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Outbox {
+    pending: Vec<Pending>,
+    /// The last day a report was built for.
+    last_day: Option<String>,
+    /// Reports that left the device, for the privacy panel (most recent last, capped).
+    sent: Vec<Report>,
+}
+
+const BASE_DELAY_MS: f64 = 2_000.0;
+const MAX_DELAY_MS: f64 = 3_600_000.0;
+const SENT_LOG: usize = 20;
+
+/// Exponential backoff with full jitter: uniform in [0, min(max, base·2^attempts)].
+pub fn backoff_ms(attempts: u32, rng: &mut impl Randomness) -> f64 {
+    let cap = (BASE_DELAY_MS * 2f64.powi(attempts.min(30) as i32)).min(MAX_DELAY_MS);
+    rng.unit() * cap
+}
+
+/// What the client adds to the day's events for its report.
+#[derive(Debug, Clone, Default)]
+pub struct DayInputs<'a> {
+    pub max_intent: Option<f32>,
+    pub shown: &'a [Shown],
+    /// (experiment name, mechanism, true joint value) per running experiment.
+    pub experiments: Vec<(String, KaryRr, u32)>,
+}
+
+/// The device side of sync: the outbox and the rules around it.
+pub struct Sync {
+    config: SyncConfig,
+    key: String,
+    budget: Budget,
+    outbox: Outbox,
+}
+
+impl Sync {
+    /// Opens the outbox kept under `key` (an unreadable one starts empty) and the ε budget kept
+    /// under `budget_key`.
+    pub fn open(config: SyncConfig, key: impl Into<String>, budget_key: impl Into<String>, storage: &impl Storage) -> Result<Self, String> {
+        config.validate()?;
+        let key = key.into();
+        let outbox = storage.get(&key).ok().flatten().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let budget = Budget::new(budget_key, config.epsilon_per_day);
+        Ok(Sync { config, key, budget, outbox })
+    }
+
+    pub fn config(&self) -> &SyncConfig {
+        &self.config
+    }
+
+    /// Builds and queues today's report if consent, the signals, the budget and the once-a-day
+    /// rule all allow; returns it. The ε is recorded before the report exists.
+    #[allow(clippy::too_many_arguments)]
+    pub fn maybe_report(
+        &mut self,
+        storage: &mut impl Storage,
+        consent: Consent,
+        signals: OptOutSignals,
+        events: &[&StoredEvent],
+        inputs: DayInputs<'_>,
+        now_ms: f64,
+        rng: &mut impl Randomness,
+    ) -> Option<Report> {
+        if !crate::privacy::budget::may_send(consent, signals, self.config.honour_opt_out_signals) {
+            return None;
+        }
+        let day = utc_day(now_ms);
+        if self.outbox.last_day.as_deref() == Some(day.as_str()) {
+            return None;
+        }
+        let todays: Vec<&StoredEvent> = events.iter().copied().filter(|e| utc_day(e.at) == day).collect();
+        if todays.is_empty() {
+            return None;
+        }
+        let epsilon = self.config.mechanisms.epsilon() + inputs.experiments.iter().map(|e| e.1.epsilon).sum::<f64>();
+        if !self.budget.try_spend(storage, &day, epsilon) {
+            return None;
+        }
+        let mut summary = DaySummary::from_events(todays.iter().copied(), inputs.max_intent, inputs.shown);
+        summary.experiments = inputs.experiments;
+        let report = day::build(&self.config.site, &day, &summary, &self.config.mechanisms, rng);
+        self.outbox.last_day = Some(day);
+        self.outbox.pending.push(Pending { report: report.clone(), attempts: 0, next_attempt_ms: now_ms });
+        let over = self.outbox.pending.len().saturating_sub(self.config.max_queued);
+        self.outbox.pending.drain(..over);
+        self.save(storage);
+        Some(report)
+    }
+
+    /// Reports due now, as the JSON array body one POST carries.
+    pub fn due(&self, now_ms: f64) -> Option<(Vec<String>, String)> {
+        let due: Vec<&Pending> = self.outbox.pending.iter().filter(|p| p.next_attempt_ms <= now_ms).take(50).collect();
+        if due.is_empty() {
+            return None;
+        }
+        let keys = due.iter().map(|p| p.report.idempotency_key.clone()).collect();
+        let body = serde_json::to_string(&due.iter().map(|p| &p.report).collect::<Vec<_>>()).ok()?;
+        Some((keys, body))
+    }
+
+    /// Applies a delivery outcome to the reports that were sent.
+    pub fn settle(&mut self, storage: &mut impl Storage, keys: &[String], outcome: Outcome, now_ms: f64, rng: &mut impl Randomness) {
+        let mut sent = Vec::new();
+        self.outbox.pending.retain_mut(|p| {
+            if !keys.contains(&p.report.idempotency_key) {
+                return true;
+            }
+            match outcome {
+                Outcome::Delivered => {
+                    sent.push(p.report.clone());
+                    false
+                }
+                Outcome::Rejected => false,
+                Outcome::Retry => {
+                    p.attempts += 1;
+                    p.next_attempt_ms = now_ms + backoff_ms(p.attempts, rng);
+                    true
+                }
+            }
+        });
+        self.outbox.sent.extend(sent);
+        let over = self.outbox.sent.len().saturating_sub(SENT_LOG);
+        self.outbox.sent.drain(..over);
+        self.save(storage);
+    }
+
+    pub fn pending(&self) -> &[Pending] {
+        &self.outbox.pending
+    }
+
+    /// What has left the device, most recent last.
+    pub fn sent(&self) -> &[Report] {
+        &self.outbox.sent
+    }
+
+    pub fn epsilon_spent(&self, storage: &impl Storage, now_ms: f64) -> f64 {
+        self.budget.spent(storage, &utc_day(now_ms))
+    }
+
+    /// Forgets the queue and the log of sent reports (the ε already spent stays spent).
+    pub fn forget(&mut self, storage: &mut impl Storage) {
+        let last_day = self.outbox.last_day.take();
+        self.outbox = Outbox { last_day, ..Outbox::default() };
+        self.save(storage);
+    }
+
+    fn save(&self, storage: &mut impl Storage) {
+        if let Ok(text) = serde_json::to_string(&self.outbox) {
+            // A full quota loses the queue, never the page: reports are best effort.
+            let _ = storage.set(&self.key, &text);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Event;
+    use crate::platform::MemoryStorage;
+    use crate::platform::SeededRandomness;
+
+    const DAY: f64 = 86_400_000.0;
+    const T0: f64 = 1_764_460_800_000.0 + 3_600_000.0; // 2025-11-30 01:00 UTC
+
+    fn config() -> SyncConfig {
+        serde_json::from_value(serde_json::json!({"url": "https://c.example/v1/reports", "site": "shop", "key": "k&y"})).expect("config")
+    }
+
+    fn views(at: f64) -> Vec<StoredEvent> {
+        (0..3)
+            .map(|i| StoredEvent {
+                at: at + f64::from(i),
+                session: 0,
+                event: Event::from_json(&serde_json::json!({"type": "product_view", "itemId": format!("i{i}")})).expect("valid"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nothing_leaves_without_consent_or_under_opt_out_signals() {
+        let mut storage = MemoryStorage::default();
+        let mut rng = SeededRandomness(1);
+        let events = views(T0);
+        let refs: Vec<&StoredEvent> = events.iter().collect();
+        let mut sync = Sync::open(config(), "o", "o.budget", &storage).expect("valid");
+        for consent in [Consent::Unknown, Consent::Denied] {
+            assert!(sync
+                .maybe_report(&mut storage, consent, OptOutSignals::default(), &refs, DayInputs::default(), T0, &mut rng)
+                .is_none());
+        }
+        let gpc = OptOutSignals { global_privacy_control: true, do_not_track: false };
+        assert!(sync.maybe_report(&mut storage, Consent::Granted, gpc, &refs, DayInputs::default(), T0, &mut rng).is_none());
+        assert!(sync.pending().is_empty());
+        assert_eq!(sync.epsilon_spent(&storage, T0), 0.0);
+    }
+
+    #[test]
+    fn one_report_per_day_within_budget_and_the_queue_survives_reopening() {
+        let mut storage = MemoryStorage::default();
+        let mut rng = SeededRandomness(2);
+        let events = views(T0);
+        let refs: Vec<&StoredEvent> = events.iter().collect();
+        let mut sync = Sync::open(config(), "o", "o.budget", &storage).expect("valid");
+        let r = sync
+            .maybe_report(
+                &mut storage,
+                Consent::Granted,
+                OptOutSignals::default(),
+                &refs,
+                DayInputs { max_intent: Some(0.5), ..Default::default() },
+                T0,
+                &mut rng,
+            )
+            .expect("report");
+        assert_eq!(r.day, "2025-11-30");
+        assert!(sync
+            .maybe_report(&mut storage, Consent::Granted, OptOutSignals::default(), &refs, DayInputs::default(), T0 + 1000.0, &mut rng)
+            .is_none());
+        assert!((sync.epsilon_spent(&storage, T0) - 1.0).abs() < 1e-9);
+        let reopened = Sync::open(config(), "o", "o.budget", &storage).expect("valid");
+        assert_eq!(reopened.pending().len(), 1, "the queue is persisted");
+        // The next day, with that day's events, a new report.
+        let mut sync = reopened;
+        let next = views(T0 + DAY);
+        let refs: Vec<&StoredEvent> = next.iter().collect();
+        assert!(sync
+            .maybe_report(&mut storage, Consent::Granted, OptOutSignals::default(), &refs, DayInputs::default(), T0 + DAY, &mut rng)
+            .is_some());
+        assert_eq!(sync.pending().len(), 2);
+    }
+
+    #[test]
+    fn delivery_retries_with_backoff_and_drops_rejected_reports() {
+        let mut storage = MemoryStorage::default();
+        let mut rng = SeededRandomness(3);
+        let events = views(T0);
+        let refs: Vec<&StoredEvent> = events.iter().collect();
+        let mut sync = Sync::open(config(), "o", "o.budget", &storage).expect("valid");
+        sync.maybe_report(&mut storage, Consent::Granted, OptOutSignals::default(), &refs, DayInputs::default(), T0, &mut rng)
+            .expect("report");
+        let (keys, body) = sync.due(T0).expect("due now");
+        let sent: Vec<Report> = serde_json::from_str(&body).expect("a JSON array of reports");
+        assert_eq!(sent.len(), 1);
+        sync.settle(&mut storage, &keys, Outcome::from_status(503), T0, &mut rng);
+        let next = sync.pending()[0].next_attempt_ms;
+        assert!(next > T0 && next <= T0 + 4_000.0, "first retry within 2 s · 2^1");
+        assert!(sync.due(T0).is_none(), "not due before its backoff");
+        let (keys2, body2) = sync.due(next).expect("due after backoff");
+        assert_eq!(keys2, keys, "the same report, with the same idempotency key");
+        assert_eq!(body2, body, "byte-identical retry");
+        sync.settle(&mut storage, &keys, Outcome::from_status(202), next, &mut rng);
+        assert!(sync.pending().is_empty());
+        assert_eq!(sync.sent().len(), 1);
+        assert_eq!(Outcome::from_status(429), Outcome::Retry);
+        assert_eq!(Outcome::from_status(422), Outcome::Rejected);
+        assert_eq!(Outcome::from_status(0), Outcome::Retry, "a network error");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let mut rng = SeededRandomness(4);
+        let mut max_seen = |attempts| (0..200).map(|_| backoff_ms(attempts, &mut rng)).fold(0.0, f64::max);
+        assert!(max_seen(1) <= 4_000.0);
+        let five = max_seen(5);
+        assert!(five > 4_000.0 && five <= 64_000.0);
+        assert!(max_seen(40) <= MAX_DELAY_MS);
+    }
+
+    #[test]
+    fn config_is_checked() {
+        let mut c = config();
+        c.epsilon_per_day = 0.5;
+        assert!(c.validate().unwrap_err().contains("budget"));
+        let mut c = config();
+        c.url = "ftp://x".into();
+        assert!(c.validate().is_err());
+        assert_eq!(config().endpoint(), "https://c.example/v1/reports?key=k%26y");
+    }
+}
