@@ -59,10 +59,10 @@ fn recognised_sasrec_matches_tract_on_random_sessions() {
     assert!(err.contains("outside the embedding table"), "{err}");
     // Erasing the visitor (`forget`) drops the cache with the history.
     ours.scores_into(&[4, 5, 6], &mut b).expect("engine runs");
-    assert_eq!(ours.attention().expect("attention").1.consumed(), &[4, 5, 6]);
+    assert_eq!(ours.consumed(), &[4, 5, 6]);
     ours.reset_state();
-    let (_, cache) = ours.attention().expect("attention");
-    assert!(cache.consumed().is_empty() && cache.hidden().is_none());
+    assert!(ours.consumed().is_empty());
+    ours.state_scores_into(&mut b).expect_err("no state after the reset");
 }
 
 /// Incremental (one position per event, any shared prefix reused) equals the whole sequence

@@ -651,22 +651,10 @@ fn own_kernels_match_tract_in_wasm() {
             let excluded: Vec<bool> = (0..n).map(|j| case % 2 == 1 && j % 7 == 0).collect();
             for k in [1, 20, 100] {
                 let want = top_k(&b, k, &excluded);
-                let h = match ours.attention() {
-                    Some((m, cache)) => {
-                        m.scores_into(&history, &mut whole).expect("whole runs");
-                        assert_eq!(whole, b, "case {case}: the cache differs from the whole sequence");
-                        let h = cache.hidden().expect("state").to_vec();
-                        m.head().top_k_into(&h, k, &excluded, &mut scratch, &mut got);
-                        h
-                    }
-                    None => {
-                        let g = ours.gru().expect("gru");
-                        let h = g.state_after(&history).expect("state");
-                        g.head().top_k_into(&h, k, &excluded, &mut scratch, &mut got);
-                        h
-                    }
-                };
-                assert!(!h.is_empty());
+                ours.scores_stateless_into(&history, &mut whole).expect("whole runs");
+                assert_eq!(whole, b, "case {case}: the kept state differs from the whole sequence");
+                ours.advance(&history).expect("the running state advances");
+                ours.state_top_k_into(k, &excluded, &mut scratch, &mut got).expect("top-k of the running state");
                 assert_eq!(got.len(), want.len());
                 for (x, y) in got.iter().zip(&want) {
                     assert!(x.0 == y.0 && x.1.to_bits() == y.1.to_bits(), "case {case}, k {k}: {got:?} vs {want:?}");

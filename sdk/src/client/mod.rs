@@ -11,7 +11,7 @@ use crate::contract::report::Report;
 use crate::error::{Error, Result};
 use crate::experiment::{Experiment, VariantSource};
 use crate::features::{self, Cart};
-use crate::infer::gru::{SessionState, Snapshot};
+use crate::infer::gru::Snapshot;
 use crate::infer::model::{IntentModel, RecommenderModel};
 use crate::intent::{self, IntentScore};
 use crate::platform::{Clock, Randomness, Storage};
@@ -45,15 +45,13 @@ pub enum ModelStatus {
 pub(crate) struct Recommender {
     pub(crate) model: RecommenderModel,
     pub(crate) max_seq_len: usize,
-    /// The visitor's running GRU state (models on the SDK's kernels only).
-    pub(crate) session: SessionState,
     /// Identifies the weights, so a stored state is never applied to another model.
     pub(crate) model_id: String,
 }
 
 impl Recommender {
     pub(crate) fn new(model: RecommenderModel, max_seq_len: usize, model_id: String) -> Self {
-        Recommender { model, max_seq_len, session: SessionState::default(), model_id }
+        Recommender { model, max_seq_len, model_id }
     }
 }
 
@@ -620,7 +618,6 @@ impl<S: Storage, C: Clock> Client<S, C> {
     pub fn forget(&mut self) -> Result<()> {
         self.max_intent = None;
         if let Some(r) = self.recommender.as_mut() {
-            r.session = SessionState::default();
             r.model.reset_state();
         }
         self.shown = ShownToday::default();
@@ -654,8 +651,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
     /// start over (`None` for other models).
     pub fn session_steps(&self) -> Option<(usize, bool)> {
         let r = self.recommender.as_ref()?;
-        r.model.gru()?;
-        Some((r.session.last_steps, r.session.last_rebuilt))
+        r.model.reads_whole_history().then(|| r.model.last_advance()).flatten().map(|a| (a.steps, a.rebuilt))
     }
 
     pub fn recommender_status(&self) -> &ModelStatus {

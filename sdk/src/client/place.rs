@@ -144,7 +144,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
                     None
                 };
                 let mut answer = None;
-                if reason.is_none() && self.recommender.as_ref().is_some_and(|r| r.model.gru().is_some()) {
+                if reason.is_none() && self.recommender.as_ref().is_some_and(|r| r.model.reads_whole_history()) {
                     match self.for_you_incremental(k, &mask) {
                         Ok(items) => answer = Some((items, Source::Model)),
                         Err(e) => fallback = Some(format!("the recommender failed: {e}")),
@@ -348,18 +348,16 @@ impl<S: Storage, C: Clock> Client<S, C> {
         let indices: Vec<usize> = seq.iter().map(|s| s.index).collect();
         let state_key = self.keys.of(super::keys::Kept::State);
         let rec = self.recommender.as_mut().ok_or(Error::NoModel("recommender"))?;
-        let gru = rec.model.gru().ok_or(Error::NoModel("recommender"))?;
-        if rec.session.consumed().is_empty() {
+        if rec.model.consumed().is_empty() {
             // After a reload: the stored state, when it is this model's and this history's.
             let stored: Option<crate::client::StoredState> =
                 self.log.storage().get(&state_key).ok().flatten().and_then(|t| serde_json::from_str(&t).ok());
             if let Some(st) = stored.filter(|st| st.model == rec.model_id) {
-                rec.session.restore(&st.snapshot, &indices, gru.hidden_size());
+                rec.model.restore(&st.snapshot, &indices);
             }
         }
-        let h = rec.session.advance(gru, &indices)?.to_vec();
-        let changed = rec.session.last_steps > 0;
-        gru.head_into(&h, &mut self.scratch);
+        let changed = rec.model.advance(&indices)?.steps > 0;
+        rec.model.state_scores_into(&mut self.scratch)?;
         let picks = self.rules.select(&self.catalog, &head(&self.scratch, k), k, mask);
         // Occlusion over the last few distinct items, as the whole-sequence path does.
         let mut probes: Vec<&features::SeqItem<'_>> = Vec::new();
@@ -373,10 +371,12 @@ impl<S: Storage, C: Clock> Client<S, C> {
         }
         let mut best: Vec<(f32, usize)> = picks.iter().map(|_| (f32::NEG_INFINITY, 0)).collect();
         if probes.len() > 1 {
+            let items: Vec<usize> = picks.iter().map(|p| p.0).collect();
+            let mut without = Vec::with_capacity(items.len());
             for (n, probe) in probes.iter().enumerate() {
-                let without = rec.session.without_recent(gru, probe.index)?;
-                for (&(i, score, _), b) in picks.iter().zip(best.iter_mut()) {
-                    let drop = score - gru.score_one(&without, i);
+                rec.model.state_scores_without(probe.index, &items, &mut without)?;
+                for ((&(_, score, _), b), &w) in picks.iter().zip(best.iter_mut()).zip(&without) {
+                    let drop = score - w;
                     if drop > b.0 {
                         *b = (drop, n);
                     }
@@ -384,7 +384,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
             }
         }
         let snapshot = changed
-            .then(|| rec.session.snapshot())
+            .then(|| rec.model.snapshot())
             .flatten()
             .map(|snapshot| crate::client::StoredState { model: rec.model_id.clone(), snapshot });
         let items = picks

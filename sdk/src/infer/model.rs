@@ -13,6 +13,10 @@ use tract_onnx_opl::WithOnnx;
 use crate::error::ModelError;
 #[cfg(feature = "onnx")]
 use crate::error::UnsupportedOp;
+use crate::infer::attention::{AttentionModel, KvCache};
+use crate::infer::gru::{GruModel, SessionState, Snapshot};
+use crate::infer::head::{LinearHead, TopKScratch};
+use crate::infer::score::ItemMatrix;
 
 /// Which tensors of a recommender model to use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -287,15 +291,32 @@ fn single_io(model: &'static str, typed: &TypedModel) -> Result<(TypedFact, Stri
     Ok((typed.outlet_fact(inputs[0]).map_err(prep)?.clone(), input_name, typed.outlet_fact(outputs[0]).map_err(prep)?.clone(), output_name))
 }
 
+/// What one [`RecommenderModel::advance`] did: the steps (GRU) or positions (attention) it
+/// computed, and whether it had to start over (a history that does not extend the last one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Advance {
+    pub steps: usize,
+    pub rebuilt: bool,
+}
+
+fn no_state() -> ModelError {
+    ModelError::Run {
+        model: RecommenderModel::KIND,
+        detail: "this model keeps no running state: it runs on tract, whole sequence per call".into(),
+    }
+}
+
 /// A session recommender: item-index sequence in, one score per vocabulary item out.
 pub struct RecommenderModel {
     engine: Engine,
     n_items: usize,
     input_name: String,
     output_name: String,
+    last_advance: Option<Advance>,
 }
 
-/// What runs the model: tract's plan, or the SDK's GRU kernels (`crate::infer::gru`). With `items`,
+/// What runs the model: tract's plan, or the SDK's own kernels (`infer::gru`, `infer::attention`),
+/// which keep the visitor's running state; callers see one API either way. With `items`,
 /// tract's model is a visitor tower (sequence → vector) and the scores are its dot products
 /// with the item embeddings (`crate::infer::score`, on the GPU with the `webgpu` feature).
 enum Engine {
@@ -305,16 +326,18 @@ enum Engine {
         rank: usize,
         items: Option<std::sync::Arc<ItemMatrix>>,
     },
-    Gru(crate::infer::gru::GruModel),
+    /// The visitor's running state lives with the model, as the attention cache does.
+    Gru {
+        model: GruModel,
+        session: Box<SessionState>,
+    },
     /// The visitor's key/value cache lives with the model: any sequence sharing a prefix with
     /// the last one (the next event, an explanation leaving one item out) reuses it.
     Attention {
-        model: crate::infer::attention::AttentionModel,
-        cache: Box<crate::infer::attention::KvCache>,
+        model: AttentionModel,
+        cache: Box<KvCache>,
     },
 }
-
-use crate::infer::score::ItemMatrix;
 
 impl RecommenderModel {
     pub const KIND: &'static str = "recommender";
@@ -388,20 +411,22 @@ impl RecommenderModel {
             n_items,
             input_name,
             output_name,
+            last_advance: None,
         })
     }
 
     /// A GRU recommender on the SDK's kernels (bundle format `gru`).
-    pub fn from_gru(model: crate::infer::gru::GruModel) -> Self {
+    pub fn from_gru(model: GruModel) -> Self {
         let n_items = model.spec.items;
-        RecommenderModel { engine: Engine::Gru(model), n_items, input_name: "item_seq".into(), output_name: "scores".into() }
+        let engine = Engine::Gru { model, session: Box::default() };
+        RecommenderModel { engine, n_items, input_name: "item_seq".into(), output_name: "scores".into(), last_advance: None }
     }
 
     /// An attention recommender on the SDK's kernels (bundle format `attention`).
-    pub fn from_attention(model: crate::infer::attention::AttentionModel) -> Self {
+    pub fn from_attention(model: AttentionModel) -> Self {
         let n_items = model.spec.items;
         let engine = Engine::Attention { model, cache: Box::default() };
-        RecommenderModel { engine, n_items, input_name: "item_seq".into(), output_name: "scores".into() }
+        RecommenderModel { engine, n_items, input_name: "item_seq".into(), output_name: "scores".into(), last_advance: None }
     }
 
     /// A bundle's recommender on the SDK's own kernels (formats `gru` and `attention`; the
@@ -410,12 +435,8 @@ impl RecommenderModel {
         use crate::contract::manifest::ModelFormat;
         use crate::error::BundleError;
         let (model, items) = match (m.model.format, &m.gru, &m.attention) {
-            (ModelFormat::Gru, Some(spec), _) => {
-                (Self::from_gru(crate::infer::gru::GruModel::from_bytes(spec.clone(), bytes)?), spec.items)
-            }
-            (ModelFormat::Attention, _, Some(spec)) => {
-                (Self::from_attention(crate::infer::attention::AttentionModel::from_bytes(spec.clone(), bytes)?), spec.items)
-            }
+            (ModelFormat::Gru, Some(spec), _) => (Self::from_gru(GruModel::from_bytes(spec.clone(), bytes)?), spec.items),
+            (ModelFormat::Attention, _, Some(spec)) => (Self::from_attention(AttentionModel::from_bytes(spec.clone(), bytes)?), spec.items),
             (f, ..) => {
                 return Err(
                     BundleError::Manifest(format!("format {f:?} is not weights for the SDK's kernels, or its shapes are missing")).into()
@@ -428,40 +449,152 @@ impl RecommenderModel {
         Ok(model)
     }
 
-    /// The GRU weights when this model runs on the SDK's kernels: incremental state is possible.
-    pub fn gru(&self) -> Option<&crate::infer::gru::GruModel> {
-        match &self.engine {
-            Engine::Gru(g) => Some(g),
-            _ => None,
-        }
-    }
-
-    /// The attention weights and key/value cache when this model runs on the SDK's kernels.
-    pub fn attention(&mut self) -> Option<(&crate::infer::attention::AttentionModel, &mut crate::infer::attention::KvCache)> {
-        match &mut self.engine {
-            Engine::Attention { model, cache } => Some((model, cache)),
-            _ => None,
-        }
-    }
-
-    /// Drops the visitor state an attention model keeps (its key/value cache), as erasing the
-    /// visitor's history must; the next call rebuilds it from what it is given.
+    /// Drops the visitor state the model keeps (a GRU's running state, an attention model's
+    /// key/value cache), as erasing the visitor's history must; the next call rebuilds it from
+    /// what it is given.
     pub fn reset_state(&mut self) {
-        if let Some((_, cache)) = self.attention() {
-            *cache = Default::default();
+        self.last_advance = None;
+        match &mut self.engine {
+            Engine::Gru { session, .. } => **session = SessionState::default(),
+            Engine::Attention { cache, .. } => **cache = KvCache::default(),
+            Engine::Tract { .. } => {}
         }
     }
 
     /// Whether the model keeps incremental session state (one step or position per event).
     pub fn incremental(&self) -> bool {
-        matches!(self.engine, Engine::Gru(_) | Engine::Attention { .. })
+        matches!(self.engine, Engine::Gru { .. } | Engine::Attention { .. })
+    }
+
+    /// Whether every stored event feeds the running state (a GRU carries the whole history at
+    /// the cost of one step per new event): callers pass the whole history to
+    /// [`advance`](Self::advance), not a window.
+    pub fn reads_whole_history(&self) -> bool {
+        matches!(self.engine, Engine::Gru { .. })
+    }
+
+    /// Brings the running state to `sequence` (oldest first): only what extends the last call
+    /// costs — one GRU step or one attention position per new item; an attention window that
+    /// slides (a sequence longer than the model's positions) is recomputed. A model without
+    /// running state (tract) refuses.
+    pub fn advance(&mut self, sequence: &[usize]) -> Result<Advance, ModelError> {
+        let done = match &mut self.engine {
+            Engine::Gru { model, session } => {
+                session.advance(model, sequence)?;
+                Advance { steps: session.last_steps, rebuilt: session.last_rebuilt }
+            }
+            Engine::Attention { model, cache } => {
+                let from = sequence.len().saturating_sub(model.spec.positions);
+                let rebuilt = !cache.consumed().iter().zip(&sequence[from..]).all(|(a, b)| a == b);
+                cache.advance(model, &sequence[from..])?;
+                Advance { steps: cache.last_steps, rebuilt }
+            }
+            Engine::Tract { .. } => return Err(no_state()),
+        };
+        self.last_advance = Some(done);
+        Ok(done)
+    }
+
+    /// The running state's hidden vector and the head that scores it.
+    fn state(&self) -> Result<(&LinearHead, &[f32]), ModelError> {
+        let (head, h) = match &self.engine {
+            Engine::Gru { model, session } => (model.head(), session.hidden()),
+            Engine::Attention { model, cache } => (model.head(), cache.hidden()),
+            Engine::Tract { .. } => return Err(no_state()),
+        };
+        Ok((head, h.ok_or_else(|| ModelError::Run { model: Self::KIND, detail: "no event has been consumed yet".into() })?))
+    }
+
+    /// Every item's score for the state [`advance`](Self::advance) reached.
+    pub fn state_scores_into(&self, scores: &mut Vec<f32>) -> Result<(), ModelError> {
+        let (head, h) = self.state()?;
+        head.scores_into(h, scores);
+        Ok(())
+    }
+
+    /// The `k` best items for the state [`advance`](Self::advance) reached, skipping
+    /// `excluded` — the exact head's answer, ranked by its i16 copy ([`LinearHead::top_k_into`]).
+    pub fn state_top_k_into(
+        &self,
+        k: usize,
+        excluded: &[bool],
+        scratch: &mut TopKScratch,
+        out: &mut Vec<(usize, f32)>,
+    ) -> Result<(), ModelError> {
+        let (head, h) = self.state()?;
+        head.top_k_into(h, k, excluded, scratch, out);
+        Ok(())
+    }
+
+    /// The scores of `items` for the advanced history with `left_out` removed from its recent
+    /// events (explanations by occlusion): a GRU replays at most its kept states, an attention
+    /// model recomputes the positions after the first occurrence.
+    pub fn state_scores_without(&mut self, left_out: usize, items: &[usize], out: &mut Vec<f32>) -> Result<(), ModelError> {
+        out.clear();
+        match &mut self.engine {
+            Engine::Gru { model, session } => {
+                let h = session.without_recent(model, left_out)?;
+                out.extend(items.iter().map(|&i| model.score_one(&h, i)));
+                Ok(())
+            }
+            Engine::Attention { cache, .. } => {
+                let rest: Vec<usize> = cache.consumed().iter().copied().filter(|&i| i != left_out).collect();
+                if rest.is_empty() {
+                    return Err(ModelError::Run { model: Self::KIND, detail: "nothing is left without that item".into() });
+                }
+                self.scores_of(&rest, items, out)
+            }
+            Engine::Tract { .. } => Err(no_state()),
+        }
+    }
+
+    /// What the last [`advance`](Self::advance) did (`None` before one, and for tract).
+    pub fn last_advance(&self) -> Option<Advance> {
+        self.last_advance
+    }
+
+    /// The items the running state has consumed (empty for models without one).
+    pub fn consumed(&self) -> &[usize] {
+        match &self.engine {
+            Engine::Gru { session, .. } => session.consumed(),
+            Engine::Attention { cache, .. } => cache.consumed(),
+            Engine::Tract { .. } => &[],
+        }
+    }
+
+    /// The running state as the device keeps it between page loads (a GRU's; an attention
+    /// cache is rebuilt from the history instead: one window, ~0.5 ms).
+    pub fn snapshot(&self) -> Option<Snapshot> {
+        match &self.engine {
+            Engine::Gru { session, .. } => session.snapshot(),
+            _ => None,
+        }
+    }
+
+    /// Restores a snapshot taken over `sequence`; `false` (nothing changed) when it does not
+    /// match this model and sequence, and the next [`advance`](Self::advance) replays them.
+    pub fn restore(&mut self, snapshot: &Snapshot, sequence: &[usize]) -> bool {
+        match &mut self.engine {
+            Engine::Gru { model, session } => session.restore(snapshot, sequence, model.hidden_size()),
+            _ => false,
+        }
+    }
+
+    /// The whole sequence from scratch, consulting no kept state: what the graph computes
+    /// (benchmarks time this against a runtime that has no state).
+    pub fn scores_stateless_into(&mut self, sequence: &[usize], scores: &mut Vec<f32>) -> Result<(), ModelError> {
+        match &self.engine {
+            Engine::Gru { model, .. } => model.scores_into(sequence, scores),
+            Engine::Attention { model, .. } => model.scores_into(sequence, scores),
+            Engine::Tract { .. } => self.scores_into(sequence, scores),
+        }
     }
 
     /// The item embeddings of a visitor-tower model (shared: the GPU path holds them too).
     pub fn items(&self) -> Option<&std::sync::Arc<ItemMatrix>> {
         match &self.engine {
             Engine::Tract { items, .. } => items.as_ref(),
-            Engine::Gru(_) | Engine::Attention { .. } => None,
+            Engine::Gru { .. } | Engine::Attention { .. } => None,
         }
     }
 
@@ -491,7 +624,7 @@ impl RecommenderModel {
             return Err(ModelError::Run { model: Self::KIND, detail: "the item sequence is empty".into() });
         }
         match &mut self.engine {
-            Engine::Gru(g) => return g.scores_into(sequence, scores),
+            Engine::Gru { model, .. } => return model.scores_into(sequence, scores),
             Engine::Attention { model, cache } => {
                 let h = cache.advance(model, sequence)?;
                 model.head().scores_into(h, scores);
@@ -540,7 +673,7 @@ impl RecommenderModel {
             return Err(ModelError::Run { model: Self::KIND, detail: "the item sequence is empty".into() });
         }
         let (runner, dtype, rank) = match &self.engine {
-            Engine::Gru(_) | Engine::Attention { .. } => {
+            Engine::Gru { .. } | Engine::Attention { .. } => {
                 return Err(ModelError::Run { model: Self::KIND, detail: "this model runs on the SDK's own kernels, not tract".into() })
             }
             Engine::Tract { runner, dtype, rank, .. } => (runner, *dtype, *rank),

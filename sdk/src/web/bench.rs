@@ -28,8 +28,6 @@ pub struct BenchModel {
     model: Loaded,
     scores: Vec<f32>,
     indices: Vec<usize>,
-    /// The GRU session state (an attention model keeps its key/value cache in the model).
-    session: crate::infer::gru::SessionState,
     sequence: Vec<usize>,
     picks: Vec<u32>,
     top: Vec<(usize, f32)>,
@@ -42,7 +40,6 @@ impl BenchModel {
             model,
             scores: Vec::new(),
             indices: Vec::new(),
-            session: Default::default(),
             sequence: Vec::new(),
             picks: Vec::new(),
             top: Vec::new(),
@@ -50,14 +47,10 @@ impl BenchModel {
         }
     }
 
-    /// The whole sequence from scratch: an attention model's key/value cache is not consulted,
-    /// so the timing is the graph's work.
+    /// The whole sequence from scratch: no kept state is consulted, so the timing is the
+    /// graph's work.
     fn whole(model: &mut RecommenderModel, indices: &[usize], scores: &mut Vec<f32>) -> Result<(), JsValue> {
-        match model.attention() {
-            Some((m, _)) => m.scores_into(indices, scores),
-            None => model.scores_into(indices, scores),
-        }
-        .map_err(err)
+        model.scores_stateless_into(indices, scores).map_err(err)
     }
 
     /// Appends one item to the running session — one GRU step, or one attention position
@@ -66,18 +59,12 @@ impl BenchModel {
     fn push(&mut self, index: u32, all_scores: bool) -> Result<(), JsValue> {
         self.sequence.push(index as usize);
         let Loaded::Recommender(model) = &mut self.model else { return Err(err("not a recommender")) };
-        if let Some((m, cache)) = model.attention() {
-            let from = self.sequence.len().saturating_sub(m.spec.positions);
-            let h = cache.advance(m, &self.sequence[from..]).map_err(err)?;
-            if all_scores {
-                m.head().scores_into(h, &mut self.scores);
-            }
-            return Ok(());
+        if !model.incremental() {
+            return Err(err("not a model on the SDK's kernels (convert with --format gru or attention)"));
         }
-        let gru = model.gru().ok_or_else(|| err("not a model on the SDK's kernels (convert with --format gru or attention)"))?;
-        let h = self.session.advance(gru, &self.sequence).map_err(err)?;
+        model.advance(&self.sequence).map_err(err)?;
         if all_scores {
-            gru.head_into(h, &mut self.scores);
+            model.state_scores_into(&mut self.scores).map_err(err)?;
         }
         Ok(())
     }
@@ -143,7 +130,6 @@ impl BenchModel {
 
     /// Starts a new session (incremental models).
     pub fn reset(&mut self) {
-        self.session = Default::default();
         if let Loaded::Recommender(m) = &mut self.model {
             m.reset_state();
         }
@@ -171,12 +157,7 @@ impl BenchModel {
     pub fn push_top_k(&mut self, index: u32, k: usize) -> Result<Vec<u32>, JsValue> {
         self.push(index, false)?;
         let Loaded::Recommender(model) = &mut self.model else { return Err(err("not a recommender")) };
-        let (head, h) = match model.attention() {
-            Some((m, cache)) => (m.head(), cache.hidden()),
-            None => (model.gru().ok_or_else(|| err("not a model on the SDK's kernels"))?.head(), self.session.hidden()),
-        };
-        let h = h.ok_or_else(|| err("no state after a step"))?;
-        head.top_k_into(h, k, &[], &mut self.top_k, &mut self.top);
+        model.state_top_k_into(k, &[], &mut self.top_k, &mut self.top).map_err(err)?;
         self.picks.clear();
         self.picks.extend(self.top.iter().map(|p| p.0 as u32));
         Ok(self.picks.clone())
