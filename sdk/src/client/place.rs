@@ -31,6 +31,9 @@ fn head_width(k: usize) -> usize {
     k.saturating_mul(50).max(2000)
 }
 
+/// A placement's items, where they came from, and why it fell back, when it did.
+type Placed = (Vec<Recommendation>, Source, Option<String>);
+
 /// What selecting a visitor tower's `forYou` candidates takes — on the GPU, say — outside the
 /// client: the visitor vector, how many, which items are excluded.
 #[derive(Debug, Clone)]
@@ -124,193 +127,232 @@ impl<S: Storage, C: Clock> Client<S, C> {
                 return Ok(self.finish(placement.name(), items, Source::Popularity, Some(reason)));
             }
         }
-        let mut mask = self.excluded(placement.exclude());
-        let catalog_len = self.catalog.len();
-        let personal = self.personalizing();
-
-        let mut fallback: Option<String> = None;
-        let (items, source) = match placement {
+        let mask = self.excluded(placement.exclude());
+        let (items, source, fallback) = match placement {
             Placement::Rerank { item_ids, blend } => return self.rerank(item_ids, blend.unwrap_or(0.5)),
-            Placement::ForYou { .. } => {
-                let seq_len = self.recommender.as_ref().map_or(0, |r| r.max_seq_len);
-                let seq = if personal { features::item_sequence(self.log.events(), self.catalog.vocab(), seq_len) } else { Vec::new() };
-                let reason = if !personal {
-                    Some("personalization waits for the visitor's consent".to_owned())
-                } else if self.recommender.is_none() {
-                    Some(self.no_model_reason())
-                } else if seq.is_empty() {
-                    Some("no history yet".to_owned())
-                } else {
-                    None
-                };
-                let mut answer = None;
-                if reason.is_none() && self.recommender.as_ref().is_some_and(|r| r.model.reads_whole_history()) {
-                    match self.for_you_incremental(k, &mask) {
-                        Ok(items) => answer = Some((items, Source::Model)),
-                        Err(e) => fallback = Some(format!("the recommender failed: {e}")),
-                    }
-                } else if reason.is_none() && self.recommender.as_ref().is_some_and(|r| r.model.items().is_some()) {
-                    match self.for_you_tower(k, &mask) {
-                        Ok(items) => answer = Some((items, Source::Model)),
-                        Err(e) => fallback = Some(format!("the recommender failed: {e}")),
-                    }
-                } else if let (None, Some(rec)) = (&reason, self.recommender.as_mut()) {
-                    let indices: Vec<usize> = seq.iter().map(|s| s.index).collect();
-                    match rec.model.scores_into(&indices, &mut self.scratch) {
-                        Ok(()) => {
-                            let picks = self.rules.select(&self.catalog, &head(&self.scratch, k), k, &mask);
-                            let plain: Vec<(usize, f32)> = picks.iter().map(|p| (p.0, p.1)).collect();
-                            let explanations = recommend::explain::explain(&mut rec.model, &seq, &plain, &mut self.scratch)?;
-                            let items = picks
-                                .iter()
-                                .zip(explanations)
-                                .map(|(&(i, score, pinned), because)| {
-                                    self.recommendation(i, score, if pinned { pinned_text() } else { because })
-                                })
-                                .collect();
-                            answer = Some((items, Source::Model));
-                        }
-                        Err(e) => fallback = Some(format!("the recommender failed: {e}")),
-                    }
+            Placement::ForYou { .. } => self.place_for_you(k, &mask)?,
+            Placement::SimilarTo { item_id, .. } => self.place_similar_to(item_id, k, mask)?,
+            Placement::BoughtTogether { item_ids, .. } => self.place_bought_together(item_ids, k, mask)?,
+            Placement::Popular { category, .. } => self.place_popular(category.as_deref(), k, mask)?,
+            Placement::Trending { category, .. } => self.place_trending(category.as_deref(), k, mask)?,
+            Placement::RecentlyViewed { .. } => self.place_recently_viewed(placement.exclude(), k, mask)?,
+        };
+        Ok(self.finish(placement.name(), items, source, fallback))
+    }
+
+    /// `forYou`: the session model on the visitor's history (its running state when it keeps one), else popular.
+    fn place_for_you(&mut self, k: usize, mask: &[bool]) -> Result<Placed> {
+        let mut fallback: Option<String> = None;
+        let (items, source) = {
+            let personal = self.personalizing();
+            let seq_len = self.recommender.as_ref().map_or(0, |r| r.max_seq_len);
+            let seq = if personal { features::item_sequence(self.log.events(), self.catalog.vocab(), seq_len) } else { Vec::new() };
+            let reason = if !personal {
+                Some("personalization waits for the visitor's consent".to_owned())
+            } else if self.recommender.is_none() {
+                Some(self.no_model_reason())
+            } else if seq.is_empty() {
+                Some("no history yet".to_owned())
+            } else {
+                None
+            };
+            let mut answer = None;
+            if reason.is_none() && self.recommender.as_ref().is_some_and(|r| r.model.reads_whole_history()) {
+                match self.for_you_incremental(k, mask) {
+                    Ok(items) => answer = Some((items, Source::Model)),
+                    Err(e) => fallback = Some(format!("the recommender failed: {e}")),
                 }
-                match answer {
-                    Some(a) => a,
-                    None => {
-                        fallback = fallback.or(reason);
-                        (self.ranked(self.catalog.popularity(), k, &mask, |_| Explanation::popular()), Source::Popularity)
-                    }
+            } else if reason.is_none() && self.recommender.as_ref().is_some_and(|r| r.model.items().is_some()) {
+                match self.for_you_tower(k, mask) {
+                    Ok(items) => answer = Some((items, Source::Model)),
+                    Err(e) => fallback = Some(format!("the recommender failed: {e}")),
                 }
-            }
-            Placement::SimilarTo { item_id, .. } => {
-                let index = self.catalog.vocab().index_of(item_id);
-                if let Some(i) = index {
-                    mask[i] = true;
-                }
-                let category = self.catalog.get(item_id).and_then(|it| it.category.clone());
-                match (index, self.recommender.as_mut()) {
-                    (Some(i), Some(rec)) => match rec.model.scores_into(&[i], &mut self.scratch) {
-                        Ok(()) => {
-                            let mut scores = std::mem::take(&mut self.scratch);
-                            // Behaviour first, with a nudge toward the film's own category: a
-                            // session model alone drifts to whatever is popular next.
-                            if let Some(c) = category.as_deref() {
-                                let nudge = SAME_CATEGORY_NUDGE * spread(&scores);
-                                for (j, s) in scores.iter_mut().enumerate() {
-                                    if self.catalog.item(j).and_then(|it| it.category.as_deref()) == Some(c) {
-                                        *s += nudge;
-                                    }
-                                }
-                            }
-                            let text = format!("visitors who viewed {item_id} looked at this next");
-                            let items =
-                                self.ranked(&scores, k, &mask, |_| Explanation::SimilarTo { item_id: item_id.clone(), text: text.clone() });
-                            self.scratch = scores;
-                            (items, Source::Model)
-                        }
-                        Err(e) => {
-                            fallback = Some(format!("the recommender failed: {e}"));
-                            (self.popular_in(category.as_deref(), k, &mask), Source::Popularity)
-                        }
-                    },
-                    (None, _) => {
-                        fallback = Some(format!("`{item_id}` is not in the catalog"));
-                        (self.popular_in(None, k, &mask), Source::Popularity)
+            } else if let (None, Some(rec)) = (&reason, self.recommender.as_mut()) {
+                let indices: Vec<usize> = seq.iter().map(|s| s.index).collect();
+                match rec.model.scores_into(&indices, &mut self.scratch) {
+                    Ok(()) => {
+                        let picks = self.rules.select(&self.catalog, &head(&self.scratch, k), k, mask);
+                        let plain: Vec<(usize, f32)> = picks.iter().map(|p| (p.0, p.1)).collect();
+                        let explanations = recommend::explain::explain(&mut rec.model, &seq, &plain, &mut self.scratch)?;
+                        let items = picks
+                            .iter()
+                            .zip(explanations)
+                            .map(|(&(i, score, pinned), because)| {
+                                self.recommendation(i, score, if pinned { pinned_text() } else { because })
+                            })
+                            .collect();
+                        answer = Some((items, Source::Model));
                     }
-                    (Some(_), None) => {
-                        fallback = Some(self.no_model_reason());
-                        (self.popular_in(category.as_deref(), k, &mask), Source::Popularity)
-                    }
+                    Err(e) => fallback = Some(format!("the recommender failed: {e}")),
                 }
             }
-            Placement::BoughtTogether { item_ids, .. } => {
-                let known: Vec<(usize, &String)> =
-                    item_ids.iter().filter_map(|id| self.catalog.vocab().index_of(id).map(|i| (i, id))).collect();
-                for &(i, _) in &known {
-                    mask[i] = true;
-                }
-                if known.is_empty() || self.recommender.is_none() {
-                    fallback =
-                        Some(if known.is_empty() { "none of the items is in the catalog".to_owned() } else { self.no_model_reason() });
-                    let category = known.first().and_then(|&(i, _)| self.catalog.item(i)).and_then(|it| it.category.clone());
-                    (self.popular_in(category.as_deref(), k, &mask), Source::Popularity)
-                } else {
-                    let indices: Vec<usize> = known.iter().map(|p| p.0).collect();
-                    let rec = self.recommender.as_mut().ok_or(Error::NoModel("recommender"))?;
-                    rec.model.scores_into(&indices, &mut self.scratch)?;
-                    let together = std::mem::take(&mut self.scratch);
-                    // Each pick is explained by the given item that alone scores it highest.
-                    let probes: Vec<(usize, &String)> = known.iter().rev().take(recommend::EXPLAIN_PROBES).copied().collect();
-                    let mut single: Vec<Vec<f32>> = Vec::new();
-                    if probes.len() > 1 {
-                        for &(i, _) in &probes {
-                            rec.model.scores_into(&[i], &mut self.scratch)?;
-                            single.push(self.scratch.clone());
-                        }
-                    }
-                    let items = self.ranked(&together, k, &mask, |j| {
-                        let best = (0..single.len()).max_by(|&a, &b| single[a][j].total_cmp(&single[b][j])).unwrap_or(0);
-                        let id = probes[best].1;
-                        Explanation::GoesWith { item_id: id.clone(), text: format!("goes with {id}") }
-                    });
-                    self.scratch = together;
-                    (items, Source::Model)
-                }
-            }
-            Placement::Popular { category, .. } => {
-                let category = category.as_deref().filter(|c| {
-                    let known = self.has_category(c);
-                    if !known {
-                        fallback = Some(format!("category `{c}` is not in the catalog; popular across the shop"));
-                    }
-                    known
-                });
-                (self.popular_in(category, k, &mask), Source::Popularity)
-            }
-            Placement::Trending { category, .. } => {
-                let category = category.as_deref().filter(|c| {
-                    let known = self.has_category(c);
-                    if !known {
-                        fallback = Some(format!("category `{c}` is not in the catalog; trending across the shop"));
-                    }
-                    known
-                });
-                let mask = self.category_mask(category, mask);
-                if let Some(trend) = self.catalog.trend() {
-                    (self.ranked(trend, k, &mask, |_| Explanation::Trending { text: "trending lately".into() }), Source::Trend)
-                } else {
-                    fallback = Some("the catalog has no trend data (`trend`); popular items instead".into());
-                    (self.ranked(self.catalog.popularity(), k, &mask, |_| Explanation::popular()), Source::Popularity)
-                }
-            }
-            Placement::RecentlyViewed { .. } => {
-                // Most recent first, each item once: a descending score by recency.
-                let mut recency = vec![f32::NAN; catalog_len];
-                if personal {
-                    for (n, e) in self.log.events().iter().rev().enumerate() {
-                        if let crate::capture::Event::ProductView { item_id, .. } = &e.event {
-                            if let Some(i) = self.catalog.vocab().index_of(item_id) {
-                                if recency[i].is_nan() {
-                                    recency[i] = -(n as f32);
-                                }
-                            }
-                        }
-                    }
-                }
-                // The visitor's own list: items they have (cart) stay, only the caller's and the filter's exclusions hold.
-                let own_mask = self.excluded_by_caller(placement.exclude());
-                // The visitor's own history: the filter and caps hold, the shop's pins do not.
-                let items =
-                    self.ranked_with(&recency, k, &own_mask, false, |_| Explanation::RecentlyViewed { text: "you viewed this".into() });
-                if items.is_empty() {
-                    // Never an empty widget: a first visit sees what is popular.
-                    fallback = Some(if personal { "nothing viewed yet" } else { "personalization waits for the visitor's consent" }.into());
-                    (self.ranked(self.catalog.popularity(), k, &mask, |_| Explanation::popular()), Source::Popularity)
-                } else {
-                    (items, Source::History)
+            match answer {
+                Some(a) => a,
+                None => {
+                    fallback = fallback.or(reason);
+                    (self.ranked(self.catalog.popularity(), k, mask, |_| Explanation::popular()), Source::Popularity)
                 }
             }
         };
-        Ok(self.finish(placement.name(), items, source, fallback))
+        Ok((items, source, fallback))
+    }
+
+    /// `similarTo`: the model on that one item, nudged toward its category.
+    fn place_similar_to(&mut self, item_id: &str, k: usize, mut mask: Vec<bool>) -> Result<Placed> {
+        let mut fallback: Option<String> = None;
+        let (items, source) = {
+            let index = self.catalog.vocab().index_of(item_id);
+            if let Some(i) = index {
+                mask[i] = true;
+            }
+            let category = self.catalog.get(item_id).and_then(|it| it.category.clone());
+            match (index, self.recommender.as_mut()) {
+                (Some(i), Some(rec)) => match rec.model.scores_into(&[i], &mut self.scratch) {
+                    Ok(()) => {
+                        let mut scores = std::mem::take(&mut self.scratch);
+                        // Behaviour first, with a nudge toward the film's own category: a
+                        // session model alone drifts to whatever is popular next.
+                        if let Some(c) = category.as_deref() {
+                            let nudge = SAME_CATEGORY_NUDGE * spread(&scores);
+                            for (j, s) in scores.iter_mut().enumerate() {
+                                if self.catalog.item(j).and_then(|it| it.category.as_deref()) == Some(c) {
+                                    *s += nudge;
+                                }
+                            }
+                        }
+                        let text = format!("visitors who viewed {item_id} looked at this next");
+                        let items =
+                            self.ranked(&scores, k, &mask, |_| Explanation::SimilarTo { item_id: item_id.to_owned(), text: text.clone() });
+                        self.scratch = scores;
+                        (items, Source::Model)
+                    }
+                    Err(e) => {
+                        fallback = Some(format!("the recommender failed: {e}"));
+                        (self.popular_in(category.as_deref(), k, &mask), Source::Popularity)
+                    }
+                },
+                (None, _) => {
+                    fallback = Some(format!("`{item_id}` is not in the catalog"));
+                    (self.popular_in(None, k, &mask), Source::Popularity)
+                }
+                (Some(_), None) => {
+                    fallback = Some(self.no_model_reason());
+                    (self.popular_in(category.as_deref(), k, &mask), Source::Popularity)
+                }
+            }
+        };
+        Ok((items, source, fallback))
+    }
+
+    /// `boughtTogether`: the model on the given items (the cart), each pick credited to one of them.
+    fn place_bought_together(&mut self, item_ids: &[String], k: usize, mut mask: Vec<bool>) -> Result<Placed> {
+        let mut fallback: Option<String> = None;
+        let (items, source) = {
+            let known: Vec<(usize, &String)> =
+                item_ids.iter().filter_map(|id| self.catalog.vocab().index_of(id).map(|i| (i, id))).collect();
+            for &(i, _) in &known {
+                mask[i] = true;
+            }
+            if known.is_empty() || self.recommender.is_none() {
+                fallback = Some(if known.is_empty() { "none of the items is in the catalog".to_owned() } else { self.no_model_reason() });
+                let category = known.first().and_then(|&(i, _)| self.catalog.item(i)).and_then(|it| it.category.clone());
+                (self.popular_in(category.as_deref(), k, &mask), Source::Popularity)
+            } else {
+                let indices: Vec<usize> = known.iter().map(|p| p.0).collect();
+                let rec = self.recommender.as_mut().ok_or(Error::NoModel("recommender"))?;
+                rec.model.scores_into(&indices, &mut self.scratch)?;
+                let together = std::mem::take(&mut self.scratch);
+                // Each pick is explained by the given item that alone scores it highest.
+                let probes: Vec<(usize, &String)> = known.iter().rev().take(recommend::EXPLAIN_PROBES).copied().collect();
+                let mut single: Vec<Vec<f32>> = Vec::new();
+                if probes.len() > 1 {
+                    for &(i, _) in &probes {
+                        rec.model.scores_into(&[i], &mut self.scratch)?;
+                        single.push(self.scratch.clone());
+                    }
+                }
+                let items = self.ranked(&together, k, &mask, |j| {
+                    let best = (0..single.len()).max_by(|&a, &b| single[a][j].total_cmp(&single[b][j])).unwrap_or(0);
+                    let id = probes[best].1;
+                    Explanation::GoesWith { item_id: id.clone(), text: format!("goes with {id}") }
+                });
+                self.scratch = together;
+                (items, Source::Model)
+            }
+        };
+        Ok((items, source, fallback))
+    }
+
+    /// `popular`, in a category when the catalog has it.
+    fn place_popular(&mut self, category: Option<&str>, k: usize, mask: Vec<bool>) -> Result<Placed> {
+        let mut fallback: Option<String> = None;
+        let (items, source) = {
+            let category = category.filter(|c| {
+                let known = self.has_category(c);
+                if !known {
+                    fallback = Some(format!("category `{c}` is not in the catalog; popular across the shop"));
+                }
+                known
+            });
+            (self.popular_in(category, k, &mask), Source::Popularity)
+        };
+        Ok((items, source, fallback))
+    }
+
+    /// `trending`: the catalog's recent popularity, in a category when the catalog has it.
+    fn place_trending(&mut self, category: Option<&str>, k: usize, mask: Vec<bool>) -> Result<Placed> {
+        let mut fallback: Option<String> = None;
+        let (items, source) = {
+            let category = category.filter(|c| {
+                let known = self.has_category(c);
+                if !known {
+                    fallback = Some(format!("category `{c}` is not in the catalog; trending across the shop"));
+                }
+                known
+            });
+            let mask = self.category_mask(category, mask);
+            if let Some(trend) = self.catalog.trend() {
+                (self.ranked(trend, k, &mask, |_| Explanation::Trending { text: "trending lately".into() }), Source::Trend)
+            } else {
+                fallback = Some("the catalog has no trend data (`trend`); popular items instead".into());
+                (self.ranked(self.catalog.popularity(), k, &mask, |_| Explanation::popular()), Source::Popularity)
+            }
+        };
+        Ok((items, source, fallback))
+    }
+
+    /// `recentlyViewed`: the visitor's own views, newest first; popular on a first visit.
+    fn place_recently_viewed(&mut self, exclude: &[String], k: usize, mask: Vec<bool>) -> Result<Placed> {
+        let mut fallback: Option<String> = None;
+        let (items, source) = {
+            let personal = self.personalizing();
+            let catalog_len = self.catalog.len();
+            // Most recent first, each item once: a descending score by recency.
+            let mut recency = vec![f32::NAN; catalog_len];
+            if personal {
+                for (n, e) in self.log.events().iter().rev().enumerate() {
+                    if let crate::capture::Event::ProductView { item_id, .. } = &e.event {
+                        if let Some(i) = self.catalog.vocab().index_of(item_id) {
+                            if recency[i].is_nan() {
+                                recency[i] = -(n as f32);
+                            }
+                        }
+                    }
+                }
+            }
+            // The visitor's own list: items they have (cart) stay, only the caller's and the filter's exclusions hold.
+            let own_mask = self.excluded_by_caller(exclude);
+            // The visitor's own history: the filter and caps hold, the shop's pins do not.
+            let items = self.ranked_with(&recency, k, &own_mask, false, |_| Explanation::RecentlyViewed { text: "you viewed this".into() });
+            if items.is_empty() {
+                // Never an empty widget: a first visit sees what is popular.
+                fallback = Some(if personal { "nothing viewed yet" } else { "personalization waits for the visitor's consent" }.into());
+                (self.ranked(self.catalog.popularity(), k, &mask, |_| Explanation::popular()), Source::Popularity)
+            } else {
+                (items, Source::History)
+            }
+        };
+        Ok((items, source, fallback))
     }
 
     /// `forYou` on a visitor tower: the vector, then the best unmasked items by embedding
