@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use crate::error::{Error, Result};
 use crate::experiment::Experiment;
 use crate::features::DEFAULT_MAX_SEQ_LEN;
 use crate::infer::model::IntentIo;
@@ -151,4 +152,35 @@ impl IntentConfig {
     pub(crate) fn io(&self) -> IntentIo {
         IntentIo { input: self.input.clone(), output: self.output.clone(), positive_index: self.positive_index }
     }
+}
+
+/// Experiments are valid, one per placement and name, and fit the collector's daily ε budget
+/// on top of the reports'.
+pub(super) fn check_experiments(experiments: &[Experiment], collector: Option<&SyncConfig>, warnings: &mut Vec<String>) -> Result<()> {
+    for (i, e) in experiments.iter().enumerate() {
+        e.validate().map_err(|m| Error::option(format!("experiments[{i}]"), m))?;
+        if experiments[..i].iter().any(|o| o.placement == e.placement || o.name == e.name) {
+            return Err(Error::option(
+                format!("experiments[{i}]"),
+                format!("one experiment per placement and name: `{}` on `{}` repeats one", e.name, e.placement),
+            ));
+        }
+    }
+    if let Some(c) = collector {
+        let experiments: f64 = experiments.iter().map(|e| e.epsilon).sum();
+        let total = c.mechanisms.epsilon() + experiments;
+        if total > c.epsilon_per_day + 1e-9 {
+            return Err(Error::option(
+                "experiments",
+                format!(
+                    "the experiments spend ε {experiments} on top of the reports' {} = {total}, over the daily budget {}: lower collector.mechanisms or raise collector.epsilonPerDay",
+                    c.mechanisms.epsilon(),
+                    c.epsilon_per_day
+                ),
+            ));
+        }
+    } else if !experiments.is_empty() {
+        warnings.push("experiments run without a collector: variants are assigned but nothing is measured".into());
+    }
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! manifest's format names, check the intent feature spec against this SDK's.
 
 use super::config::{IntentConfig, RecommenderConfig};
-use super::Recommender;
+use super::{ModelStatus, Recommender};
 use crate::contract::bundle::{Bundle, BundleError};
 use crate::contract::manifest::{Manifest, ModelFormat, ModelKind};
 use crate::error::{Error, Result};
@@ -80,6 +80,61 @@ impl Loaded {
         }
         Ok(())
     }
+
+    /// Models given inline as ONNX (`recommender`, `intent` in the config); a failure is a
+    /// warning and the slot's status, never an error: the page keeps the popularity fallback.
+    pub(super) fn add_inline(
+        &mut self,
+        recommender: Option<RecommenderConfig>,
+        intent: Option<IntentConfig>,
+        catalog_len: usize,
+        warnings: &mut Vec<String>,
+    ) {
+        if let Some(rc) = recommender {
+            let result = if catalog_len == 0 {
+                Err(Error::option("catalog", "is empty; the recommender needs the catalog as its item vocabulary"))
+            } else {
+                load_recommender_onnx(&rc, catalog_len)
+            };
+            match result {
+                Ok(model) => {
+                    // tract models keep no session state, so the id only has to name the source.
+                    let id = format!("onnx:{}", rc.model.len());
+                    self.recommender = Some(Recommender::new(model, rc.max_seq_len, id));
+                }
+                Err(e) => {
+                    warnings.push(format!("recommender not loaded, using the popularity fallback: {e}"));
+                    self.recommender_error = Some((e.to_string(), e.code()));
+                }
+            }
+        }
+        if let Some(ic) = intent {
+            match load_intent_onnx(&ic) {
+                Ok(model) => self.intent = Some(model),
+                Err(e) => {
+                    warnings.push(format!("intent model not loaded: {e}"));
+                    self.intent_error = Some((e.to_string(), e.code()));
+                }
+            }
+        }
+    }
+
+    /// Each slot's status: ready, or failed with why (a refused bundle fails the recommender
+    /// slot it was meant for), or absent.
+    pub(super) fn statuses(&mut self) -> (ModelStatus, ModelStatus) {
+        let status = |ready: bool, own: Option<(String, &'static str)>, bundle: &Option<(String, &'static str)>| match (
+            ready,
+            own.or_else(|| bundle.clone()),
+        ) {
+            (true, _) => ModelStatus::Ready,
+            (false, Some((error, code))) => ModelStatus::Failed { error, code },
+            (false, None) => ModelStatus::Absent,
+        };
+        (
+            status(self.recommender.is_some(), self.recommender_error.take(), &self.bundle_error),
+            status(self.intent.is_some(), self.intent_error.take(), &None),
+        )
+    }
 }
 
 #[cfg(feature = "onnx")]
@@ -130,21 +185,21 @@ fn no_onnx() -> Error {
 }
 
 #[cfg(feature = "onnx")]
-pub(super) fn load_recommender_onnx(rc: &RecommenderConfig, n_items: usize) -> Result<RecommenderModel> {
+fn load_recommender_onnx(rc: &RecommenderConfig, n_items: usize) -> Result<RecommenderModel> {
     Ok(RecommenderModel::load(&rc.model, &rc.io(), n_items)?)
 }
 
 #[cfg(feature = "onnx")]
-pub(super) fn load_intent_onnx(ic: &IntentConfig) -> Result<IntentModel> {
+fn load_intent_onnx(ic: &IntentConfig) -> Result<IntentModel> {
     Ok(IntentModel::load(&ic.model, &ic.io(), INTENT_FEATURES.len())?)
 }
 
 #[cfg(not(feature = "onnx"))]
-pub(super) fn load_recommender_onnx(_: &RecommenderConfig, _: usize) -> Result<RecommenderModel> {
+fn load_recommender_onnx(_: &RecommenderConfig, _: usize) -> Result<RecommenderModel> {
     Err(no_onnx())
 }
 
 #[cfg(not(feature = "onnx"))]
-pub(super) fn load_intent_onnx(_: &IntentConfig) -> Result<IntentModel> {
+fn load_intent_onnx(_: &IntentConfig) -> Result<IntentModel> {
     Err(no_onnx())
 }

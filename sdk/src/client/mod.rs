@@ -28,9 +28,10 @@ mod keys;
 mod load;
 mod place;
 
+use config::check_experiments;
 pub use config::{Config, IntentConfig, Personalization, RecommenderConfig};
 use keys::{Kept, Keys, OnForget};
-use load::{load_intent_onnx, load_recommender_onnx, Loaded};
+use load::Loaded;
 pub use place::TowerRequest;
 
 /// Whether a model is usable.
@@ -168,43 +169,8 @@ impl<S: Storage, C: Clock> Client<S, C> {
             Some(items) => Catalog::new(items)?,
             None => Catalog::new(config.catalog)?,
         };
-        if let Some(rc) = config.recommender {
-            let result = if catalog.is_empty() {
-                Err(Error::option("catalog", "is empty; the recommender needs the catalog as its item vocabulary"))
-            } else {
-                load_recommender_onnx(&rc, catalog.len())
-            };
-            match result {
-                Ok(model) => {
-                    // tract models keep no session state, so the id only has to name the source.
-                    let id = format!("onnx:{}", rc.model.len());
-                    loaded.recommender = Some(Recommender::new(model, rc.max_seq_len, id));
-                }
-                Err(e) => {
-                    warnings.push(format!("recommender not loaded, using the popularity fallback: {e}"));
-                    loaded.recommender_error = Some((e.to_string(), e.code()));
-                }
-            }
-        }
-        if let Some(ic) = config.intent {
-            match load_intent_onnx(&ic) {
-                Ok(model) => loaded.intent = Some(model),
-                Err(e) => {
-                    warnings.push(format!("intent model not loaded: {e}"));
-                    loaded.intent_error = Some((e.to_string(), e.code()));
-                }
-            }
-        }
-        let status = |ready: bool, own: Option<(String, &'static str)>, bundle: &Option<(String, &'static str)>| match (
-            ready,
-            own.or_else(|| bundle.clone()),
-        ) {
-            (true, _) => ModelStatus::Ready,
-            (false, Some((error, code))) => ModelStatus::Failed { error, code },
-            (false, None) => ModelStatus::Absent,
-        };
-        let recommender_status = status(loaded.recommender.is_some(), loaded.recommender_error, &loaded.bundle_error);
-        let intent_status = status(loaded.intent.is_some(), loaded.intent_error, &None);
+        loaded.add_inline(config.recommender, config.intent, catalog.len(), &mut warnings);
+        let (recommender_status, intent_status) = loaded.statuses();
         let consent =
             log.storage().get(&keys.of(Kept::Consent)).ok().flatten().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
         let sync = match config.collector {
@@ -218,31 +184,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
         if !(config.attribution_window_minutes.is_finite() && config.attribution_window_minutes > 0.0) {
             return Err(Error::option("attributionWindowMinutes", "must be a positive number of minutes"));
         }
-        for (i, e) in config.experiments.iter().enumerate() {
-            e.validate().map_err(|m| Error::option(format!("experiments[{i}]"), m))?;
-            if config.experiments[..i].iter().any(|o| o.placement == e.placement || o.name == e.name) {
-                return Err(Error::option(
-                    format!("experiments[{i}]"),
-                    format!("one experiment per placement and name: `{}` on `{}` repeats one", e.name, e.placement),
-                ));
-            }
-        }
-        if let Some(c) = sync.as_ref().map(Sync::config) {
-            let experiments: f64 = config.experiments.iter().map(|e| e.epsilon).sum();
-            let total = c.mechanisms.epsilon() + experiments;
-            if total > c.epsilon_per_day + 1e-9 {
-                return Err(Error::option(
-                    "experiments",
-                    format!(
-                        "the experiments spend ε {experiments} on top of the reports' {} = {total}, over the daily budget {}: lower collector.mechanisms or raise collector.epsilonPerDay",
-                        c.mechanisms.epsilon(),
-                        c.epsilon_per_day
-                    ),
-                ));
-            }
-        } else if !config.experiments.is_empty() {
-            warnings.push("experiments run without a collector: variants are assigned but nothing is measured".into());
-        }
+        check_experiments(&config.experiments, sync.as_ref().map(Sync::config), &mut warnings)?;
         let shown = log.storage().get(&keys.of(Kept::Shown)).ok().flatten().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
         let mut client = Client {
             sync,
