@@ -9,7 +9,7 @@ use crate::capture::Event;
 use crate::contract::bundle;
 use crate::contract::report::Report;
 use crate::error::{Error, Result};
-use crate::experiment::{Experiment, VariantSource};
+use crate::experiment::Experiment;
 use crate::features::{self, Cart};
 use crate::infer::gru::Snapshot;
 use crate::infer::model::{IntentModel, RecommenderModel};
@@ -24,15 +24,18 @@ use crate::sync::day::Shown;
 use crate::sync::{DayInputs, Outcome, Sync};
 
 mod config;
+mod experiments;
 mod keys;
 mod load;
 mod place;
+mod precompute;
 
 use config::check_experiments;
 pub use config::{Config, IntentConfig, Personalization, RecommenderConfig};
 use keys::{Kept, Keys, OnForget};
 use load::Loaded;
 pub use place::TowerRequest;
+use precompute::Precompute;
 
 /// Whether a model is usable.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -83,16 +86,12 @@ pub struct Client<S: Storage, C: Clock> {
     plain_rules: CompiledRules,
     /// Lists returned so far (the id of the next one).
     lists: u64,
-    /// A `forYou` list computed ahead (`precompute`), with what it was computed for.
-    pub(crate) precomputed: Option<(String, Recommendations)>,
+    /// The next `forYou` list, computed in idle time.
+    pub(crate) precompute: Precompute,
     /// Candidates for the next `forYou` of a visitor tower, selected elsewhere (the GPU) for
     /// this visitor vector; taken by that call.
     pub(crate) tower_candidates: Option<TowerCandidates>,
     scoring: crate::infer::score::Preference,
-    precompute_hits: u64,
-    /// While precomputing: nothing is remembered as shown.
-    quiet: bool,
-    precompute_enabled: bool,
     experiments: Vec<Experiment>,
     /// The visitor's variant of each experiment (index into its variants), once assigned.
     assigned: Vec<Option<usize>>,
@@ -204,15 +203,12 @@ impl<S: Storage, C: Clock> Client<S, C> {
             rules,
             plain_rules,
             lists: 0,
-            precomputed: None,
+            precompute: Precompute { enabled: config.precompute, ..Precompute::default() },
             tower_candidates: None,
             scoring: config.scoring,
-            precompute_hits: 0,
-            quiet: false,
             assigned: vec![None; config.experiments.len()],
             experiments: config.experiments,
             window_ms: config.attribution_window_minutes * 60_000.0,
-            precompute_enabled: config.precompute,
         };
         client.load_assignments();
         if !client.personalizing() && !client.log.events().is_empty() {
@@ -248,67 +244,9 @@ impl<S: Storage, C: Clock> Client<S, C> {
         self.place(&Placement::ForYou { k: options.k, exclude: options.exclude.clone() })
     }
 
-    /// The precomputed `forYou` list for these options, if it is still the right one.
-    pub(crate) fn take_precomputed(&mut self, options: &RecommendOptions) -> Option<Recommendations> {
-        let key = self.precompute_key(options);
-        if let Some((cached_key, mut recs)) = self.precomputed.take() {
-            if cached_key == key {
-                // Computed in idle time for exactly this history and these options: only now
-                // is it shown, so only now does it get an id and count as shown.
-                let now = self.clock.now_ms();
-                self.lists += 1;
-                recs.id = format!("{:x}-{}", now as u64, self.lists);
-                let variant = self.variant_of(recs.placement).map(|p| p.1);
-                self.remember_shown(&recs, variant, now);
-                self.precompute_hits += 1;
-                return Some(recs);
-            }
-        }
-        None
-    }
-
-    /// Computes the `forYou` list `recommend(options)` would return now and keeps it for the
-    /// next call with the same options and history (the browser layer calls this when the page
-    /// is idle after a `track`). Nothing counts as shown until `recommend` hands it out.
-    pub fn precompute(&mut self, options: &RecommendOptions) -> Result<()> {
-        let key = self.precompute_key(options);
-        if self.precomputed.as_ref().is_some_and(|(k, _)| *k == key) {
-            return Ok(());
-        }
-        self.quiet = true;
-        let recs = self.place_computed(&Placement::ForYou { k: options.k, exclude: options.exclude.clone() });
-        self.quiet = false;
-        self.precomputed = Some((key, recs?));
-        Ok(())
-    }
-
     /// The config's `scoring` path for item embeddings.
     pub fn scoring_preference(&self) -> crate::infer::score::Preference {
         self.scoring
-    }
-
-    /// Whether the config asks for idle-time precomputation.
-    pub fn precompute_enabled(&self) -> bool {
-        self.precompute_enabled
-    }
-
-    /// How many `recommend` calls were answered from a precomputed list.
-    pub fn precompute_hits(&self) -> u64 {
-        self.precompute_hits
-    }
-
-    /// What a precomputed list depends on: the options, the history (its length and newest
-    /// event), consent and the variant; anything else changing drops it.
-    pub(crate) fn precompute_key(&self, options: &RecommendOptions) -> String {
-        let last = self.log.events().back().map_or(0.0, |e| e.at);
-        format!(
-            "{:?}|{:?}|{}|{last}|{:?}|{:?}",
-            options.k,
-            options.exclude,
-            self.log.events().len(),
-            self.consent,
-            self.variant_of("forYou")
-        )
     }
 
     /// Gives a list its id and remembers what it showed (for the outcome statistics, the
@@ -326,7 +264,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
         let variant = self.variant_of(placement);
         let variant_name = variant.map(|(e, v)| self.experiments[e].variants[v].name.clone());
         let recs = Recommendations { items, source, fallback_reason: fallback, placement, variant: variant_name, id };
-        if !self.quiet {
+        if !self.precompute.quiet {
             self.remember_shown(&recs, variant.map(|p| p.1), now);
         }
         recs
@@ -357,76 +295,6 @@ impl<S: Storage, C: Clock> Client<S, C> {
                 let _ = self.log.storage_mut().set(&self.keys.of(Kept::Shown), &text);
             }
         }
-    }
-
-    /// Draws the visitor's variant of every experiment not yet assigned, and keeps it on the
-    /// device (the browser passes `crypto.getRandomValues`).
-    pub fn assign_experiments(&mut self, rng: &mut impl Randomness) {
-        let mut changed = false;
-        for (i, e) in self.experiments.iter().enumerate() {
-            if self.assigned[i].is_none() {
-                self.assigned[i] = Some(e.assign(rng));
-                changed = true;
-            }
-        }
-        if changed {
-            let map: std::collections::BTreeMap<&str, &str> = self
-                .experiments
-                .iter()
-                .zip(&self.assigned)
-                .filter_map(|(e, a)| a.map(|v| (e.name.as_str(), e.variants[v].name.as_str())))
-                .collect();
-            if let Ok(text) = serde_json::to_string(&map) {
-                let _ = self.log.storage_mut().set(&self.keys.of(Kept::Variants), &text);
-            }
-        }
-    }
-
-    /// Reads earlier assignments; a variant that no longer exists is drawn again.
-    fn load_assignments(&mut self) {
-        let stored: std::collections::BTreeMap<String, String> = self
-            .log
-            .storage()
-            .get(&self.keys.of(Kept::Variants))
-            .ok()
-            .flatten()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
-        for (i, e) in self.experiments.iter().enumerate() {
-            self.assigned[i] = stored.get(&e.name).and_then(|name| e.variants.iter().position(|v| &v.name == name));
-        }
-    }
-
-    /// The (experiment, variant) the visitor sees on a placement.
-    pub(crate) fn variant_of(&self, placement: &str) -> Option<(usize, usize)> {
-        let e = self.experiments.iter().position(|e| e.placement == placement)?;
-        Some((e, self.assigned[e]?))
-    }
-
-    /// The visitor's variants, `experiment → variant` (on the device only).
-    pub fn variants(&self) -> Vec<(String, Option<String>)> {
-        self.experiments.iter().zip(&self.assigned).map(|(e, a)| (e.name.clone(), a.map(|v| e.variants[v].name.clone()))).collect()
-    }
-
-    /// Runs `f` with the rules the visitor's variant of `placement` asks for.
-    pub(crate) fn with_variant_rules<T>(&mut self, placement: &str, f: impl FnOnce(&mut Self) -> T) -> T {
-        let off = self.variant_of(placement).is_some_and(|(e, v)| !self.experiments[e].variants[v].rules);
-        if off {
-            std::mem::swap(&mut self.rules, &mut self.plain_rules);
-        }
-        let out = f(self);
-        if off {
-            std::mem::swap(&mut self.rules, &mut self.plain_rules);
-        }
-        out
-    }
-
-    /// Whether the visitor's variant of `placement` is the popularity control.
-    pub(crate) fn variant_is_popularity(&self, placement: &str) -> Option<String> {
-        let (e, v) = self.variant_of(placement)?;
-        let exp = &self.experiments[e];
-        (exp.variants[v].source == VariantSource::Popularity)
-            .then(|| format!("experiment `{}`: variant `{}` answers from popularity", exp.name, exp.variants[v].name))
     }
 
     pub(crate) fn no_model_reason(&self) -> String {

@@ -55,7 +55,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
     pub fn tower_request(&mut self, options: &crate::recommend::RecommendOptions) -> Result<Option<TowerRequest>> {
         let k = Placement::ForYou { k: options.k, exclude: options.exclude.clone() }.k()?;
         let key = self.precompute_key(options);
-        if self.precomputed.as_ref().is_some_and(|(cached, _)| *cached == key)
+        if self.precompute.ready.as_ref().is_some_and(|(cached, _)| *cached == key)
             || self.variant_is_popularity("forYou").is_some()
             || !self.personalizing()
         {

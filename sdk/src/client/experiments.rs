@@ -1,0 +1,79 @@
+//! Experiments on the device: each visitor's variant drawn once and kept (never sent), the
+//! variant a placement serves, and its rules or popularity source.
+
+use super::keys::Kept;
+use super::Client;
+use crate::experiment::VariantSource;
+use crate::platform::{Clock, Randomness, Storage};
+
+impl<S: Storage, C: Clock> Client<S, C> {
+    /// Draws the visitor's variant of every experiment not yet assigned, and keeps it on the
+    /// device (the browser passes `crypto.getRandomValues`).
+    pub fn assign_experiments(&mut self, rng: &mut impl Randomness) {
+        let mut changed = false;
+        for (i, e) in self.experiments.iter().enumerate() {
+            if self.assigned[i].is_none() {
+                self.assigned[i] = Some(e.assign(rng));
+                changed = true;
+            }
+        }
+        if changed {
+            let map: std::collections::BTreeMap<&str, &str> = self
+                .experiments
+                .iter()
+                .zip(&self.assigned)
+                .filter_map(|(e, a)| a.map(|v| (e.name.as_str(), e.variants[v].name.as_str())))
+                .collect();
+            if let Ok(text) = serde_json::to_string(&map) {
+                let _ = self.log.storage_mut().set(&self.keys.of(Kept::Variants), &text);
+            }
+        }
+    }
+
+    /// Reads earlier assignments; a variant that no longer exists is drawn again.
+    pub(super) fn load_assignments(&mut self) {
+        let stored: std::collections::BTreeMap<String, String> = self
+            .log
+            .storage()
+            .get(&self.keys.of(Kept::Variants))
+            .ok()
+            .flatten()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        for (i, e) in self.experiments.iter().enumerate() {
+            self.assigned[i] = stored.get(&e.name).and_then(|name| e.variants.iter().position(|v| &v.name == name));
+        }
+    }
+
+    /// The (experiment, variant) the visitor sees on a placement.
+    pub(crate) fn variant_of(&self, placement: &str) -> Option<(usize, usize)> {
+        let e = self.experiments.iter().position(|e| e.placement == placement)?;
+        Some((e, self.assigned[e]?))
+    }
+
+    /// The visitor's variants, `experiment → variant` (on the device only).
+    pub fn variants(&self) -> Vec<(String, Option<String>)> {
+        self.experiments.iter().zip(&self.assigned).map(|(e, a)| (e.name.clone(), a.map(|v| e.variants[v].name.clone()))).collect()
+    }
+
+    /// Runs `f` with the rules the visitor's variant of `placement` asks for.
+    pub(crate) fn with_variant_rules<T>(&mut self, placement: &str, f: impl FnOnce(&mut Self) -> T) -> T {
+        let off = self.variant_of(placement).is_some_and(|(e, v)| !self.experiments[e].variants[v].rules);
+        if off {
+            std::mem::swap(&mut self.rules, &mut self.plain_rules);
+        }
+        let out = f(self);
+        if off {
+            std::mem::swap(&mut self.rules, &mut self.plain_rules);
+        }
+        out
+    }
+
+    /// Whether the visitor's variant of `placement` is the popularity control.
+    pub(crate) fn variant_is_popularity(&self, placement: &str) -> Option<String> {
+        let (e, v) = self.variant_of(placement)?;
+        let exp = &self.experiments[e];
+        (exp.variants[v].source == VariantSource::Popularity)
+            .then(|| format!("experiment `{}`: variant `{}` answers from popularity", exp.name, exp.variants[v].name))
+    }
+}
