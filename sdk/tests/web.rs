@@ -96,6 +96,13 @@ fn error_of(result: Result<impl Sized, JsValue>) -> (String, String) {
     (code, message)
 }
 
+/// The `field` property of a thrown `ForesightError` (absent for errors that name no field).
+#[track_caller]
+fn field_of(result: Result<impl Sized, JsValue>) -> Option<String> {
+    let err = result.err().expect("an error");
+    Reflect::get(&err, &"field".into()).expect("readable").as_string()
+}
+
 #[wasm_bindgen_test]
 async fn recommendations_match_onnxruntime_through_the_js_api() {
     let reference: Value = serde_json::from_str(GRU_REF).expect("reference");
@@ -256,6 +263,43 @@ async fn bad_input_throws_a_clear_error() {
     let (code, message) = error_of(WebForesight::init(js(&json!({"catalogue": []}))).await);
     assert_eq!(code, "invalid_option");
     assert!(message.contains("catalogue"), "{message}");
+    // The field reaches JavaScript as a property, not only inside the message.
+    assert_eq!(field_of(fs.track(js(&json!({"type": "product_view", "itemId": ""})))).as_deref(), Some("itemId"));
+    assert_eq!(field_of(fs.track(js(&json!({"type": "add_to_cart", "itemId": "a", "price": -3})))).as_deref(), Some("price"));
+    assert_eq!(field_of(fs.recommend(js(&json!({"k": 0})))).as_deref(), Some("k"));
+    assert_eq!(field_of(fs.recommend(js(&json!({"count": 3})))).as_deref(), Some("count"));
+    assert_eq!(field_of(WebForesight::init(js(&json!({"catalogue": []}))).await).as_deref(), Some("catalogue"));
+    assert_eq!(field_of(fs.consent("yes")).as_deref(), Some("consent"));
+    assert_eq!(field_of(fs.track(js(&json!({"type": "warp"})))).as_deref(), Some("type"));
+}
+
+/// With the browser's secure random source failing, no report is prepared (none randomized by
+/// anything weaker) and nothing is charged to the day's ε; once it works again, one is.
+#[wasm_bindgen_test]
+async fn no_report_leaves_without_a_secure_random_source() {
+    let key = "fs-test-no-crypto";
+    clear_visitor(key);
+    let collector = json!({"url": "http://127.0.0.1:9/v1/reports", "site": "test-shop", "key": "site-key"});
+    let fs = WebForesight::init(config(key, json!({"collector": collector}))).await.map_err(|e| rust(&e)).expect("init");
+    fs.consent("granted").expect("consent");
+    fs.track(js(&json!({"type": "product_view", "itemId": "sku-00010"}))).expect("track");
+
+    let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).expect("crypto");
+    let broken = js_sys::Function::new_no_args("throw new Error('entropy source unavailable')");
+    Reflect::set(&crypto, &"getRandomValues".into(), &broken).expect("override");
+    let flushed = flush(&fs).await;
+    let privacy = rust(&fs.privacy().expect("privacy"));
+    // Back to the prototype's own getRandomValues before anything can fail.
+    Reflect::delete_property(crypto.unchecked_ref(), &"getRandomValues".into()).expect("restore");
+
+    assert_eq!(flushed["prepared"], false, "{flushed}");
+    assert!(flushed["error"].as_str().is_some_and(|e| e.contains("crypto.getRandomValues")), "{flushed}");
+    assert_eq!(privacy["pending"], json!([]), "nothing queued");
+    assert_eq!(privacy["epsilonSpentToday"], 0.0, "nothing spent");
+    let flushed = flush(&fs).await;
+    assert_eq!(flushed["prepared"], true, "the secure source works again: {flushed}");
+    fs.forget().expect("forget");
+    fs.consent("unknown").expect("reset");
 }
 
 #[wasm_bindgen_test]
