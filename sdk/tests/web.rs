@@ -290,7 +290,7 @@ async fn no_report_leaves_without_a_secure_random_source() {
     let flushed = flush(&fs).await;
     let privacy = rust(&fs.privacy().expect("privacy"));
     // Back to the prototype's own getRandomValues before anything can fail.
-    Reflect::delete_property(crypto.unchecked_ref(), &"getRandomValues".into()).expect("restore");
+    Reflect::delete_property(crypto.unchecked_ref::<js_sys::Object>(), &"getRandomValues".into()).expect("restore");
 
     assert_eq!(flushed["prepared"], false, "{flushed}");
     assert!(flushed["error"].as_str().is_some_and(|e| e.contains("crypto.getRandomValues")), "{flushed}");
