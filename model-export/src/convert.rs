@@ -53,8 +53,10 @@ pub enum QuantizeArg {
 pub struct ConvertArgs {
     /// The ONNX model; external weights (`.onnx.data`) are read from beside it.
     pub model: PathBuf,
+    /// What the model is. Inferred when unambiguous: item indices in (an integer sequence) →
+    /// recommender; a float feature vector `[batch, N]` → intent.
     #[arg(long, value_enum)]
-    pub kind: Kind,
+    pub kind: Option<Kind>,
     /// Recommenders: the item catalog in model-index order — JSON (`[{id, category?, price?,
     /// popularity?}]` or `{"items": [...]}`) or CSV with a header naming `id` and optionally
     /// `category`, `price`, `popularity`.
@@ -132,22 +134,31 @@ struct Summary {
 pub fn run(args: ConvertArgs) -> Result<()> {
     let started = Instant::now();
     let steps = Steps::new(6, args.json);
-    let kind_name = match args.kind {
-        Kind::Recommender => RecommenderModel::KIND,
-        Kind::Intent => IntentModel::KIND,
-    };
-
     if args.quantize.is_some() && matches!(args.format, Format::Onnx | Format::Gru | Format::Attention) {
         bail!("--quantize f16 works on the NNEF format; use --format nnef");
-    }
-    if matches!(args.format, Format::Gru | Format::Attention) && args.kind == Kind::Intent {
-        bail!("--format gru and attention are for recommenders; an intent model converts to nnef or onnx");
     }
     steps.step("reading the ONNX model");
     let im = tract_onnx::onnx()
         .model_for_path(&args.model)
         .map_err(|e| anyhow::anyhow!("{e:#}"))
         .with_context(|| format!("could not read {} as ONNX", args.model.display()))?;
+    let (kind, kind_inferred) = match args.kind {
+        Some(kind) => (kind, None),
+        None => {
+            let (kind, why) = infer_kind(&im, args.input.as_deref())?;
+            if !args.json {
+                eprintln!("--kind {}: {why} (pass --kind to say otherwise)", kind_label(kind));
+            }
+            (kind, Some(format!("--kind {} inferred: {why}", kind_label(kind))))
+        }
+    };
+    let kind_name = match kind {
+        Kind::Recommender => RecommenderModel::KIND,
+        Kind::Intent => IntentModel::KIND,
+    };
+    if matches!(args.format, Format::Gru | Format::Attention) && kind == Kind::Intent {
+        bail!("--format gru and attention are for recommenders; an intent model converts to nnef or onnx");
+    }
 
     steps.step("checking every operator against tract");
     let unsupported = model::unsupported_ops(&im);
@@ -156,7 +167,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     }
 
     steps.step("typing the graph with a symbolic sequence length");
-    let catalog = match (args.kind, &args.catalog) {
+    let catalog = match (kind, &args.catalog) {
         (Kind::Recommender, Some(path)) => crate::catalog::read(path)?,
         (Kind::Recommender, None) => bail!("a recommender needs --catalog: the item ids in model-index order"),
         (Kind::Intent, Some(_)) => bail!("--catalog is for recommenders; an intent model has no items"),
@@ -169,7 +180,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     let mut scores_output = args.output.clone();
     let tower: Option<(foresight::infer::score::ItemMatrix, foresight::infer::score::ItemMatrix)> =
         if args.split_head || args.item_embeddings.is_some() {
-            if args.kind != Kind::Recommender {
+            if kind != Kind::Recommender {
                 bail!("item embeddings are for recommenders");
             }
             if matches!(args.format, Format::Gru | Format::Attention) {
@@ -197,7 +208,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         } else {
             None
         };
-    let typed = match args.kind {
+    let typed = match kind {
         Kind::Recommender => model::recommender_from_inference(im, &RecommenderIo { input: args.input.clone(), output: output.clone() }),
         Kind::Intent => model::intent_from_inference(
             im,
@@ -208,7 +219,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     .map_err(|e| anyhow::anyhow!(with_hint(&e.to_string())))?;
     let typed = typed.into_decluttered().map_err(|e| anyhow::anyhow!(with_hint(&format!("{e:#}"))))?;
     let mut stored = typed.clone();
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = kind_inferred.into_iter().collect();
     if args.quantize == Some(QuantizeArg::F16) {
         let n = crate::quantize::store_weights_f16(&mut stored)?;
         notes.push(format!("{n} weight tensor(s) stored as float16"));
@@ -224,7 +235,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
                 items.dims()
             );
         }
-    } else if args.kind == Kind::Recommender {
+    } else if kind == Kind::Recommender {
         let width = outputs.first().and_then(|o| o.shape.last()).and_then(|d| d.parse::<usize>().ok());
         if width != Some(catalog.len()) {
             bail!(
@@ -245,7 +256,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     let mut gru_spec = None;
     let mut attention_spec = None;
     let mut max_seq_len = args.max_seq_len;
-    let format = match (args.format, args.kind) {
+    let format = match (args.format, kind) {
         (Format::Auto, Kind::Recommender) if tower.is_some() => Format::Nnef,
         (Format::Auto | Format::Gru | Format::Attention, Kind::Recommender) if args.quantize.is_none() => {
             let onnx = crate::onnx_file::self_contained(&args.model)?;
@@ -309,7 +320,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     };
 
     steps.step("checking parity");
-    let mut cases = match args.kind {
+    let mut cases = match kind {
         Kind::Recommender => parity::sequences(catalog.len(), max_seq_len, args.parity_cases),
         Kind::Intent => parity::features(n_features, args.parity_cases),
     };
@@ -332,7 +343,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
             Some(b) if format == Format::Nnef => model::read_nnef(kind_name, b)?,
             Some(_) => typed.clone(),
         };
-        Ok(match (args.kind, &tower) {
+        Ok(match (kind, &tower) {
             // The original against the f32 matrix, the bundle against what it stores.
             (Kind::Recommender, Some((reference, stored))) => Runner::Recommender(RecommenderModel::from_typed_tower(
                 model,
@@ -355,7 +366,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         let input_name = inputs.first().map(|i| i.name.clone());
         match parity::onnxruntime(&args.model, kind_name, input_name.as_deref(), &output_name, &cases)? {
             Some((version, reference)) => {
-                let reference: Vec<Vec<f32>> = match args.kind {
+                let reference: Vec<Vec<f32>> = match kind {
                     Kind::Intent => reference
                         .into_iter()
                         .map(|v| vec![if v.len() > 1 { v.get(args.positive_index).copied().unwrap_or(f32::NAN) } else { v[0] }])
@@ -375,7 +386,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
                     },
                 };
                 let ours: Vec<Vec<f32>> = cases.iter().map(|c| bundled.run(c)).collect::<Result<_>>()?;
-                parity.push(parity::report(&version, &reference, &ours, args.kind == Kind::Recommender));
+                parity.push(parity::report(&version, &reference, &ours, kind == Kind::Recommender));
             }
             None => notes.push("onnxruntime is not importable from python3: compared with tract only".into()),
         }
@@ -397,7 +408,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     steps.step("writing the bundle");
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
-        kind: match args.kind {
+        kind: match kind {
             Kind::Recommender => ModelKind::Recommender,
             Kind::Intent => ModelKind::Intent,
         },
@@ -410,8 +421,8 @@ pub fn run(args: ConvertArgs) -> Result<()> {
             quantization: if args.quantize.is_some() { Quantization::F16 } else { Quantization::None },
         },
         items: catalog.clone(),
-        max_seq_len: (args.kind == Kind::Recommender).then_some(max_seq_len),
-        intent: (args.kind == Kind::Intent).then(|| IntentSection {
+        max_seq_len: (kind == Kind::Recommender).then_some(max_seq_len),
+        intent: (kind == Kind::Intent).then(|| IntentSection {
             feature_spec_version: INTENT_FEATURES_VERSION,
             feature_names: INTENT_FEATURES.iter().map(|f| f.name.to_owned()).collect(),
             positive_index: args.positive_index,
@@ -459,7 +470,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         bundle: args.out.clone(),
         bytes: bytes.len(),
         model_bytes: model_len,
-        kind: match args.kind {
+        kind: match kind {
             Kind::Recommender => ModelKind::Recommender,
             Kind::Intent => ModelKind::Intent,
         },
@@ -570,5 +581,42 @@ pub fn with_hint(detail: &str) -> String {
         )
     } else {
         detail.to_owned()
+    }
+}
+
+fn kind_label(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Recommender => "recommender",
+        Kind::Intent => "intent",
+    }
+}
+
+/// The kind a model's input says it is: an integer sequence of item indices is a recommender,
+/// a float vector of features an intent model; anything else needs `--kind`.
+fn infer_kind(im: &InferenceModel, input: Option<&str>) -> Result<(Kind, String)> {
+    use tract_onnx::tract_hir::infer::Factoid;
+    let outlets = im.input_outlets().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let names: Vec<&str> = outlets.iter().map(|o| im.node(o.node).name.as_str()).collect();
+    let ix = match input {
+        Some(name) => {
+            names.iter().position(|n| *n == name).with_context(|| format!("no input `{name}`; the model's inputs are {names:?}"))?
+        }
+        None => 0,
+    };
+    let name = names.get(ix).context("the model has no input")?;
+    let fact = im.input_fact(ix).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let rank = fact.shape.rank().concretize().and_then(|r| usize::try_from(r).ok());
+    match fact.datum_type.concretize() {
+        Some(dt) if dt == i64::datum_type() || dt == i32::datum_type() => {
+            Ok((Kind::Recommender, format!("input `{name}` is a sequence of {dt:?} item indices")))
+        }
+        Some(dt) if (dt == f32::datum_type() || dt == f64::datum_type()) && rank == Some(2) => {
+            Ok((Kind::Intent, format!("input `{name}` is a [batch, features] {dt:?} vector")))
+        }
+        Some(dt) => bail!(
+            "cannot tell from input `{name}` ({dt:?}, rank {}) whether this is a recommender or an intent model: pass --kind recommender or --kind intent",
+            rank.map_or("unknown".to_owned(), |r| r.to_string())
+        ),
+        None => bail!("input `{name}` has no declared type: pass --kind recommender or --kind intent"),
     }
 }

@@ -423,3 +423,30 @@ fn attention_recommenders_convert_to_the_sdk_kernels() {
     assert_ne!(code, 0);
     assert!(err.contains("--format attention: the scoring head reads"), "{err}");
 }
+
+/// Without `--kind`, the input says which: item indices → recommender, a float feature vector
+/// → intent; the inference is printed and kept among the bundle's notes.
+#[test]
+fn kind_is_inferred_from_the_input_and_said() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("gru.fsb");
+    let catalog = fixture("catalog.json");
+    let (code, _, err) = run(&["convert", s(&fixture("session_gru.onnx")), "--catalog", s(&catalog), "--no-onnxruntime", "--out", s(&out)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("--kind recommender: input") && err.contains("item indices"), "{err}");
+    let bundle = Bundle::parse(std::fs::read(&out).expect("bundle"), None).expect("valid");
+    assert_eq!(bundle.manifest.kind, foresight::contract::manifest::ModelKind::Recommender);
+
+    let out = dir.path().join("intent.fsb");
+    let (code, stdout, err) = run(&["convert", s(&fixture("intent_logreg.onnx")), "--no-onnxruntime", "--json", "--out", s(&out)]);
+    assert_eq!(code, 0, "{err}");
+    let summary: Value = serde_json::from_str(&stdout).expect("JSON summary");
+    assert_eq!(summary["kind"], "intent", "{summary}");
+    assert!(summary["notes"].to_string().contains("--kind intent inferred"), "{summary}");
+
+    // Told otherwise, the converter believes the flag and says what does not fit.
+    let (code, _, err) =
+        run(&["convert", s(&fixture("intent_logreg.onnx")), "--kind", "recommender", "--catalog", s(&catalog), "--out", s(&out)]);
+    assert_ne!(code, 0);
+    assert!(err.contains("item indices need int64 or int32"), "{err}");
+}
