@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks for the test suite and the demo: the wasm target,
-# wasm-bindgen-cli at exactly the version in Cargo.lock, Debian's Chromium and ChromeDriver.
+# wasm-bindgen-cli at exactly the version in Cargo.lock, Debian's Chromium and ChromeDriver,
+# onnxruntime for python3.
 # Idempotent: each step is skipped when already satisfied.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,5 +37,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# onnxruntime and onnx for python3: the converter checks every bundle against onnxruntime on the
+# original model (its tests require that comparison). Versions pinned with the fixtures'.
+if ! python3 -c "import onnxruntime, onnx, numpy" 2>/dev/null; then
+  log "installing onnxruntime, onnx and numpy for python3 (tests/fixtures/requirements.txt pins)"
+  python3 -m pip install --quiet $(grep -E '^(onnx|onnxruntime|numpy)==' tests/fixtures/requirements.txt)
 fi
 log "ready: $(rustc --version), $(wasm-bindgen --version), $(chromium --version 2>/dev/null | head -1)"

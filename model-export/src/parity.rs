@@ -172,14 +172,24 @@ pub fn onnxruntime(
         serde_json::to_vec(&serde_json::json!({"model": model_path, "kind": kind, "input": input, "output": output, "inputs": payload}))?,
     )?;
     let out = Command::new(&python).arg(&script).arg(&request).arg(&response).output().context("running python3 for onnxruntime")?;
-    if !out.status.success() {
-        bail!("onnxruntime could not run the original model: {}", String::from_utf8_lossy(&out.stderr).trim());
-    }
+    // The script reports its own failures as one sentence and a fix; anything else (the
+    // interpreter itself dying) is reduced to its last line — never a traceback.
     #[derive(Deserialize)]
-    struct Response {
-        version: String,
-        outputs: Vec<Vec<f64>>,
+    #[serde(untagged)]
+    enum Response {
+        Ran { version: String, outputs: Vec<Vec<f64>> },
+        Failed { error: String, fix: String },
     }
-    let r: Response = serde_json::from_slice(&std::fs::read(&response)?)?;
-    Ok(Some((format!("onnxruntime {}", r.version), r.outputs.into_iter().map(|v| v.into_iter().map(|x| x as f32).collect()).collect())))
+    let parsed = std::fs::read(&response).ok().and_then(|bytes| serde_json::from_slice::<Response>(&bytes).ok());
+    match parsed {
+        Some(Response::Ran { version, outputs }) if out.status.success() => {
+            Ok(Some((format!("onnxruntime {version}"), outputs.into_iter().map(|v| v.into_iter().map(|x| x as f32).collect()).collect())))
+        }
+        Some(Response::Failed { error, fix }) => bail!("onnxruntime could not check the original model: {error}; {fix}"),
+        _ => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim();
+            bail!("the python running onnxruntime failed ({last}); pass --no-onnxruntime to compare with tract only")
+        }
+    }
 }

@@ -450,3 +450,29 @@ fn kind_is_inferred_from_the_input_and_said() {
     assert_ne!(code, 0);
     assert!(err.contains("item indices need int64 or int32"), "{err}");
 }
+
+/// When onnxruntime itself fails, the converter says so in one sentence with the fix — never
+/// with a Python traceback. (An onnxruntime that cannot load any model stands in for a model
+/// it cannot load.)
+#[test]
+fn an_onnxruntime_failure_is_one_sentence_and_a_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = dir.path().join("site");
+    std::fs::create_dir_all(fake.join("onnxruntime")).expect("mkdir");
+    std::fs::write(
+        fake.join("onnxruntime/__init__.py"),
+        "__version__ = '0.0'\nclass InferenceSession:\n    def __init__(self, *a, **k):\n        raise RuntimeError('[ONNXRuntimeError] : 10 : INVALID_GRAPH : opset 99 is not supported\\nmore detail')\n",
+    )
+    .expect("write fake onnxruntime");
+    let out = dir.path().join("gru.fsb");
+    let (gru, catalog) = (fixture("session_gru.onnx"), fixture("catalog.json"));
+    let (code, _, err) = common::run_env(
+        &["convert", s(&gru), "--kind", "recommender", "--catalog", s(&catalog), "--out", s(&out)],
+        &[("PYTHONPATH", s(&fake))],
+    );
+    assert_ne!(code, 0);
+    assert!(!err.contains("Traceback") && !err.contains("more detail"), "{err}");
+    assert!(err.contains("onnxruntime cannot load the model (RuntimeError: [ONNXRuntimeError] : 10 : INVALID_GRAPH"), "{err}");
+    assert!(err.contains("--no-onnxruntime"), "the fix is named: {err}");
+    assert!(!out.exists(), "no bundle is written when the check could not run");
+}

@@ -169,3 +169,39 @@ fn bad_embeddings_are_refused_with_the_reason() {
     assert!(err.contains("item embeddings are for recommenders"), "{err}");
     assert!(!out.exists(), "no bundle is written on error");
 }
+
+/// `--output` naming an intermediate tensor: onnxruntime returns only graph outputs, so the
+/// converter exposes it as one and still compares with onnxruntime (`make test` installs it).
+#[test]
+fn an_intermediate_output_is_compared_with_onnxruntime_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let onnx = std::fs::read(fixture("session_gru.onnx")).expect("fixture");
+    let head = foresight::import::graph::scoring_head(&onnx, None).expect("the fixture ends in a scoring head");
+    let items = dir.path().join("items.npy");
+    write_npy(&items, &[head.items as u64, head.hidden as u64], &head.item_rows());
+    let out = dir.path().join("tower.fsb");
+    let (gru, catalog) = (fixture("session_gru.onnx"), fixture("catalog.json"));
+    let (code, stdout, stderr) = run(&[
+        "convert",
+        s(&gru),
+        "--kind",
+        "recommender",
+        "--catalog",
+        s(&catalog),
+        "--output",
+        "hidden",
+        "--item-embeddings",
+        s(&items),
+        "--json",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(!stderr.contains("Traceback"), "{stderr}");
+    let summary: Value = serde_json::from_str(&stdout).expect("JSON summary");
+    let parity = summary["parity"].as_array().expect("parity");
+    let ort = parity.iter().find(|p| p["reference"].as_str().is_some_and(|r| r.starts_with("onnxruntime"))).unwrap_or_else(|| {
+        panic!("no onnxruntime comparison (is onnxruntime installed for python3? scripts/setup.sh installs it): {summary}")
+    });
+    assert!(ort["maxAbsDelta"].as_f64().expect("delta") < 1e-4, "{ort}");
+}
