@@ -176,8 +176,29 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     let n_features = INTENT_FEATURES.len();
     // Item embeddings: the model is cut at the visitor vector; `items` (f32, the reference) and
     // `stored` (the bundle's dtype) score it.
-    let mut output = args.output.clone();
-    let mut scores_output = args.output.clone();
+    // Recommenders are read as ONNX protobuf too (recognisers, a split head, a serving
+    // selection at the end); external weights are inlined once.
+    let onnx = if kind == Kind::Recommender { Some(crate::onnx_file::self_contained(&args.model)?) } else { None };
+    let mut selection_note = None;
+    let selected_output = match &onnx {
+        Some(bytes) => match foresight::import::graph::trailing_selection(bytes, args.output.as_deref()).map_err(|e| anyhow::anyhow!(e))? {
+            Some(sel) => {
+                let k = sel.k.map_or(String::new(), |k| format!(" (k = {k})"));
+                selection_note = Some(format!(
+                    "the model ends in {} `{}`{k}: stripped, the bundle returns every item's score from `{}` and the SDK selects the top-k under the shop's rules",
+                    sel.op, sel.node, sel.scores
+                ));
+                Some(sel.scores)
+            }
+            None => args.output.clone(),
+        },
+        None => args.output.clone(),
+    };
+    if let (Some(note), false) = (&selection_note, args.json) {
+        eprintln!("{note}");
+    }
+    let mut output = selected_output.clone();
+    let mut scores_output = selected_output.clone();
     let tower: Option<(foresight::infer::score::ItemMatrix, foresight::infer::score::ItemMatrix)> =
         if args.split_head || args.item_embeddings.is_some() {
             if kind != Kind::Recommender {
@@ -187,8 +208,8 @@ pub fn run(args: ConvertArgs) -> Result<()> {
                 bail!("--format gru and attention run their own scoring head; item embeddings go with --format nnef or onnx");
             }
             let (rows, dims, values, bias) = if args.split_head {
-                let onnx = crate::onnx_file::self_contained(&args.model)?;
-                let head = foresight::import::graph::scoring_head(&onnx, args.output.as_deref())
+                let onnx = onnx.as_deref().unwrap_or_default();
+                let head = foresight::import::graph::scoring_head(onnx, selected_output.as_deref())
                     .map_err(|why| anyhow::anyhow!("--split-head: {why}"))?;
                 output = Some(head.input.clone());
                 scores_output = Some(head.output.clone());
@@ -219,7 +240,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     .map_err(|e| anyhow::anyhow!(with_hint(&e.to_string())))?;
     let typed = typed.into_decluttered().map_err(|e| anyhow::anyhow!(with_hint(&format!("{e:#}"))))?;
     let mut stored = typed.clone();
-    let mut notes: Vec<String> = kind_inferred.into_iter().collect();
+    let mut notes: Vec<String> = kind_inferred.into_iter().chain(selection_note).collect();
     if args.quantize == Some(QuantizeArg::F16) {
         let n = crate::quantize::store_weights_f16(&mut stored)?;
         notes.push(format!("{n} weight tensor(s) stored as float16"));
@@ -259,10 +280,10 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     let format = match (args.format, kind) {
         (Format::Auto, Kind::Recommender) if tower.is_some() => Format::Nnef,
         (Format::Auto | Format::Gru | Format::Attention, Kind::Recommender) if args.quantize.is_none() => {
-            let onnx = crate::onnx_file::self_contained(&args.model)?;
-            let out = args.output.as_deref();
-            let gru = || foresight::import::gru::from_onnx(&onnx, out);
-            let attention = || foresight::import::attention::from_onnx(&onnx, out);
+            let onnx = onnx.as_deref().unwrap_or_default();
+            let out = selected_output.as_deref();
+            let gru = || foresight::import::gru::from_onnx(onnx, out);
+            let attention = || foresight::import::attention::from_onnx(onnx, out);
             let recognised = match args.format {
                 Format::Gru => Ok(gru().map(Recognised::Gru).map_err(|why| anyhow::anyhow!("--format gru: {why}"))?),
                 Format::Attention => {

@@ -476,3 +476,69 @@ fn an_onnxruntime_failure_is_one_sentence_and_a_fix() {
     assert!(err.contains("--no-onnxruntime"), "the fix is named: {err}");
     assert!(!out.exists(), "no bundle is written when the check could not run");
 }
+
+/// A recommender exported for serving ends in `TopK` (or `ArgMax`) over its scores. The
+/// converter strips it, says so, and the rest goes as for the plain model: the GRU is still
+/// recognised for the SDK's kernels, and onnxruntime checks the scores underneath.
+#[test]
+fn a_trailing_topk_or_argmax_is_stripped_and_said() {
+    use prost::Message;
+    use tract_onnx::pb;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = fixture("catalog.json");
+    for op in ["TopK", "ArgMax"] {
+        let mut model = pb::ModelProto::decode(&std::fs::read(fixture("session_gru.onnx")).expect("fixture")[..]).expect("ONNX");
+        let graph = model.graph.as_mut().expect("graph");
+        let node = if op == "TopK" {
+            graph.initializer.push(pb::TensorProto {
+                name: "k".into(),
+                dims: vec![1],
+                data_type: pb::tensor_proto::DataType::Int64 as i32,
+                int64_data: vec![20],
+                ..Default::default()
+            });
+            pb::NodeProto {
+                op_type: "TopK".into(),
+                name: "serve_topk".into(),
+                input: vec!["scores".into(), "k".into()],
+                output: vec!["top_scores".into(), "top_items".into()],
+                ..Default::default()
+            }
+        } else {
+            pb::NodeProto {
+                op_type: "ArgMax".into(),
+                name: "serve_argmax".into(),
+                input: vec!["scores".into()],
+                output: vec!["best_item".into()],
+                attribute: vec![pb::AttributeProto {
+                    name: "axis".into(),
+                    r#type: pb::attribute_proto::AttributeType::Int as i32,
+                    i: -1,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }
+        };
+        graph.output = node.output.iter().map(|o| pb::ValueInfoProto { name: o.clone(), ..Default::default() }).collect();
+        graph.node.push(node);
+        let path = dir.path().join(format!("{op}.onnx"));
+        std::fs::write(&path, model.encode_to_vec()).expect("write model");
+        let out = dir.path().join(format!("{op}.fsb"));
+        let (code, stdout, err) = run(&["convert", s(&path), "--catalog", s(&catalog), "--json", "--out", s(&out)]);
+        assert_eq!(code, 0, "{op}: {err}");
+        let summary: Value = serde_json::from_str(&stdout).expect("JSON summary");
+        let notes = summary["notes"].to_string();
+        assert!(notes.contains(&format!("the model ends in {op}")) && notes.contains("from `scores`"), "{op}: {notes}");
+        if op == "TopK" {
+            assert!(notes.contains("(k = 20)"), "{notes}");
+        }
+        assert_eq!(summary["format"], "gru", "{op}: still recognised for the SDK's kernels: {summary}");
+        let parity = summary["parity"].as_array().expect("parity");
+        assert!(
+            parity.iter().any(|p| p["reference"].as_str().is_some_and(|r| r.starts_with("onnxruntime")) && p["topKAgreement"] == 1.0),
+            "{op}: onnxruntime checked the scores: {summary}"
+        );
+        let bundle = Bundle::parse(std::fs::read(&out).expect("bundle"), None).expect("valid");
+        assert_eq!(bundle.manifest.items.len(), 5000, "every item is scored");
+    }
+}

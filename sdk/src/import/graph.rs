@@ -125,6 +125,38 @@ pub fn scoring_head(bytes: &[u8], output: Option<&str>) -> Result<ScoringHead, S
     Ok(ScoringHead { output: output.to_owned(), ..head_of(&graph_of(&model)?, output)? })
 }
 
+/// A serving selection at the end of a recommender — `TopK` (either of its outputs) or
+/// `ArgMax` over the scores — and the scores it selects from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrailingSelection {
+    /// `TopK` or `ArgMax`.
+    pub op: String,
+    /// The node's name (or its output's, when unnamed).
+    pub node: String,
+    /// The tensor it selects from: every item's score.
+    pub scores: String,
+    /// TopK's `k` when it is a constant.
+    pub k: Option<i64>,
+}
+
+/// The `TopK` / `ArgMax` that computes `output` (default: the graph's first output), if one
+/// does: the SDK selects its own top-k under the shop's rules, so the converter keeps the
+/// scores underneath instead.
+pub fn trailing_selection(bytes: &[u8], output: Option<&str>) -> Result<Option<TrailingSelection>, String> {
+    let model = decode(bytes)?;
+    let output = output_name(&model, output)?;
+    let graph = graph_of(&model)?;
+    let mut node = graph.node(output);
+    while let Some(n) = node.filter(|n| n.op_type == "Identity") {
+        node = n.input.first().and_then(|i| graph.node(i));
+    }
+    let Some(n) = node.filter(|n| n.op_type == "TopK" || n.op_type == "ArgMax") else { return Ok(None) };
+    let scores = n.input.first().ok_or_else(|| format!("the {} node has no input", n.op_type))?.clone();
+    let k = n.input.get(1).and_then(|k| graph.constant(k)).and_then(ints).and_then(|v| v.first().copied());
+    let name = if n.name.is_empty() { output.to_owned() } else { n.name.clone() };
+    Ok(Some(TrailingSelection { op: n.op_type.clone(), node: name, scores, k }))
+}
+
 pub fn decode(bytes: &[u8]) -> Result<pb::ModelProto, String> {
     pb::ModelProto::decode(bytes).map_err(|e| format!("not an ONNX protobuf: {e}"))
 }
