@@ -30,8 +30,6 @@ SDK_LAYERS = [
     ["web"],
 ]
 
-FRONT = {"lib.rs", "main.rs"}
-
 
 def strip(src):
     """The source without comments, string literals' contents or test modules."""

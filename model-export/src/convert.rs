@@ -337,7 +337,11 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         Format::Nnef => foresight::import::nnef::write_nnef(kind_name, &stored).map_err(|e| {
             anyhow::anyhow!("{e}\nhint: convert with --format onnx (the SDK's default build loads it; the lean NNEF-only build does not)")
         })?,
-        Format::Onnx => crate::onnx_file::self_contained(&args.model)?,
+        // A recommender's bytes were inlined already; an intent model's are read now.
+        Format::Onnx => match onnx {
+            Some(bytes) => bytes,
+            None => crate::onnx_file::self_contained(&args.model)?,
+        },
     };
 
     steps.step("checking parity");

@@ -13,8 +13,7 @@ pub fn fixture(name: &str) -> PathBuf {
 
 /// Exit code, stdout, stderr.
 pub fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("spawn");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    run_env(args, &[])
 }
 
 /// As `run`, with extra environment variables for the process.
