@@ -22,13 +22,17 @@ lint:
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cargo clippy -p foresight --no-default-features --all-targets --locked -- -D warnings
 	cargo clippy -p foresight --target $(WASM_TARGET) --features webgpu,bench,import --all-targets --locked -- -D warnings
-	cargo clippy -p foresight --target $(WASM_TARGET) --no-default-features --features web --all-targets --locked -- -D warnings
+	# The shipped core (no graph runtime), the lean NNEF build, and the tract module it fetches.
+	cargo clippy -p foresight --target $(WASM_TARGET) --no-default-features --features web,webgpu --all-targets --locked -- -D warnings
+	cargo clippy -p foresight --target $(WASM_TARGET) --no-default-features --features web,tract --lib --locked -- -D warnings
+	cargo clippy -p foresight-tract --target $(WASM_TARGET) --all-targets --locked -- -D warnings
 
 test-native:
 	scripts/fetch-data.sh
 	cargo test --workspace --locked
-	# The core without ONNX (what the lean wasm carries).
+	# The core without a graph runtime (what the shipped wasm carries), and with tract NNEF alone.
 	cargo test -p foresight --no-default-features --lib --locked
+	cargo test -p foresight --no-default-features --features tract --lib --locked
 	# The WebGPU scoring code on a real Vulkan device (Mesa's lavapipe, installed by setup).
 	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} cargo test -p foresight --features webgpu --test gpu --locked
 

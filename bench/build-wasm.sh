@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out_full=$1 out_lean=$2
 for v in full lean; do
-  pkg=target/web/pkg-bench flag= dest=$out_full
+  pkg=target/web/pkg-full-bench flag=--full dest=$out_full
   [ $v = lean ] && pkg=target/web/pkg-lean-bench flag=--lean dest=$out_lean
   printf '[bench] building the %s SDK wasm (scripts/build-web.sh %s)\n' "$v" "$flag" >&2
   BENCH=1 scripts/build-web.sh $flag

@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
 # Release wasm of the SDK + its JS bindings (wasm-bindgen --target web).
-#   scripts/build-web.sh          → target/web/pkg       (loads ONNX and bundles; WebGPU scoring)
-#   scripts/build-web.sh --lean   → target/web/pkg-lean  (bundles only: no tract-onnx inside)
-#   scripts/build-web.sh --lean-webgpu → target/web/pkg-lean-webgpu (lean + WebGPU scoring)
+#   scripts/build-web.sh          → target/web/pkg    the shipped core: no graph runtime (tract) inside;
+#                                   WebGPU scoring; and target/web/tract, the tract module the core
+#                                   fetches only when a bundle is a graph (nnef/onnx)
+#   scripts/build-web.sh --full   → target/web/pkg-full  tract with ONNX compiled in (bench/)
+#   scripts/build-web.sh --lean   → target/web/pkg-lean  tract NNEF compiled in, no ONNX (bench/)
+#   scripts/build-web.sh --lean-webgpu → target/web/pkg-lean-webgpu (--lean + WebGPU scoring)
 # With BENCH=1, the variant also exports `BenchModel` / `BenchScorer` (cargo feature `bench`,
 # for bench/ only) and goes to its own folder (…-bench), so the shipped builds never carry them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-features=(--features webgpu) out=target/web/pkg
-if [ "${1:-}" = "--lean" ]; then
-  features=(--no-default-features --features web) out=target/web/pkg-lean
-elif [ "${1:-}" = "--lean-webgpu" ]; then
-  features=(--no-default-features --features web,webgpu) out=target/web/pkg-lean-webgpu
-fi
+features=(--no-default-features --features web,webgpu) out=target/web/pkg core=1
+case "${1:-}" in
+  --full) features=(--features webgpu) out=target/web/pkg-full core=0 ;;
+  --lean) features=(--no-default-features --features web,tract) out=target/web/pkg-lean core=0 ;;
+  --lean-webgpu) features=(--no-default-features --features web,tract,webgpu) out=target/web/pkg-lean-webgpu core=0 ;;
+  "") ;;
+  *) echo "usage: $0 [--full | --lean | --lean-webgpu]" >&2; exit 2 ;;
+esac
 if [ "${BENCH:-0}" = 1 ]; then
-  features+=(--features bench) out=$out-bench
+  features+=(--features bench) out=$out-bench core=0
 fi
 # Cargo rebuilds the crate when features change, so each variant gets its own target dir.
 target_dir=target/wasm-${out##*/}
 CARGO_TARGET_DIR=$target_dir cargo build -p foresight --target wasm32-unknown-unknown --release --locked "${features[@]}"
 wasm-bindgen --target web --out-dir "$out" "$target_dir/wasm32-unknown-unknown/release/foresight.wasm"
+if [ "$core" = 1 ]; then
+  CARGO_TARGET_DIR=target/wasm-tract cargo build -p foresight-tract --target wasm32-unknown-unknown --release --locked
+  wasm-bindgen --target web --out-dir target/web/tract target/wasm-tract/wasm32-unknown-unknown/release/foresight_tract.wasm
+fi

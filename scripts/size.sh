@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
-# Size of the shipped SDK, full and lean (bundles only), after wasm-bindgen and after
-# wasm-opt -Oz (binaryen from npm: Debian's wasm-opt 108 is too old), raw and gzip -9.
+# What the SDK costs a page, against onnxruntime-web (the peer a shop would otherwise ship):
+# the npm package's core (JS + wasm every page loads; WebGPU scoring included), the tract module
+# it fetches only for graph models, and onnxruntime-web's wasm runtime (its `ort.wasm.min.mjs` +
+# the SIMD wasm it instantiates), all gzip -9. Builds npm/dist first (scripts/build-npm.sh: release
+# wasm, wasm-opt -Oz, and the core's size budget).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools=.tools/binaryen
-if [ ! -x "$tools/node_modules/.bin/wasm-opt" ]; then
-  mkdir -p "$tools"
-  npm install --silent --no-audit --no-fund --prefix "$tools" binaryen@132 >/dev/null
+scripts/build-npm.sh >&2
+if [ ! -d bench/node_modules/onnxruntime-web ]; then
+  (cd bench && npm ci --no-audit --no-fund --silent)
 fi
-report() { printf '%-34s %10d bytes raw %10d bytes gzip -9\n' "$1" "$(stat -c %s "$2")" "$(gzip -9c "$2" | wc -c)"; }
-for variant in "" --lean; do
-  scripts/build-web.sh $variant >/dev/null
-  pkg=target/web/pkg${variant:+-lean}
-  "$tools/node_modules/.bin/wasm-opt" -Oz --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
-    --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
-    "$pkg/foresight_bg.wasm" -o "$pkg/foresight_bg.opt.wasm"
-  name=${variant:+lean, bundles only}
-  report "wasm (${name:-full})" "$pkg/foresight_bg.wasm"
-  report "wasm (${name:-full}) wasm-opt -Oz" "$pkg/foresight_bg.opt.wasm"
-done
-report "JS glue" target/web/pkg/foresight.js
+ort=bench/node_modules/onnxruntime-web
+gz() { cat "$@" | gzip -9c | wc -c; }
+raw() { cat "$@" | wc -c; }
+core=(npm/dist/*.js npm/dist/wasm/foresight.js npm/dist/wasm/foresight_bg.wasm)
+tract=(npm/dist/tract/foresight_tract.js npm/dist/tract/foresight_tract_bg.wasm)
+peer=("$ort/dist/ort.wasm.min.mjs" "$ort/dist/ort-wasm-simd-threaded.wasm")
+# Each file gzipped on its own, as a server sends them.
+sum_gz() { local t=0; for f in "$@"; do t=$((t + $(gz "$f"))); done; echo $t; }
+sum_raw() { local t=0; for f in "$@"; do t=$((t + $(raw "$f"))); done; echo $t; }
+peer_gz=$(sum_gz "${peer[@]}")
+row() {
+  local name=$1; shift
+  local r g; r=$(sum_raw "$@"); g=$(sum_gz "$@")
+  awk -v n="$name" -v r="$r" -v g="$g" -v p="$peer_gz" 'BEGIN { printf "| %s | %.1f KB | %.1f KB | %.3f× |\n", n, r / 1024, g / 1024, g / p }'
+}
+echo "SDK at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- sdk npm scripts || echo ' (with uncommitted changes)'), onnxruntime-web $(node -p "require('./$ort/package.json').version")"
+echo
+echo "| what | raw | gzip -9 | gzip vs onnxruntime-web |"
+echo "|---|---|---|---|"
+row "Foresight core: JS + wasm every page loads (incl. WebGPU scoring)" "${core[@]}"
+row "Foresight tract module (only for nnef/onnx bundles)" "${tract[@]}"
+row "onnxruntime-web wasm runtime (ort.wasm.min.mjs + ort-wasm-simd-threaded.wasm)" "${peer[@]}"

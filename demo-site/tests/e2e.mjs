@@ -67,14 +67,16 @@ async function visitor({ query = '', hash = '#/', initScript, route, viewport } 
   if (route) for (const [pattern, handler] of route) await context.route(pattern, handler);
   // Everything that goes to the collector, from the page or a Worker, fetch or beacon.
   const posts = [];
+  const requests = [];
   context.on('request', (req) => {
+    requests.push(req.url());
     if (req.url().startsWith(COLLECTOR_URL) && req.method() === 'POST') posts.push({ url: req.url(), body: req.postData() ?? '' });
   });
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
   await open(page, query, hash);
-  return { context, page, posts, problems };
+  return { context, page, posts, problems, requests };
 }
 
 async function open(page, query = '', hash = '#/') {
@@ -168,10 +170,16 @@ const MODES = [
 ];
 
 test('a fresh visitor sees the shop: popular lists, genre pages, search; screenshots', async () => {
-  const { context, page, problems } = await visitor();
+  const { context, page, problems, requests } = await visitor();
   try {
     const ready = await page.evaluate(() => window.__demoReady);
     assert.equal(ready.state, 'ready', `the SDK started (${ready.error ?? ''})`);
+    // The demo's bundles (gru recommender, linear intent model) run on the core's own kernels:
+    // both models are ready and the tract module is never downloaded.
+    const status = await page.evaluate(() => window.__foresight.status());
+    assert.equal(status.recommender.state, 'ready', JSON.stringify(status.recommender));
+    assert.equal(status.intent.state, 'ready', JSON.stringify(status.intent));
+    assert.deepEqual(requests.filter((u) => u.includes('foresight_tract')), [], 'the tract module was fetched');
     assert.ok(await page.evaluate(() => window.__foresight !== null));
     const loaded = Number(await page.getAttribute('[data-testid=load-progress]', 'data-loaded'));
     assert.ok(loaded > 0, `the progress bar followed the bundle downloads (${loaded} bytes)`);

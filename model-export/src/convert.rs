@@ -2,6 +2,8 @@
 //!
 //! Order matters for the data scientist: operators are checked before anything else, so an
 //! unsupported op is reported with its node and a fix, not as a failure deep in type inference.
+//! An intent model that is a linear model or a tree ensemble is recognised first: it runs on the
+//! SDK's own kernels (`linear`, `trees`), in the core wasm, without tract.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -9,11 +11,15 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use foresight::contract::bundle::{BundleWriter, FORMAT_VERSION};
 use foresight::contract::manifest::{
-    EmbeddingSection, IntentSection, Manifest, ModelFormat, ModelKind, ModelSection, ParityReport, Quantization, TensorSpec,
+    AttentionSpec, CatalogItem, EmbeddingSection, GruSpec, IntentSection, Manifest, ModelFormat, ModelKind, ModelSection, ParityReport,
+    Quantization, TensorSpec, TransitionSpec,
 };
 use foresight::error::UnsupportedOp;
 use foresight::features::{INTENT_FEATURES, INTENT_FEATURES_VERSION};
-use foresight::infer::model::{self, IntentIo, IntentModel, RecommenderIo, RecommenderModel};
+use foresight::infer::model::{IntentIo, IntentModel, RecommenderIo, RecommenderModel};
+use foresight::infer::score::ItemMatrix;
+use foresight::infer::tabular::{TabularKind, TabularModel};
+use foresight::infer::tract;
 use serde::Serialize;
 use tract_onnx::prelude::*;
 
@@ -29,7 +35,8 @@ pub enum Kind {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// `gru` or `attention` for a recognised recommender of those shapes, else `nnef`.
+    /// `gru`, `attention` or `transition` for a recognised recommender of those shapes, `linear` or `trees`
+    /// for a recognised intent model, else `nnef`.
     Auto,
     /// tract-optimized NNEF: small and fast to load; the lean SDK build reads only this.
     Nnef,
@@ -42,7 +49,21 @@ pub enum Format {
     /// position per event. Only for pre-LayerNorm causal self-attention recommenders with
     /// learned positions and a linear head; says why otherwise.
     Attention,
+    /// The windowed-transition recommender `foresight-export train` writes, for the SDK's own
+    /// kernel: no tract download in the browser. Says why when the model is not one.
+    Transition,
+    /// A linear intent model (scikit-learn LogisticRegression, PyTorch nn.Linear + sigmoid or
+    /// softmax) for the SDK's own kernel: runs in the core wasm, without tract. Says why when the
+    /// model is not one.
+    Linear,
+    /// A tree-ensemble intent model (LightGBM, XGBoost, scikit-learn gradient boosting or random
+    /// forest) for the SDK's own kernel: runs in the core wasm, without tract. Says why when the
+    /// model is not one.
+    Trees,
 }
+
+/// Parity a `linear` or `trees` bundle must reach against the reference (onnxruntime, else tract).
+const TABULAR_TOLERANCE: f32 = 1e-5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum QuantizeArg {
@@ -134,18 +155,23 @@ struct Summary {
 pub fn run(args: ConvertArgs) -> Result<()> {
     let started = Instant::now();
     let steps = Steps::new(6, args.json);
-    if args.quantize.is_some() && matches!(args.format, Format::Onnx | Format::Gru | Format::Attention) {
+    if args.quantize.is_some()
+        && matches!(args.format, Format::Onnx | Format::Gru | Format::Attention | Format::Transition | Format::Linear | Format::Trees)
+    {
         bail!("--quantize f16 works on the NNEF format; use --format nnef");
     }
     steps.step("reading the ONNX model");
-    let im = tract_onnx::onnx()
+    // tract may fail to read a model the SDK's intent kernels run (an op it does not know):
+    // that error only counts once the model turns out to need tract.
+    let read = tract_onnx::onnx()
         .model_for_path(&args.model)
         .map_err(|e| anyhow::anyhow!("{e:#}"))
-        .with_context(|| format!("could not read {} as ONNX", args.model.display()))?;
+        .with_context(|| format!("could not read {} as ONNX", args.model.display()));
     let (kind, kind_inferred) = match args.kind {
         Some(kind) => (kind, None),
         None => {
-            let (kind, why) = infer_kind(&im, args.input.as_deref())?;
+            let im = read.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            let (kind, why) = infer_kind(im, args.input.as_deref())?;
             if !args.json {
                 eprintln!("--kind {}: {why} (pass --kind to say otherwise)", kind_label(kind));
             }
@@ -156,14 +182,53 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         Kind::Recommender => RecommenderModel::KIND,
         Kind::Intent => IntentModel::KIND,
     };
-    if matches!(args.format, Format::Gru | Format::Attention) && kind == Kind::Intent {
-        bail!("--format gru and attention are for recommenders; an intent model converts to nnef or onnx");
+    if matches!(args.format, Format::Gru | Format::Attention | Format::Transition) && kind == Kind::Intent {
+        bail!("--format gru, attention and transition are for recommenders; an intent model converts to linear, trees, nnef or onnx");
     }
+    if matches!(args.format, Format::Linear | Format::Trees) && kind == Kind::Recommender {
+        bail!("--format linear and trees are for intent models; a recommender converts to gru, attention, nnef or onnx");
+    }
+    if kind == Kind::Intent {
+        if args.catalog.is_some() {
+            bail!("--catalog is for recommenders; an intent model has no items");
+        }
+        if args.split_head || args.item_embeddings.is_some() {
+            bail!("item embeddings are for recommenders");
+        }
+    }
+    let mut notes: Vec<String> = kind_inferred.into_iter().collect();
+    // Why an intent model is not for the SDK's own kernels, said again if tract then fails too.
+    let mut not_tabular: Option<String> = None;
+    let also = |not_tabular: &Option<String>| {
+        not_tabular
+            .as_ref()
+            .map(|why| format!("\n(nor is it a linear model or tree ensemble the SDK runs itself: {why})"))
+            .unwrap_or_default()
+    };
+
+    // An intent model the SDK's own kernels run: linear or trees, unless told otherwise.
+    if kind == Kind::Intent
+        && (matches!(args.format, Format::Linear | Format::Trees) || (args.format == Format::Auto && args.quantize.is_none()))
+    {
+        match tabular(&args, read.as_ref().map_err(|e| format!("{e:#}")), &steps)? {
+            Ok(mut prepared) => {
+                notes.append(&mut prepared.notes);
+                prepared.notes = notes;
+                return write_bundle(&args, prepared, &steps, started);
+            }
+            Err(why) if args.format == Format::Auto => {
+                notes.push(format!("not a linear model or tree ensemble the SDK's intent kernels run ({why}): NNEF on tract"));
+                not_tabular = Some(why);
+            }
+            Err(why) => bail!("--format {}: {why}", if args.format == Format::Linear { "linear" } else { "trees" }),
+        }
+    }
+    let im = read.map_err(|e| anyhow::anyhow!("{e:#}{}", also(&not_tabular)))?;
 
     steps.step("checking every operator against tract");
-    let unsupported = model::unsupported_ops(&im);
+    let unsupported = tract::unsupported_ops(&im);
     if !unsupported.is_empty() {
-        bail!(unsupported_report(&unsupported));
+        bail!("{}{}", unsupported_report(&unsupported), also(&not_tabular));
     }
 
     steps.step("typing the graph with a symbolic sequence length");
@@ -204,8 +269,8 @@ pub fn run(args: ConvertArgs) -> Result<()> {
             if kind != Kind::Recommender {
                 bail!("item embeddings are for recommenders");
             }
-            if matches!(args.format, Format::Gru | Format::Attention) {
-                bail!("--format gru and attention run their own scoring head; item embeddings go with --format nnef or onnx");
+            if matches!(args.format, Format::Gru | Format::Attention | Format::Transition) {
+                bail!("--format gru, attention and transition run their own scoring head; item embeddings go with --format nnef or onnx");
             }
             let (rows, dims, values, bias) = if args.split_head {
                 let onnx = onnx.as_deref().unwrap_or_default();
@@ -230,8 +295,8 @@ pub fn run(args: ConvertArgs) -> Result<()> {
             None
         };
     let typed = match kind {
-        Kind::Recommender => model::recommender_from_inference(im, &RecommenderIo { input: args.input.clone(), output: output.clone() }),
-        Kind::Intent => model::intent_from_inference(
+        Kind::Recommender => tract::recommender_from_inference(im, &RecommenderIo { input: args.input.clone(), output: output.clone() }),
+        Kind::Intent => tract::intent_from_inference(
             im,
             &IntentIo { input: args.input.clone(), output: args.output.clone(), positive_index: args.positive_index },
             n_features,
@@ -240,7 +305,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     .map_err(|e| anyhow::anyhow!(with_hint(&e.to_string())))?;
     let typed = typed.into_decluttered().map_err(|e| anyhow::anyhow!(with_hint(&format!("{e:#}"))))?;
     let mut stored = typed.clone();
-    let mut notes: Vec<String> = kind_inferred.into_iter().chain(selection_note).collect();
+    notes.extend(selection_note);
     if args.quantize == Some(QuantizeArg::F16) {
         let n = crate::quantize::store_weights_f16(&mut stored)?;
         notes.push(format!("{n} weight tensor(s) stored as float16"));
@@ -267,29 +332,37 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         }
     }
 
-    // The format: a recognised GRU or attention recommender runs on the SDK's kernels unless
-    // told otherwise.
+    // The format: a recognised GRU, attention or windowed-transition recommender runs on the
+    // SDK's kernels unless told otherwise.
     enum Recognised {
         Gru(foresight::infer::gru::GruModel),
         Attention(foresight::infer::attention::AttentionModel),
+        Transition(foresight::infer::transition::TransitionModel),
     }
     let mut kernel_bytes = None;
     let mut gru_spec = None;
     let mut attention_spec = None;
+    let mut transition_spec = None;
     let mut max_seq_len = args.max_seq_len;
     let format = match (args.format, kind) {
         (Format::Auto, Kind::Recommender) if tower.is_some() => Format::Nnef,
-        (Format::Auto | Format::Gru | Format::Attention, Kind::Recommender) if args.quantize.is_none() => {
+        (Format::Auto | Format::Gru | Format::Attention | Format::Transition, Kind::Recommender) if args.quantize.is_none() => {
             let onnx = onnx.as_deref().unwrap_or_default();
             let out = selected_output.as_deref();
             let gru = || foresight::import::gru::from_onnx(onnx, out);
             let attention = || foresight::import::attention::from_onnx(onnx, out);
+            let transition = || foresight::import::transition::from_onnx(onnx, out);
             let recognised = match args.format {
                 Format::Gru => Ok(gru().map(Recognised::Gru).map_err(|why| anyhow::anyhow!("--format gru: {why}"))?),
                 Format::Attention => {
                     Ok(attention().map(Recognised::Attention).map_err(|why| anyhow::anyhow!("--format attention: {why}"))?)
                 }
-                _ => gru().map(Recognised::Gru).or_else(|g| attention().map(Recognised::Attention).map_err(|a| (g, a))),
+                Format::Transition => {
+                    Ok(transition().map(Recognised::Transition).map_err(|why| anyhow::anyhow!("--format transition: {why}"))?)
+                }
+                _ => gru().map(Recognised::Gru).or_else(|g| {
+                    attention().map(Recognised::Attention).or_else(|a| transition().map(Recognised::Transition).map_err(|t| (g, a, t)))
+                }),
             };
             match recognised {
                 Ok(Recognised::Gru(g)) => {
@@ -312,9 +385,24 @@ pub fn run(args: ConvertArgs) -> Result<()> {
                     kernel_bytes = Some(a.to_bytes());
                     Format::Attention
                 }
-                Err((g, a)) => {
+                Ok(Recognised::Transition(t)) => {
+                    if t.spec.items != catalog.len() {
+                        bail!("the transition model scores {} items but the catalog lists {}", t.spec.items, catalog.len());
+                    }
                     notes.push(format!(
-                        "not a GRU ({g}) or attention ({a}) recommender the SDK's kernels run: NNEF, whole sequence per call"
+                        "the windowed-transition recommender `foresight-export train` writes ({} dims, a window of {}): format \
+                         transition, on the SDK's own kernel (no tract download in the browser)",
+                        t.spec.dim,
+                        t.spec.recency_weights.len()
+                    ));
+                    transition_spec = Some(t.spec.clone());
+                    kernel_bytes = Some(t.to_bytes());
+                    Format::Transition
+                }
+                Err((g, a, t)) => {
+                    notes.push(format!(
+                        "not a GRU ({g}), attention ({a}) or windowed-transition ({t}) recommender the SDK's kernels run: \
+                         NNEF, whole sequence per call"
                     ));
                     Format::Nnef
                 }
@@ -328,10 +416,13 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         Format::Onnx => "inlining ONNX weights",
         Format::Gru => "writing GRU weights",
         Format::Attention => "writing attention weights",
+        Format::Transition => "writing transition weights",
+        Format::Linear | Format::Trees => "writing the intent model",
     });
     let model_bytes = match format {
-        Format::Gru | Format::Attention => kernel_bytes.take().unwrap_or_default(),
+        Format::Gru | Format::Attention | Format::Transition => kernel_bytes.take().unwrap_or_default(),
         Format::Auto => unreachable!("resolved above"),
+        Format::Linear | Format::Trees => unreachable!("converted by tabular()"),
         // tract 0.23.9 types some ONNX patterns into operators it cannot write as NNEF (Erf-based
         // GELU becomes GeluExact); the full SDK build still runs them from ONNX.
         Format::Nnef => foresight::import::nnef::write_nnef(kind_name, &stored).map_err(|e| {
@@ -363,9 +454,15 @@ pub fn run(args: ConvertArgs) -> Result<()> {
                 b,
             )?)));
         }
+        if let (Some(b), Some(spec)) = (bytes, &transition_spec) {
+            return Ok(Runner::Recommender(RecommenderModel::from_transition(foresight::infer::transition::TransitionModel::from_bytes(
+                spec.clone(),
+                b,
+            )?)));
+        }
         let model = match bytes {
             None => typed.clone(),
-            Some(b) if format == Format::Nnef => model::read_nnef(kind_name, b)?,
+            Some(b) if format == Format::Nnef => tract::read_nnef(kind_name, b)?,
             Some(_) => typed.clone(),
         };
         Ok(match (kind, &tower) {
@@ -430,6 +527,67 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         }
     }
 
+    write_bundle(
+        &args,
+        Prepared {
+            kind,
+            format,
+            inputs,
+            outputs,
+            catalog,
+            max_seq_len,
+            tower,
+            gru_spec,
+            attention_spec,
+            transition_spec,
+            parity,
+            notes,
+            model_bytes,
+            output,
+        },
+        &steps,
+        started,
+    )
+}
+
+/// Everything a bundle is written from, whichever path converted the model.
+struct Prepared {
+    kind: Kind,
+    format: Format,
+    inputs: Vec<TensorSpec>,
+    outputs: Vec<TensorSpec>,
+    catalog: Vec<CatalogItem>,
+    max_seq_len: usize,
+    /// Item embeddings: the f32 reference and what the bundle stores.
+    tower: Option<(ItemMatrix, ItemMatrix)>,
+    gru_spec: Option<GruSpec>,
+    attention_spec: Option<AttentionSpec>,
+    transition_spec: Option<TransitionSpec>,
+    parity: Vec<ParityReport>,
+    notes: Vec<String>,
+    model_bytes: Vec<u8>,
+    /// The output the bundle's model computes, when chosen (`--output`, the visitor vector).
+    output: Option<String>,
+}
+
+/// Writes (and signs) the bundle and prints the summary.
+fn write_bundle(args: &ConvertArgs, p: Prepared, steps: &Steps, started: Instant) -> Result<()> {
+    let Prepared {
+        kind,
+        format,
+        inputs,
+        outputs,
+        catalog,
+        max_seq_len,
+        tower,
+        gru_spec,
+        attention_spec,
+        transition_spec,
+        parity,
+        mut notes,
+        model_bytes,
+        output,
+    } = p;
     steps.step("writing the bundle");
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
@@ -461,6 +619,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         }),
         gru: gru_spec.clone(),
         attention: attention_spec.clone(),
+        transition: transition_spec.clone(),
         parts: Vec::new(),
         parity: parity.clone(),
         key_id: None,
@@ -539,12 +698,135 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     Ok(())
 }
 
+/// An intent model the SDK's own kernels run (`linear`, `trees`): recognised in the ONNX
+/// protobuf, stored in the compact format, and checked against onnxruntime and, where tract can
+/// read the model, tract. `Ok(Err(why))` when it is not one, or when the kernels do not reproduce
+/// it to [`TABULAR_TOLERANCE`]: `--format auto` then falls back to NNEF, an explicit format fails.
+fn tabular(args: &ConvertArgs, im: Result<&InferenceModel, String>, steps: &Steps) -> Result<Result<Prepared, String>> {
+    let n_features = INTENT_FEATURES.len();
+    steps.step("recognising a linear model or tree ensemble");
+    let onnx = crate::onnx_file::self_contained(&args.model)?;
+    let rec = match foresight::import::tabular::recognise(&onnx, args.input.as_deref(), args.output.as_deref(), Some(n_features)) {
+        Ok(rec) => rec,
+        Err(why) => return Ok(Err(why)),
+    };
+    let (format, label) = match rec.model.kind() {
+        TabularKind::Linear => (Format::Linear, "linear"),
+        TabularKind::Trees => (Format::Trees, "trees"),
+    };
+    if args.format != Format::Auto && args.format != format {
+        return Ok(Err(format!("node {} is a {} model: convert with --format {label} (or auto)", rec.node, rec.model.kind().as_str())));
+    }
+    let mut notes = vec![match rec.model.trees() {
+        Some(t) => format!(
+            "node {} runs on the SDK's own tree kernel (format trees: {} trees, {} nodes), in the core wasm without tract",
+            rec.node,
+            t.roots.len(),
+            t.nodes.len()
+        ),
+        None => format!("node {} runs on the SDK's own linear kernel (format linear), in the core wasm without tract", rec.node),
+    }];
+
+    steps.step("writing the intent model");
+    let model_bytes = rec.model.to_bytes();
+
+    steps.step("checking parity");
+    let mut cases = parity::features(n_features, args.parity_cases);
+    if let Some(path) = &args.parity_inputs {
+        cases.extend(parity::from_file(path, &|_: &str| None)?);
+    }
+    let loaded = TabularModel::from_bytes(&model_bytes).and_then(|m| IntentModel::from_tabular(m, args.positive_index));
+    let mut bundled = Runner::Intent(loaded.context("the bundled model does not load")?);
+    let ours: Vec<Vec<f32>> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| bundled.run(c).with_context(|| format!("parity case {i} on the bundled model")))
+        .collect::<Result<_>>()?;
+    let mut parity = Vec::new();
+
+    // tract, where it can read and run the original (it has no TreeEnsembleRegressor).
+    let io = IntentIo { input: Some(rec.input.clone()), output: Some(rec.output.clone()), positive_index: args.positive_index };
+    let tract = im.and_then(|im| {
+        let ops = tract::unsupported_ops(im);
+        let typed = tract::intent_from_inference(im.clone(), &io, n_features).map_err(|e| match ops.first() {
+            Some(op) => format!("{} (node `{}`) is not implemented", op.op, op.node),
+            None => e.to_string(),
+        })?;
+        let typed = typed.into_decluttered().map_err(|e| format!("{e:#}"))?;
+        let mut original = Runner::Intent(IntentModel::from_typed(typed, n_features, args.positive_index).map_err(|e| e.to_string())?);
+        cases.iter().map(|c| original.run(c).map_err(|e| format!("{e:#}"))).collect::<Result<Vec<_>, String>>()
+    });
+    match tract {
+        Ok(reference) => parity.push(parity::report("tract (original ONNX)", &reference, &ours, false)),
+        Err(why) => {
+            let why = why.lines().next().unwrap_or_default().to_owned();
+            notes.push(format!("tract cannot run the original model ({why}): compared with onnxruntime only"))
+        }
+    }
+    let mut ort = None;
+    if !args.no_onnxruntime {
+        match parity::onnxruntime(&args.model, IntentModel::KIND, Some(&rec.input), &rec.output, &cases)? {
+            Some((version, reference)) => {
+                let width = rec.model.n_outputs();
+                let column = if width > 1 { args.positive_index } else { 0 };
+                let reference: Vec<Vec<f32>> = reference
+                    .into_iter()
+                    .map(|v| vec![if v.len() == width { v.get(column).copied().unwrap_or(f32::NAN) } else { f32::NAN }])
+                    .collect();
+                let report = parity::report(&version, &reference, &ours, false);
+                ort = Some(report.clone());
+                parity.push(report);
+            }
+            None => notes.push("onnxruntime is not importable from python3: compared with tract only".into()),
+        }
+    }
+    // onnxruntime is the reference the kernels follow; tract's ML operators differ from it in
+    // places (they are checked, and a difference is noted, not fatal).
+    match ort.as_ref().or(parity.first()) {
+        Some(p) if p.max_abs_delta > TABULAR_TOLERANCE || p.max_abs_delta.is_nan() => {
+            return Ok(Err(format!(
+                "the SDK's {label} kernel differs from {} by up to {:.2e} (more than {TABULAR_TOLERANCE:.0e}) on node {}",
+                p.reference, p.max_abs_delta, rec.node
+            )))
+        }
+        Some(_) => {}
+        None => notes.push("neither tract nor onnxruntime could run the original model: parity is unchecked".into()),
+    }
+    for p in &parity {
+        if p.max_abs_delta > 1e-3 {
+            notes
+                .push(format!("parity with {} is poor (max |Δ| {:.2e}): onnxruntime agrees with the bundle", p.reference, p.max_abs_delta));
+        }
+    }
+    let spec =
+        |name: &str, width: usize| TensorSpec { name: name.to_owned(), dtype: "f32".into(), shape: vec!["1".into(), width.to_string()] };
+    Ok(Ok(Prepared {
+        kind: Kind::Intent,
+        format,
+        inputs: vec![spec(&rec.input, n_features)],
+        outputs: vec![spec(&rec.output, rec.model.n_outputs())],
+        catalog: Vec::new(),
+        max_seq_len: args.max_seq_len,
+        tower: None,
+        gru_spec: None,
+        attention_spec: None,
+        transition_spec: None,
+        parity,
+        notes,
+        model_bytes,
+        output: Some(rec.output),
+    }))
+}
+
 fn model_format(f: Format) -> ModelFormat {
     match f {
         Format::Nnef | Format::Auto => ModelFormat::Nnef,
         Format::Onnx => ModelFormat::Onnx,
         Format::Gru => ModelFormat::Gru,
         Format::Attention => ModelFormat::Attention,
+        Format::Transition => ModelFormat::Transition,
+        Format::Linear => ModelFormat::Linear,
+        Format::Trees => ModelFormat::Trees,
     }
 }
 

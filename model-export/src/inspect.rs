@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use foresight::contract::bundle::Bundle;
-use foresight::contract::manifest::{ModelFormat, ModelKind};
+use foresight::contract::manifest::{ModelFormat, ModelKind, ParityReport};
 use foresight::features::INTENT_FEATURES;
 use foresight::infer::model::{IntentModel, RecommenderModel};
+use foresight::infer::tabular::TabularModel;
 
 use crate::parity::{self, Runner};
 
@@ -61,6 +62,32 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
             "  attention on the SDK's kernels: {} blocks, dim {}, {} heads, feed-forward {} ({:?}), {} positions, {} embedding rows — key/value cache, one position per event",
             a.blocks, a.dim, a.heads, a.ffn, a.activation, a.positions, a.embedding_rows
         );
+    }
+    if let Some(t) = &m.transition {
+        println!(
+            "  windowed transitions on the SDK's kernels: dim {}, a window of {} (weights {:?}), history weight {} — whole sequence per call, no tract",
+            t.dim,
+            t.recency_weights.len(),
+            t.recency_weights,
+            t.history_weight
+        );
+    }
+    if m.model.format.is_tabular() {
+        match b.model_bytes().map_err(anyhow::Error::from).and_then(|bytes| Ok(TabularModel::from_bytes(bytes)?)) {
+            Ok(t) => match t.trees() {
+                Some(trees) => println!(
+                    "  tree ensemble on the SDK's own kernel: {} trees, {} nodes, {} features, {} outputs — no tract",
+                    trees.roots.len(),
+                    trees.nodes.len(),
+                    t.n_features(),
+                    t.n_outputs()
+                ),
+                None => {
+                    println!("  linear model on the SDK's own kernel: {} features, {} outputs — no tract", t.n_features(), t.n_outputs())
+                }
+            },
+            Err(e) => println!("  the {:?} model does not parse: {e:#}", m.model.format),
+        }
     }
     for t in &m.model.inputs {
         println!("  input  {}: {} [{}]", t.name, t.dtype, t.shape.join(", "));
@@ -130,6 +157,7 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
                         &foresight::infer::model::IntentIo { positive_index: positive, ..Default::default() },
                         INTENT_FEATURES.len(),
                     )?,
+                    ModelFormat::Linear | ModelFormat::Trees => IntentModel::from_tabular(TabularModel::from_bytes(bytes)?, positive)?,
                     f => anyhow::bail!("an intent model cannot be in the {f:?} format"),
                 })
             }
@@ -157,7 +185,32 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
                         output: m.model.outputs.first().map(|t| t.name.clone()),
                         positive_index: m.intent.as_ref().map_or(1, |i| i.positive_index),
                     };
-                    Runner::Intent(IntentModel::load(&original, &io, INTENT_FEATURES.len())?)
+                    match IntentModel::load(&original, &io, INTENT_FEATURES.len()) {
+                        Ok(model) => Runner::Intent(model),
+                        // tract has no TreeEnsembleRegressor (and no ZipMap): a model the SDK's
+                        // own kernels run is then checked against onnxruntime.
+                        Err(e) if m.model.format.is_tabular() => {
+                            let reference = parity::onnxruntime(
+                                path,
+                                IntentModel::KIND,
+                                io.input.as_deref(),
+                                io.output.as_deref().unwrap_or_default(),
+                                &cases,
+                            )?
+                            .with_context(|| format!("tract cannot run the original ({e}) and python3 has no onnxruntime"))?;
+                            let column = if m.model.outputs.first().and_then(|o| o.shape.last()).is_some_and(|w| w != "1") {
+                                io.positive_index
+                            } else {
+                                0
+                            };
+                            let theirs: Vec<Vec<f32>> =
+                                reference.1.iter().map(|v| vec![v.get(column).copied().unwrap_or(f32::NAN)]).collect();
+                            let ours: Vec<Vec<f32>> = cases.iter().map(|c| bundled.run(c)).collect::<Result<_>>()?;
+                            let report = parity::report(&reference.0, &theirs, &ours, false);
+                            return finish(&args, b.signed, key.is_some(), cases.len(), Some(report));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                 }
             };
             Some(parity::compare(&format!("tract ({})", path.display()), &mut original, &mut bundled, &cases)?)
@@ -172,26 +225,31 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
             None
         }
     };
+    finish(&args, b.signed, key.is_some(), cases.len(), report)
+}
+
+/// Prints the verdict (and fails when the parity is gone).
+fn finish(args: &VerifyArgs, signed: bool, key_checked: bool, cases: usize, report: Option<ParityReport>) -> Result<()> {
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "bundle": args.bundle, "ok": true, "signed": b.signed, "keyChecked": key.is_some(),
-                "cases": cases.len(), "parity": report,
+                "bundle": args.bundle, "ok": true, "signed": signed, "keyChecked": key_checked,
+                "cases": cases, "parity": report,
             }))?
         );
     } else {
         println!(
             "{}: OK — hashes match{}, the model loads and runs {} cases",
             args.bundle.display(),
-            if key.is_some() {
+            if key_checked {
                 ", signature valid"
-            } else if b.signed {
+            } else if signed {
                 " (signed; pass --public-key to check the signature)"
             } else {
                 " (unsigned)"
             },
-            cases.len()
+            cases
         );
         if let Some(r) = report {
             println!(

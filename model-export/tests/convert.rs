@@ -174,15 +174,30 @@ fn pytorch_exports_convert_or_fail_with_the_fix() {
         }
     }
 
-    let (code, stdout, err) = run(&["convert", s(&fixture("torch/lgbm_intent.onnx")), "--kind", "intent", "--out", s(&out), "--json"]);
-    assert_eq!(code, 0, "{err}");
-    let bundle = Bundle::parse(std::fs::read(&out).expect("bundle"), None).expect("valid");
-    let mut m = foresight::infer::model::IntentModel::load_nnef(bundle.model_bytes().expect("model"), 18, 1).expect("loads");
+    // LightGBM: the SDK's own tree kernel by default, tract NNEF when asked; both reproduce
+    // onnxruntime's probabilities.
     let reference: Value = serde_json::from_slice(&std::fs::read(fixture("torch/lgbm_intent.reference.json")).expect("ref")).expect("json");
-    for case in reference["cases"].as_array().expect("cases") {
-        let f: Vec<f32> = serde_json::from_value(case["features"].clone()).expect("features");
-        let want = case["probabilities"][1].as_f64().expect("p") as f32;
-        assert!((m.probability(&f).expect("runs") - want).abs() <= 1e-5, "{stdout}");
+    for format in ["auto", "nnef"] {
+        let (code, stdout, err) =
+            run(&["convert", s(&fixture("torch/lgbm_intent.onnx")), "--kind", "intent", "--format", format, "--out", s(&out), "--json"]);
+        assert_eq!(code, 0, "{err}");
+        let bundle = Bundle::parse(std::fs::read(&out).expect("bundle"), None).expect("valid");
+        let bytes = bundle.model_bytes().expect("model");
+        let mut m = match bundle.manifest.model.format {
+            foresight::contract::manifest::ModelFormat::Trees if format == "auto" => {
+                let trees = foresight::infer::tabular::TabularModel::from_bytes(bytes).expect("parses");
+                foresight::infer::model::IntentModel::from_tabular(trees, 1).expect("loads")
+            }
+            foresight::contract::manifest::ModelFormat::Nnef if format == "nnef" => {
+                foresight::infer::model::IntentModel::load_nnef(bytes, 18, 1).expect("loads")
+            }
+            other => panic!("--format {format} wrote {other:?}"),
+        };
+        for case in reference["cases"].as_array().expect("cases") {
+            let f: Vec<f32> = serde_json::from_value(case["features"].clone()).expect("features");
+            let want = case["probabilities"][1].as_f64().expect("p") as f32;
+            assert!((m.probability(&f).expect("runs") - want).abs() <= 1e-5, "{stdout}");
+        }
     }
 }
 

@@ -6,7 +6,7 @@ import initWasm, { Foresight as WasmForesight } from './wasm/foresight.js';
 import { ForesightError, InvalidOptionError, toForesightError } from './errors.js';
 
 /** Config keys of this layer; the wasm refuses unknown keys, so they never reach it. */
-export const LAYER_KEYS = ['worker', 'wasm', 'wasmUrl'];
+export const LAYER_KEYS = ['worker', 'wasm', 'wasmUrl', 'tractUrl'];
 
 /** The methods a page may call, the same in both modes. */
 export const METHODS = ['track', 'recommend', 'place', 'variants', 'intent', 'history', 'forget', 'status', 'scoring', 'consent', 'privacy', 'flush', 'stopAutocapture'];
@@ -22,18 +22,45 @@ const isNode = typeof process === 'object' && process !== null && typeof process
 export async function loadWasm({ wasm, wasmUrl } = {}) {
   let source = wasm ?? wasmUrl ?? new URL('./wasm/foresight_bg.wasm', import.meta.url);
   try {
-    if (typeof source === 'string') source = new URL(source, globalThis.document?.baseURI ?? globalThis.location?.href);
-    if (source instanceof URL && source.protocol === 'file:' && isNode) {
-      // Node's fetch does not read file: URLs. The specifier is a variable so that bundlers
-      // do not try to resolve a Node built-in for the browser.
-      const fsModule = 'node:fs/promises';
-      const { readFile } = await import(/* @vite-ignore */ fsModule);
-      source = await readFile(source);
-    }
+    source = await readable(source);
     await initWasm({ module_or_path: source });
   } catch (e) {
     throw new ForesightError('wasm_load', `could not load the Foresight WebAssembly module (${describeSource(source)}): ${e?.message ?? e}`, { cause: e });
   }
+}
+
+/** A string is a URL relative to the page; Node's fetch does not read file: URLs, so read those. */
+async function readable(source) {
+  if (typeof source === 'string') source = new URL(source, globalThis.document?.baseURI ?? globalThis.location?.href);
+  if (source instanceof URL && source.protocol === 'file:' && isNode) {
+    // The specifier is a variable so that bundlers do not try to resolve a Node built-in for
+    // the browser.
+    const fsModule = 'node:fs/promises';
+    const { readFile } = await import(/* @vite-ignore */ fsModule);
+    return readFile(source);
+  }
+  return source;
+}
+
+/**
+ * The graph runtime (tract, for bundles in the `nnef`/`onnx` formats and inline ONNX models) is a
+ * second wasm module beside this one. The wasm calls the returned function only when a model
+ * needs it, so a shop whose models run on the SDK's own kernels never downloads it. Both paths
+ * are literal so that bundlers ship the files and a static server finds them beside this one.
+ */
+export function tractLoader({ tractUrl } = {}) {
+  let pending;
+  return () => (pending ??= (async () => {
+    let source = tractUrl ?? new URL('./tract/foresight_tract_bg.wasm', import.meta.url);
+    try {
+      const tract = await import('./tract/foresight_tract.js');
+      source = await readable(source);
+      await tract.default({ module_or_path: source });
+      return tract;
+    } catch (e) {
+      throw new ForesightError('model_runtime_unavailable', `could not load the tract module (${describeSource(source)}): ${e?.message ?? e}`, { cause: e });
+    }
+  })());
 }
 
 function describeSource(source) {
@@ -68,7 +95,7 @@ export class DirectEngine {
     await loadWasm(config ?? {});
     const rest = checkConfig(config);
     try {
-      return new DirectEngine(await WasmForesight.init(rest));
+      return new DirectEngine(await WasmForesight.init({ loadTract: tractLoader(config ?? {}), ...rest }));
     } catch (e) {
       throw toForesightError(e);
     }

@@ -356,12 +356,17 @@ export interface ForesightConfig {
   wasm?: Bytes | WebAssembly.Module | Response;
   /** Where to fetch the wasm from (default: `./wasm/foresight_bg.wasm` beside this module). */
   wasmUrl?: string | URL;
+  /** Where to fetch the graph runtime (tract) from, for bundles in the `nnef`/`onnx` formats and
+   * inline ONNX models (default: `./tract/foresight_tract_bg.wasm` beside this module). It is
+   * fetched only when such a model is configured. */
+  tractUrl?: string | URL;
 }
 
 // ───────────────────────────── errors ─────────────────────────────
 
 /** Stable codes: invalid_event, invalid_option, no_model, no_consent, storage, model_parse,
- * model_unsupported_op, model_input, model_output, model_prepare, model_run, bundle_format,
+ * model_unsupported_op, model_input, model_output, model_prepare, model_run,
+ * model_runtime_unavailable (a graph model and no tract module), bundle_format,
  * bundle_version, bundle_truncated, bundle_manifest, bundle_unsigned, bundle_wrong_key,
  * bundle_tampered, bundle_key, busy, internal; of this layer: wasm_load, worker, closed. */
 export type ErrorCode = string;

@@ -85,6 +85,13 @@ pub enum ModelError {
     Prepare { model: &'static str, detail: String },
     #[error("the {model} model failed while running: {detail}")]
     Run { model: &'static str, detail: String },
+    /// A graph (NNEF/ONNX) needs a runtime this build or page does not have: the core wasm
+    /// leaves tract out, and the tract module could not be fetched (or is not configured).
+    #[error("the {model} model is a {format} graph and no graph runtime is available: {detail}")]
+    NoGraphRuntime { model: &'static str, format: &'static str, detail: String },
+    /// Raised by the graph runtime module the browser fetched (its code kept when known).
+    #[error("the {model} model: {message}")]
+    Graph { model: &'static str, code: &'static str, message: String },
 }
 
 impl ModelError {
@@ -96,7 +103,18 @@ impl ModelError {
             ModelError::Output { .. } => "model_output",
             ModelError::Prepare { .. } => "model_prepare",
             ModelError::Run { .. } => "model_run",
+            ModelError::NoGraphRuntime { .. } => "model_runtime_unavailable",
+            ModelError::Graph { code, .. } => code,
         }
+    }
+
+    /// One of this enum's codes, for an error that crossed from the tract module as text
+    /// (anything else becomes `model_run`).
+    pub fn known_code(code: &str) -> &'static str {
+        ["model_parse", "model_unsupported_op", "model_input", "model_output", "model_prepare", "model_run", "model_runtime_unavailable"]
+            .into_iter()
+            .find(|&c| c == code)
+            .unwrap_or("model_run")
     }
 }
 

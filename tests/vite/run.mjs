@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync, mkdirSync, copyFileSync, readFileSync, existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { fileURLToPath } from "node:url";
 import { join, resolve } from "node:path";
 import { createServer } from "node:net";
 import { chromium } from "playwright-core";
@@ -34,12 +35,23 @@ test("the packed package works in a fresh Vite app", async (t) => {
   writeFileSync(join(app, "package.json"), JSON.stringify({ name: "shop", private: true, type: "module", scripts: { build: "vite build" } }));
   mkdirSync(join(app, "public/models"), { recursive: true });
   for (const f of ["recommender.fsb", "intent.fsb"]) copyFileSync(join(model, f), join(app, "public/models", f));
+  // A graph bundle (tract NNEF, a visitor tower), signed with the fixtures' key: it needs the
+  // tract module, which the demo's kernel bundles never fetch.
+  const fixtures = fileURLToPath(new URL("../fixtures/bundles", import.meta.url));
+  copyFileSync(join(fixtures, "session_tower.fsb"), join(app, "public/models/tower.fsb"));
+  const fixtureKey = readFileSync(join(fixtures, "test-signing.pub"), "utf8").trim();
   const publicKey = readFileSync(join(model, "demo.pub"), "utf8").trim();
   const firstItems = JSON.parse(readFileSync(join(model, "catalog.json"), "utf8")).items.slice(0, 3).map((i) => i.id);
   writeFileSync(join(app, "index.html"), `<!doctype html><html><body><ol id="recs"></ol><p id="state">loading</p><script type="module" src="/main.js"></script></body></html>`);
-  // The storefront code: what the README promises in about five lines.
+  // The storefront code: what the README promises in about five lines (`?graph`: a graph bundle).
   writeFileSync(join(app, "main.js"), `
 import { Foresight, ForesightError } from "foresight-sdk";
+if (location.search === "?graph") {
+  const fs = await Foresight.init({ bundleUrl: "/models/tower.fsb", publicKey: ${JSON.stringify(fixtureKey)} });
+  for (const itemId of ["sku-00003", "sku-00017"]) await fs.track({ type: "product_view", itemId });
+  const { source } = await fs.recommend({ k: 5 });
+  document.getElementById("state").textContent = JSON.stringify({ source, status: (await fs.status()).recommender });
+} else {
 const fs = await Foresight.init({ bundleUrls: ["/models/recommender.fsb", "/models/intent.fsb"], publicKey: ${JSON.stringify(publicKey)} });
 for (const itemId of ${JSON.stringify(firstItems)}) await fs.track({ type: "product_view", itemId });
 const { items, source } = await fs.recommend({ k: 5 });
@@ -48,6 +60,7 @@ let code = null;
 try { await fs.track({ type: "product_view", itemId: "" }); } catch (e) { code = e instanceof ForesightError ? e.code : "not a ForesightError"; }
 const intent = await fs.intent();
 document.getElementById("state").textContent = JSON.stringify({ source, code, probability: intent.probability });
+}
 `);
   const npm = (...args) => execFileSync("npm", args, { cwd: app, stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" });
   npm("install", "--no-audit", "--no-fund", `vite@${VITE}`, tarball);
@@ -64,7 +77,9 @@ document.getElementById("state").textContent = JSON.stringify({ source, code, pr
   t.after(() => browser.close());
   const page = await browser.newPage();
   const errors = [];
+  const requests = [];
   page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("request", (r) => requests.push(r.url()));
   for (let i = 0; i < 50; i++) {
     try { await page.goto(`http://127.0.0.1:${port}/`); break; } catch { await new Promise((r) => setTimeout(r, 100)); }
   }
@@ -78,4 +93,28 @@ document.getElementById("state").textContent = JSON.stringify({ source, code, pr
   assert.equal(ids.length, 5);
   mkdirSync(shots, { recursive: true });
   await page.screenshot({ path: join(shots, "vite-app.png") });
+  const tractRequests = (list) => list.filter((u) => /foresight_tract/.test(u));
+  assert.deepEqual(tractRequests(requests), [], "kernel bundles (the demo's) never fetch the tract module");
+
+  // A graph bundle: the tract module comes from where Vite put it, once.
+  const graph = async (block) => {
+    const p = await browser.newPage();
+    const seen = [];
+    p.on("request", (r) => seen.push(r.url()));
+    if (block) await p.route(/foresight_tract/, (route) => route.abort("blockedbyclient"));
+    await p.goto(`http://127.0.0.1:${port}/?graph`);
+    await p.waitForFunction(() => document.getElementById("state").textContent !== "loading", null, { timeout: 60_000 });
+    const result = JSON.parse(await p.textContent("#state"));
+    await p.close();
+    return { result, seen: tractRequests(seen) };
+  };
+  const loaded = await graph(false);
+  assert.equal(loaded.result.source, "model", JSON.stringify(loaded.result));
+  assert.ok(loaded.seen.some((u) => u.endsWith(".wasm")), `the tract wasm was fetched: ${loaded.seen}`);
+  assert.ok(loaded.seen.some((u) => u.endsWith(".js")), `the tract JS was fetched: ${loaded.seen}`);
+  // Blocked (offline, an extension): init still resolves, the status names why, popularity serves.
+  const blocked = await graph(true);
+  assert.equal(blocked.result.source, "popularity", JSON.stringify(blocked.result));
+  assert.equal(blocked.result.status.code, "model_runtime_unavailable", JSON.stringify(blocked.result));
+  assert.match(blocked.result.status.error, /tract module could not be loaded/);
 });

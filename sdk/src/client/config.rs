@@ -7,8 +7,6 @@ use crate::error::{Error, Result};
 use crate::experiment::Experiment;
 use crate::features::DEFAULT_MAX_SEQ_LEN;
 use crate::infer::model::IntentIo;
-#[cfg(feature = "onnx")]
-use crate::infer::model::RecommenderIo;
 use crate::infer::score::Preference;
 use crate::recommend::rules::Rules;
 use crate::recommend::CatalogItem;
@@ -134,23 +132,11 @@ impl RecommenderConfig {
     pub fn new(model: Vec<u8>) -> Self {
         RecommenderConfig { model, input: None, output: None, max_seq_len: DEFAULT_MAX_SEQ_LEN }
     }
-
-    #[cfg(feature = "onnx")]
-    #[cfg(feature = "onnx")]
-    pub(crate) fn io(&self) -> RecommenderIo {
-        RecommenderIo { input: self.input.clone(), output: self.output.clone() }
-    }
 }
 
 impl IntentConfig {
     pub fn new(model: Vec<u8>) -> Self {
         IntentConfig { model, input: None, output: None, positive_index: default_positive_index() }
-    }
-
-    #[cfg(feature = "onnx")]
-    #[cfg(feature = "onnx")]
-    pub(crate) fn io(&self) -> IntentIo {
-        IntentIo { input: self.input.clone(), output: self.output.clone(), positive_index: self.positive_index }
     }
 }
 

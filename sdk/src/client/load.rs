@@ -5,13 +5,49 @@ use super::config::{IntentConfig, RecommenderConfig};
 use super::{ModelStatus, Recommender};
 use crate::contract::bundle::{Bundle, BundleError};
 use crate::contract::manifest::{Manifest, ModelFormat, ModelKind};
-use crate::error::{Error, Result};
+use crate::error::{Error, ModelError, Result};
 use crate::features::{DEFAULT_MAX_SEQ_LEN, INTENT_FEATURES};
-#[cfg(feature = "onnx")]
-use crate::infer::model::{IntentIo, RecommenderIo};
-use crate::infer::model::{IntentModel, RecommenderModel};
+use crate::infer::model::{GraphFormat, GraphLoader, GraphSource, IntentModel, RecommenderModel, Width};
 use crate::infer::score::ItemMatrix;
+use crate::infer::tabular::TabularModel;
 use crate::recommend::CatalogItem;
+
+/// Where graph models (NNEF/ONNX) run: a loader, or why there is none (a core build without
+/// tract whose page could not fetch the tract module).
+#[derive(Clone, Copy)]
+pub enum Graphs<'a> {
+    Loader(&'a dyn GraphLoader),
+    Unavailable(&'a str),
+}
+
+impl<'a> Graphs<'a> {
+    /// The runtime compiled into this build, or none.
+    pub fn builtin() -> Graphs<'static> {
+        match crate::infer::builtin_graphs() {
+            Some(loader) => Graphs::Loader(loader),
+            None => Graphs::Unavailable(
+                "this build has no graph runtime (tract); in the browser it is fetched when a bundle needs it, \
+                 or convert the model to a kernel format (gru, attention, transition, linear, trees)",
+            ),
+        }
+    }
+
+    fn loader(&self, model: &'static str, format: GraphFormat) -> std::result::Result<&'a dyn GraphLoader, ModelError> {
+        match *self {
+            Graphs::Loader(l) => Ok(l),
+            Graphs::Unavailable(why) => Err(ModelError::NoGraphRuntime { model, format: format.label(), detail: why.to_owned() }),
+        }
+    }
+}
+
+fn source<'b>(format: GraphFormat, bytes: &'b [u8], m: &Manifest) -> GraphSource<'b> {
+    GraphSource {
+        format,
+        bytes,
+        input: m.model.inputs.first().map(|t| t.name.clone()),
+        output: m.model.outputs.first().map(|t| t.name.clone()),
+    }
+}
 
 /// Models gathered while initialising, with why each slot is empty when it is.
 #[derive(Default)]
@@ -26,7 +62,7 @@ pub(super) struct Loaded {
 
 impl Loaded {
     /// Verifies a bundle and loads its model into the slot its manifest names.
-    pub(super) fn add_bundle(&mut self, bytes: Vec<u8>, key: Option<&ed25519_dalek::VerifyingKey>) -> Result<()> {
+    pub(super) fn add_bundle(&mut self, bytes: Vec<u8>, key: Option<&ed25519_dalek::VerifyingKey>, graphs: Graphs) -> Result<()> {
         let bundle = Bundle::parse(bytes, key)?;
         let m = &bundle.manifest;
         let model_bytes = bundle.model_bytes()?;
@@ -40,13 +76,15 @@ impl Loaded {
                     Some(e) => Some(ItemMatrix::from_bundle(e, &bundle)?),
                     None => None,
                 };
-                let model = match (m.model.format, tower) {
-                    (ModelFormat::Nnef, Some(items)) => RecommenderModel::load_nnef_tower(model_bytes, items)?,
-                    (ModelFormat::Onnx, Some(items)) => load_onnx_tower_bytes(model_bytes, m, items)?,
-                    (ModelFormat::Nnef, None) => RecommenderModel::load_nnef(model_bytes, n)?,
-                    (ModelFormat::Onnx, None) => load_onnx_recommender_bytes(model_bytes, m, n)?,
+                let model = match graph_format(m.model.format) {
+                    Some(format) => {
+                        let width = tower.as_ref().map_or(Width::Items(n), |t| Width::Embedding(t.dims()));
+                        let kind = RecommenderModel::KIND;
+                        let runner = graphs.loader(kind, format)?.recommender(&source(format, model_bytes, m), width)?;
+                        RecommenderModel::from_graph(runner, n, tower)?
+                    }
                     // Kernel formats never carry embeddings (refused when the bundle was parsed).
-                    (_, _) => RecommenderModel::from_kernel_bundle(m, model_bytes)?,
+                    None => RecommenderModel::from_kernel_bundle(m, model_bytes)?,
                 };
                 let id = m.parts.iter().find(|p| p.name == m.model.part).map(|p| p.sha256.clone()).unwrap_or_default();
                 // An attention model reads at most its learned positions.
@@ -71,9 +109,25 @@ impl Loaded {
                     ));
                 }
                 let model = match m.model.format {
-                    ModelFormat::Nnef => IntentModel::load_nnef(model_bytes, ours.len(), spec.positive_index)?,
-                    ModelFormat::Onnx => load_onnx_intent_bytes(model_bytes, m, spec.positive_index)?,
-                    f => return Err(BundleError::Manifest(format!("an intent model cannot be in the {f:?} format")).into()),
+                    ModelFormat::Linear | ModelFormat::Trees => {
+                        let model = TabularModel::from_bytes(model_bytes)?;
+                        if model.n_features() != ours.len() {
+                            return Err(BundleError::Manifest(format!(
+                                "the intent model reads {} features, the manifest names {}",
+                                model.n_features(),
+                                ours.len()
+                            ))
+                            .into());
+                        }
+                        IntentModel::from_tabular(model, spec.positive_index)?
+                    }
+                    f => match graph_format(f) {
+                        Some(format) => {
+                            let runner = graphs.loader(IntentModel::KIND, format)?.intent(&source(format, model_bytes, m), ours.len())?;
+                            IntentModel::from_graph(runner, ours.len(), spec.positive_index)?
+                        }
+                        None => return Err(BundleError::Manifest(format!("an intent model cannot be in the {f:?} format")).into()),
+                    },
                 };
                 self.intent = Some(model);
             }
@@ -88,17 +142,24 @@ impl Loaded {
         recommender: Option<RecommenderConfig>,
         intent: Option<IntentConfig>,
         catalog_len: usize,
+        graphs: Graphs,
         warnings: &mut Vec<String>,
     ) {
         if let Some(rc) = recommender {
             let result = if catalog_len == 0 {
                 Err(Error::option("catalog", "is empty; the recommender needs the catalog as its item vocabulary"))
             } else {
-                load_recommender_onnx(&rc, catalog_len)
+                let source =
+                    GraphSource { format: GraphFormat::Onnx, bytes: &rc.model, input: rc.input.clone(), output: rc.output.clone() };
+                graphs
+                    .loader(RecommenderModel::KIND, GraphFormat::Onnx)
+                    .and_then(|l| l.recommender(&source, Width::Items(catalog_len)))
+                    .and_then(|runner| RecommenderModel::from_graph(runner, catalog_len, None))
+                    .map_err(Error::from)
             };
             match result {
                 Ok(model) => {
-                    // tract models keep no session state, so the id only has to name the source.
+                    // graph models keep no session state, so the id only has to name the source.
                     let id = format!("onnx:{}", rc.model.len());
                     self.recommender = Some(Recommender::new(model, rc.max_seq_len, id));
                 }
@@ -109,7 +170,13 @@ impl Loaded {
             }
         }
         if let Some(ic) = intent {
-            match load_intent_onnx(&ic) {
+            let n = INTENT_FEATURES.len();
+            let source = GraphSource { format: GraphFormat::Onnx, bytes: &ic.model, input: ic.input.clone(), output: ic.output.clone() };
+            let loaded = graphs
+                .loader(IntentModel::KIND, GraphFormat::Onnx)
+                .and_then(|l| l.intent(&source, n))
+                .and_then(|runner| IntentModel::from_graph(runner, n, ic.positive_index));
+            match loaded {
                 Ok(model) => self.intent = Some(model),
                 Err(e) => {
                     warnings.push(format!("intent model not loaded: {e}"));
@@ -137,69 +204,11 @@ impl Loaded {
     }
 }
 
-#[cfg(feature = "onnx")]
-fn load_onnx_recommender_bytes(bytes: &[u8], m: &Manifest, n: usize) -> Result<RecommenderModel> {
-    let io =
-        RecommenderIo { input: m.model.inputs.first().map(|t| t.name.clone()), output: m.model.outputs.first().map(|t| t.name.clone()) };
-    Ok(RecommenderModel::load(bytes, &io, n)?)
-}
-
-#[cfg(feature = "onnx")]
-fn load_onnx_tower_bytes(bytes: &[u8], m: &Manifest, items: ItemMatrix) -> Result<RecommenderModel> {
-    let io =
-        RecommenderIo { input: m.model.inputs.first().map(|t| t.name.clone()), output: m.model.outputs.first().map(|t| t.name.clone()) };
-    Ok(RecommenderModel::load_tower(bytes, &io, items)?)
-}
-
-#[cfg(feature = "onnx")]
-fn load_onnx_intent_bytes(bytes: &[u8], m: &Manifest, positive_index: usize) -> Result<IntentModel> {
-    let io = IntentIo {
-        input: m.model.inputs.first().map(|t| t.name.clone()),
-        output: m.model.outputs.first().map(|t| t.name.clone()),
-        positive_index,
-    };
-    Ok(IntentModel::load(bytes, &io, INTENT_FEATURES.len())?)
-}
-
-#[cfg(not(feature = "onnx"))]
-fn load_onnx_recommender_bytes(_: &[u8], _: &Manifest, _: usize) -> Result<RecommenderModel> {
-    Err(no_onnx())
-}
-
-#[cfg(not(feature = "onnx"))]
-fn load_onnx_tower_bytes(_: &[u8], _: &Manifest, _: ItemMatrix) -> Result<RecommenderModel> {
-    Err(no_onnx())
-}
-
-#[cfg(not(feature = "onnx"))]
-fn load_onnx_intent_bytes(_: &[u8], _: &Manifest, _: usize) -> Result<IntentModel> {
-    Err(no_onnx())
-}
-
-#[cfg(not(feature = "onnx"))]
-fn no_onnx() -> Error {
-    Error::option(
-        "model",
-        "this is the lean (NNEF-only) build: convert the model with `foresight-export convert` (NNEF is the default format)",
-    )
-}
-
-#[cfg(feature = "onnx")]
-fn load_recommender_onnx(rc: &RecommenderConfig, n_items: usize) -> Result<RecommenderModel> {
-    Ok(RecommenderModel::load(&rc.model, &rc.io(), n_items)?)
-}
-
-#[cfg(feature = "onnx")]
-fn load_intent_onnx(ic: &IntentConfig) -> Result<IntentModel> {
-    Ok(IntentModel::load(&ic.model, &ic.io(), INTENT_FEATURES.len())?)
-}
-
-#[cfg(not(feature = "onnx"))]
-fn load_recommender_onnx(_: &RecommenderConfig, _: usize) -> Result<RecommenderModel> {
-    Err(no_onnx())
-}
-
-#[cfg(not(feature = "onnx"))]
-fn load_intent_onnx(_: &IntentConfig) -> Result<IntentModel> {
-    Err(no_onnx())
+/// The graph format a bundle's model is in; `None` for the SDK's own kernel formats.
+fn graph_format(f: ModelFormat) -> Option<GraphFormat> {
+    match f {
+        ModelFormat::Nnef => Some(GraphFormat::Nnef),
+        ModelFormat::Onnx => Some(GraphFormat::Onnx),
+        ModelFormat::Gru | ModelFormat::Attention | ModelFormat::Transition | ModelFormat::Linear | ModelFormat::Trees => None,
+    }
 }

@@ -33,6 +33,7 @@ mod precompute;
 use config::check_experiments;
 pub use config::{Config, IntentConfig, Personalization, RecommenderConfig};
 use keys::{Kept, Keys, OnForget};
+pub use load::Graphs;
 use load::Loaded;
 pub use place::TowerRequest;
 use precompute::Precompute;
@@ -139,6 +140,12 @@ impl<S: Storage, C: Clock> Client<S, C> {
     /// model that fails to load leaves the client working on the popularity fallback, and the
     /// failure is among the returned warnings and in `recommender_status()`.
     pub fn new(config: Config, storage: S, clock: C) -> Result<(Self, Vec<String>)> {
+        Self::with_graphs(config, storage, clock, Graphs::builtin())
+    }
+
+    /// As [`new`](Self::new), with graph models (NNEF/ONNX) run by `graphs`: the browser passes
+    /// the tract module it fetched, or why it has none.
+    pub fn with_graphs(config: Config, storage: S, clock: C, graphs: Graphs) -> Result<(Self, Vec<String>)> {
         config.store.validate()?;
         if config.storage_key.is_empty() {
             return Err(Error::option("storageKey", "must not be empty"));
@@ -157,7 +164,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
 
         let mut loaded = Loaded::default();
         for (i, bytes) in config.bundles.into_iter().enumerate() {
-            if let Err(e) = loaded.add_bundle(bytes.into_vec(), key.as_ref()) {
+            if let Err(e) = loaded.add_bundle(bytes.into_vec(), key.as_ref(), graphs) {
                 warnings.push(format!("bundle {i} refused, using the popularity fallback: {e}"));
                 loaded.bundle_error.get_or_insert((e.to_string(), e.code()));
             }
@@ -168,7 +175,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
             Some(items) => Catalog::new(items)?,
             None => Catalog::new(config.catalog)?,
         };
-        loaded.add_inline(config.recommender, config.intent, catalog.len(), &mut warnings);
+        loaded.add_inline(config.recommender, config.intent, catalog.len(), graphs, &mut warnings);
         let (recommender_status, intent_status) = loaded.statuses();
         let consent =
             log.storage().get(&keys.of(Kept::Consent)).ok().flatten().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();

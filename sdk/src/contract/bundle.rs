@@ -112,6 +112,26 @@ impl Bundle {
         &self.bytes[start..start + part.length as usize]
     }
 
+    /// The model format a bundle's manifest names, read without verifying anything: enough
+    /// to decide whether a graph runtime must be fetched before [`parse`](Self::parse) checks
+    /// it. `None` for anything that is not a readable bundle.
+    pub fn peek_format(bytes: &[u8]) -> Option<crate::contract::manifest::ModelFormat> {
+        #[derive(serde::Deserialize)]
+        struct Model {
+            format: crate::contract::manifest::ModelFormat,
+        }
+        #[derive(serde::Deserialize)]
+        struct Peek {
+            model: Model,
+        }
+        if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+            return None;
+        }
+        let len = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as usize;
+        let manifest = bytes.get(HEADER_LEN..HEADER_LEN.checked_add(len)?)?;
+        serde_json::from_slice::<Peek>(manifest).ok().map(|p| p.model.format)
+    }
+
     /// The bytes of a named part.
     pub fn part(&self, name: &str) -> Result<&[u8], BundleError> {
         self.manifest.parts.iter().find(|p| p.name == name).map(|p| self.slice(p)).ok_or_else(|| BundleError::MissingPart(name.to_owned()))
@@ -136,12 +156,21 @@ impl Bundle {
         match m.kind {
             ModelKind::Recommender if m.items.is_empty() => return bad("a recommender bundle must list its items"),
             ModelKind::Intent if m.intent.is_none() => return bad("an intent bundle must carry its feature spec"),
-            ModelKind::Intent if m.model.format.is_kernels() => return bad("an intent model cannot be in the gru or attention format"),
+            ModelKind::Intent if m.model.format.is_kernels() => {
+                return bad("an intent model cannot be in the gru, attention or transition format")
+            }
+            ModelKind::Recommender if m.model.format.is_tabular() => {
+                return bad("a recommender cannot be in the linear or trees format (those are intent models)")
+            }
             _ => {}
+        }
+        if m.model.format.is_tabular() && m.embeddings.is_some() {
+            return bad("an intent model in the linear or trees format cannot carry item embeddings");
         }
         match m.model.format {
             ModelFormat::Gru if m.gru.is_none() => return bad("format gru without a gru section"),
             ModelFormat::Attention if m.attention.is_none() => return bad("format attention without an attention section"),
+            ModelFormat::Transition if m.transition.is_none() => return bad("format transition without a transition section"),
             f if f.is_kernels() && m.embeddings.is_some() => {
                 return bad("a model on the SDK's kernels scores items itself; it cannot carry item embeddings")
             }
@@ -264,6 +293,7 @@ mod tests {
             embeddings: None,
             gru: None,
             attention: None,
+            transition: None,
             parts: vec![],
             parity: vec![],
             key_id: None,
@@ -318,6 +348,16 @@ mod tests {
         v2[8] = 2;
         assert_eq!(Bundle::parse(v2, None).err(), Some(BundleError::UnsupportedVersion { found: 2, supported: FORMAT_VERSION }));
         assert_eq!(Bundle::parse(b"<html>404</html>".to_vec(), None).err(), Some(BundleError::NotABundle));
+    }
+
+    #[test]
+    fn formats_must_suit_the_kind() {
+        let mut m = manifest();
+        m.model.format = ModelFormat::Trees;
+        let mut w = BundleWriter::new(m);
+        w.add_part("model", b"FTAB".to_vec());
+        let err = Bundle::parse(w.finish(None).expect("writes"), None).expect_err("a recommender in the trees format");
+        assert!(err.to_string().contains("linear or trees"), "{err}");
     }
 
     #[test]

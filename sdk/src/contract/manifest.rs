@@ -25,12 +25,29 @@ pub enum ModelFormat {
     /// (`infer::attention`): one position per new event, keys and values kept. Shapes in the
     /// manifest's `attention`.
     Attention,
+    /// The windowed-transition recommender `foresight-export train` writes (recency-weighted
+    /// recent items plus the history's mean, scored by a factor matrix and a popularity bias)
+    /// for the SDK's own kernel (`infer::transition`). Parameters in the manifest's `transition`.
+    Transition,
+    /// An intent model that is linear (logistic regression from scikit-learn, or PyTorch's
+    /// `nn.Linear` + sigmoid/softmax) in the SDK's own compact format, run by its own intent
+    /// kernel (`infer::tabular`) in the core wasm: no tract, onnxruntime's arithmetic.
+    Linear,
+    /// An intent model that is a tree ensemble (LightGBM, XGBoost, scikit-learn gradient
+    /// boosting or random forest) in the SDK's own compact format, run by its own intent kernel
+    /// (`infer::tabular`) in the core wasm: no tract, onnxruntime's arithmetic.
+    Trees,
 }
 
 impl ModelFormat {
-    /// Weights for the SDK's own kernels rather than a graph for tract.
+    /// A recommender's weights for the SDK's own kernels rather than a graph for tract.
     pub fn is_kernels(self) -> bool {
-        matches!(self, ModelFormat::Gru | ModelFormat::Attention)
+        matches!(self, ModelFormat::Gru | ModelFormat::Attention | ModelFormat::Transition)
+    }
+
+    /// An intent model in the SDK's own compact format (`linear`, `trees`), not a graph.
+    pub fn is_tabular(self) -> bool {
+        matches!(self, ModelFormat::Linear | ModelFormat::Trees)
     }
 }
 
@@ -132,6 +149,9 @@ pub struct Manifest {
     /// Shapes of an `attention`-format model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention: Option<AttentionSpec>,
+    /// Shapes and constants of a `transition`-format model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition: Option<TransitionSpec>,
     pub parts: Vec<PartEntry>,
     #[serde(default)]
     pub parity: Vec<ParityReport>,
@@ -258,6 +278,37 @@ impl AttentionSpec {
             d.checked_mul(self.items)?,
             self.items,
         ])
+    }
+}
+
+/// Shapes and constants of a windowed-transition recommender (`infer::transition`), as the
+/// bundle manifest records them: `q = Σ_p recencyWeights[p] E[x_p]` over the last
+/// `recencyWeights.len()` positions (oldest first, aligned to the newest) `+ historyWeight ·
+/// mean_p E[x_p]` over the whole input; `scores = q · Vᵀ + bias`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TransitionSpec {
+    /// Catalog items scored.
+    pub items: usize,
+    /// Width of the item factors.
+    pub dim: usize,
+    /// Weights of the recent window, oldest first (the newest position gets the last).
+    pub recency_weights: Vec<f32>,
+    /// Weight of the whole input's mean factor.
+    pub history_weight: f32,
+}
+
+impl TransitionSpec {
+    /// Float counts of the weight blob, in order: item factors `E` [items, dim], candidate
+    /// factors `Vᵀ` [dim, items], bias [items]; `None` when a count does not fit a `usize`.
+    pub(crate) fn sizes(&self) -> Option<[usize; 3]> {
+        let n = self.items.checked_mul(self.dim)?;
+        Some([n, n, self.items])
+    }
+
+    /// Float count of the whole blob, `None` on overflow.
+    pub(crate) fn total(&self) -> Option<usize> {
+        checked_sum(&self.sizes()?)
     }
 }
 

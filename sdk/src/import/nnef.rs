@@ -1,10 +1,10 @@
 //! The NNEF writer: the converter stores a tract-optimized model in a bundle with it; the SDK
-//! itself only reads NNEF (`infer::model::read_nnef`).
+//! itself only reads NNEF (`infer::tract::read_nnef`).
 
 use tract_nnef::prelude::*;
 
 use crate::error::ModelError;
-use crate::infer::model::nnef;
+use crate::infer::tract::nnef;
 
 /// Writes a typed model as a tract NNEF archive, deterministically (same model, same bytes).
 pub fn write_nnef(model: &'static str, typed: &TypedModel) -> Result<Vec<u8>, ModelError> {

@@ -1,8 +1,10 @@
 //! Inference: one model API ([`model::RecommenderModel`], [`model::IntentModel`]) over the
-//! engines that run it — tract for NNEF/ONNX graphs, the SDK's own kernels for GRU and
-//! attention recommenders ([`gru`], [`attention`], with incremental state), and item scoring
-//! for visitor towers ([`score`], on the GPU with `webgpu`). Below it: the f32 [`kernels`],
-//! the scoring [`head`] and the one [`topk`] every ranking selects through.
+//! engines that run it — the SDK's own kernels for GRU and attention recommenders ([`gru`],
+//! [`attention`], with incremental state) and for linear/tree intent models ([`tabular`]),
+//! item scoring for visitor towers ([`score`], on the GPU with `webgpu`), and graphs
+//! (NNEF/ONNX) on a [`model::GraphLoader`]'s runtime: [`tract`] natively, the lazily fetched
+//! tract module in the browser. Below it: the f32 [`kernels`], the scoring [`head`] and the
+//! one [`topk`] every ranking selects through.
 
 pub mod attention;
 #[cfg(feature = "webgpu")]
@@ -12,6 +14,18 @@ pub mod head;
 pub(crate) mod kernels;
 pub mod model;
 pub mod score;
+pub mod tabular;
 pub mod topk;
+#[cfg(feature = "tract")]
+pub mod tract;
+pub mod transition;
 
-pub use model::{IntentIo, IntentModel, RecommenderIo, RecommenderModel};
+pub use model::{GraphLoader, GraphRunner, IntentIo, IntentModel, RecommenderIo, RecommenderModel};
+
+/// The graph runtime compiled into this build, if any.
+pub fn builtin_graphs() -> Option<&'static dyn GraphLoader> {
+    #[cfg(feature = "tract")]
+    return Some(&tract::TractLoader);
+    #[cfg(not(feature = "tract"))]
+    None
+}

@@ -1,22 +1,18 @@
-//! Model runtime on tract: load ONNX bytes, declare the symbolic sequence length, optimize once,
-//! and run with one state made at load and reused per call (no re-planning per inference).
+//! One model API ([`RecommenderModel`], [`IntentModel`]) over the engines that run a model: the
+//! SDK's own kernels (GRU, attention, tabular intent) and graphs (NNEF/ONNX) run by a
+//! [`GraphRunner`]. Graph runtimes come from a [`GraphLoader`]: tract natively
+//! (`infer::tract`, feature `tract`), or in the browser the tract module fetched only when a
+//! bundle needs it (`web::graphs`), so the core wasm carries no graph runtime.
 
 use serde::{Deserialize, Serialize};
-use tract_nnef::prelude::*;
-use tract_nnef::tract_core::plan::SimpleState;
-#[cfg(feature = "onnx")]
-use tract_onnx::prelude::{InferenceFact, InferenceModel, InferenceModelExt};
-#[cfg(feature = "onnx")]
-use tract_onnx::tract_hir::infer::Factoid;
-use tract_onnx_opl::WithOnnx;
 
 use crate::error::ModelError;
-#[cfg(feature = "onnx")]
-use crate::error::UnsupportedOp;
 use crate::infer::attention::{AttentionModel, KvCache};
 use crate::infer::gru::{GruModel, SessionState, Snapshot};
 use crate::infer::head::{LinearHead, TopKScratch};
 use crate::infer::score::ItemMatrix;
+use crate::infer::tabular::TabularModel;
+use crate::infer::transition::TransitionModel;
 
 /// Which tensors of a recommender model to use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,247 +44,57 @@ impl Default for IntentIo {
     }
 }
 
-/// A loaded, optimized model.
-struct Runner {
-    model: &'static str,
-    plan: std::sync::Arc<TypedRunnableModel>,
+/// A graph's serialization: what a [`GraphLoader`] is asked to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphFormat {
+    Nnef,
+    Onnx,
 }
 
-impl Runner {
-    fn run(&self, input: Tensor) -> Result<TVec<TValue>, ModelError> {
-        // tract 0.23.9 carries state inside recurrent (Scan) bodies from one call to the next:
-        // a reused state returns wrong GRU outputs (|Δ| up to 0.35 on the fixture), even for the
-        // same input. The optimized plan is kept; only the cheap per-run state is fresh.
-        SimpleState::new(&self.plan)
-            .and_then(|mut state| state.run(tvec![input.into_tvalue()]))
-            .map_err(|e| ModelError::Run { model: self.model, detail: format!("{e:#}") })
-    }
-}
-
-/// tract's NNEF reader/writer with the ONNX-specific operators (ML classifiers, etc.).
-pub fn nnef() -> tract_nnef::framework::Nnef {
-    tract_nnef::nnef().with_onnx()
-}
-
-/// Reads a tract NNEF archive (as written by `foresight-export convert`).
-pub fn read_nnef(model: &'static str, bytes: &[u8]) -> Result<TypedModel, ModelError> {
-    nnef().model_for_read(&mut &*bytes).map_err(|e| ModelError::Parse { model, format: "tract NNEF", detail: format!("{e:#}") })
-}
-
-/// Parses ONNX bytes and refuses, before anything else, operators tract does not implement.
-#[cfg(feature = "onnx")]
-pub fn read_onnx(model: &'static str, bytes: &[u8]) -> Result<InferenceModel, ModelError> {
-    let im = tract_onnx::onnx().model_for_read(&mut &*bytes).map_err(|e| ModelError::Parse {
-        model,
-        format: "ONNX",
-        detail: format!("{e:#}"),
-    })?;
-    let ops = unsupported_ops(&im);
-    if !ops.is_empty() {
-        return Err(ModelError::UnsupportedOps { model, ops });
-    }
-    Ok(im)
-}
-
-/// Nodes whose operator tract's ONNX front-end does not implement.
-#[cfg(feature = "onnx")]
-pub fn unsupported_ops(im: &InferenceModel) -> Vec<UnsupportedOp> {
-    im.nodes()
-        .iter()
-        .filter_map(|n| {
-            let name = n.op.name();
-            name.strip_prefix("Unimplemented(")
-                .and_then(|s| s.strip_suffix(')'))
-                .map(|op| UnsupportedOp { node: n.name.clone(), op: op.to_owned() })
-        })
-        .collect()
-}
-
-#[cfg(feature = "onnx")]
-fn input_index(model: &'static str, im: &InferenceModel, name: Option<&str>) -> Result<(usize, String), ModelError> {
-    let names: Vec<String> = im
-        .input_outlets()
-        .map_err(|e| ModelError::Prepare { model, detail: format!("{e:#}") })?
-        .iter()
-        .map(|o| im.node(o.node).name.clone())
-        .collect();
-    match name {
-        None => names.first().cloned().map(|n| (0, n)).ok_or_else(|| ModelError::Input {
-            model,
-            name: "(none)".into(),
-            problem: "is missing: the model has no inputs".into(),
-        }),
-        Some(want) => names.iter().position(|n| n == want).map(|ix| (ix, want.to_owned())).ok_or_else(|| ModelError::Input {
-            model,
-            name: want.to_owned(),
-            problem: format!("does not exist; the model's inputs are {names:?}"),
-        }),
-    }
-}
-
-/// Keeps only the wanted output, so branches feeding other outputs are pruned.
-#[cfg(feature = "onnx")]
-fn select_output(model: &'static str, im: &mut InferenceModel, name: Option<&str>, preferred: Option<&str>) -> Result<String, ModelError> {
-    let outlets = im.output_outlets().map_err(|e| ModelError::Prepare { model, detail: format!("{e:#}") })?.to_vec();
-    let labels: Vec<String> =
-        outlets.iter().map(|o| im.outlet_label(*o).map(str::to_owned).unwrap_or_else(|| im.node(o.node).name.clone())).collect();
-    // Any tensor of the graph can be the output: a recommender cut at its visitor vector
-    // (the item embeddings then score it) names an intermediate tensor.
-    if let Some(want) = name.filter(|w| !labels.iter().any(|l| l == w)) {
-        if let Some(outlet) = im.find_outlet_label(want) {
-            im.select_output_outlets(&[outlet]).map_err(|e| ModelError::Prepare { model, detail: format!("{e:#}") })?;
-            return Ok(want.to_owned());
+impl GraphFormat {
+    pub fn label(self) -> &'static str {
+        match self {
+            GraphFormat::Nnef => "tract NNEF",
+            GraphFormat::Onnx => "ONNX",
         }
     }
-    let pick = match name {
-        Some(want) => labels.iter().position(|l| l == want).ok_or_else(|| ModelError::Output {
-            model,
-            name: want.to_owned(),
-            problem: format!("is neither an output nor a tensor of the model; its outputs are {labels:?}"),
-        })?,
-        None => preferred.and_then(|p| labels.iter().position(|l| l == p)).unwrap_or(0),
-    };
-    let outlet = *outlets.get(pick).ok_or_else(|| ModelError::Output {
-        model,
-        name: "(none)".into(),
-        problem: "is missing: the model has no outputs".into(),
-    })?;
-    im.select_output_outlets(&[outlet]).map_err(|e| ModelError::Prepare { model, detail: format!("{e:#}") })?;
-    Ok(labels[pick].clone())
 }
 
-#[cfg(feature = "onnx")]
-fn declared_dims(fact: &InferenceFact) -> Option<Vec<Option<TDim>>> {
-    if fact.shape.is_open() {
-        return None;
-    }
-    Some(fact.shape.dims().map(|d| d.concretize()).collect())
+/// A graph to load and the tensors to use (`None`: the model's first input/output; an intent
+/// model prefers an output named `probabilities`).
+#[derive(Debug, Clone)]
+pub struct GraphSource<'a> {
+    pub format: GraphFormat,
+    pub bytes: &'a [u8],
+    pub input: Option<String>,
+    pub output: Option<String>,
 }
 
-/// Keeps only the selected input (the others are unused by the selected output, or fail).
-#[cfg(feature = "onnx")]
-fn into_typed_single_input(model: &'static str, im: InferenceModel, input: &str) -> Result<TypedModel, ModelError> {
-    let n_inputs = im.input_outlets().map(|o| o.len()).unwrap_or(0);
-    if n_inputs != 1 {
-        return Err(ModelError::Input {
-            model,
-            name: input.to_owned(),
-            problem: format!("is one of {n_inputs} inputs; a {model} model takes this input alone"),
-        });
-    }
-    im.into_typed().map_err(|e| ModelError::Prepare { model, detail: format!("{e:#}") })
+/// What a recommender graph's output must be: a score per item, or a visitor vector of the
+/// item embeddings' width (a tower).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Width {
+    Items(usize),
+    Embedding(usize),
 }
 
-/// An ONNX recommender as a typed model with a symbolic sequence length `seq`: the common
-/// first step of loading it in the SDK and of converting it to NNEF.
-#[cfg(feature = "onnx")]
-pub fn recommender_from_onnx(bytes: &[u8], io: &RecommenderIo) -> Result<TypedModel, ModelError> {
-    recommender_from_inference(read_onnx(RecommenderModel::KIND, bytes)?, io)
+/// A loaded graph, its signature already checked by the loader: one output row per run.
+pub trait GraphRunner {
+    fn input_name(&self) -> &str;
+    fn output_name(&self) -> &str;
+    /// The length of the output row.
+    fn output_width(&self) -> usize;
+    /// A recommender: item indices (oldest first) in.
+    fn run_items(&mut self, sequence: &[usize], out: &mut Vec<f32>) -> Result<(), ModelError>;
+    /// An intent model: one feature vector in.
+    fn run_features(&mut self, features: &[f32], out: &mut Vec<f32>) -> Result<(), ModelError>;
 }
 
-/// As `recommender_from_onnx`, from an already parsed model (e.g. read from a path, so that
-/// external `.onnx.data` weights resolve).
-#[cfg(feature = "onnx")]
-pub fn recommender_from_inference(mut im: InferenceModel, io: &RecommenderIo) -> Result<TypedModel, ModelError> {
-    let model = RecommenderModel::KIND;
-    let (ix, input_name) = input_index(model, &im, io.input.as_deref())?;
-    select_output(model, &mut im, io.output.as_deref(), None)?;
-    let input_err = |problem: String| ModelError::Input { model, name: input_name.clone(), problem };
-    let fact = im.input_fact(ix).map_err(|e| input_err(format!("{e:#}")))?.clone();
-    let dtype = match fact.datum_type.concretize() {
-        None => i64::datum_type(),
-        Some(dt) if dt == i64::datum_type() || dt == i32::datum_type() => dt,
-        Some(dt) => return Err(input_err(format!("has type {dt:?}; item indices need int64 or int32"))),
-    };
-    let seq = im.sym("seq");
-    let fixed = |n: &TDim| {
-        input_err(format!(
-            "has a fixed sequence length of {n}; export it with a dynamic sequence axis \
-             (torch.onnx.export(..., dynamic_axes={{'{input_name}': {{1: 'seq'}}}}) or the dynamo exporter)"
-        ))
-    };
-    let shape: Vec<TDim> = match declared_dims(&fact).as_deref() {
-        None => vec![1.into(), seq.into()],
-        Some([batch, len]) => {
-            if let Some(b) = batch.as_ref().and_then(|b| b.to_i64().ok()) {
-                if b != 1 {
-                    return Err(input_err(format!("has a fixed batch size of {b}; it must be 1 or dynamic")));
-                }
-            }
-            match len {
-                Some(n) if n.to_i64().is_ok() => return Err(fixed(n)),
-                _ => vec![1.into(), seq.into()],
-            }
-        }
-        Some([len]) => match len {
-            Some(n) if n.to_i64().is_ok() => return Err(fixed(n)),
-            _ => vec![seq.into()],
-        },
-        Some(other) => return Err(input_err(format!("has rank {}; expected [batch, sequence] or [sequence]", other.len()))),
-    };
-    im.set_input_fact(ix, InferenceFact::from(dtype.fact(shape))).map_err(|e| input_err(format!("{e:#}")))?;
-    into_typed_single_input(model, im, &input_name)
-}
-
-/// An ONNX intent classifier as a typed model taking `[1, n_features]` float32.
-#[cfg(feature = "onnx")]
-pub fn intent_from_onnx(bytes: &[u8], io: &IntentIo, n_features: usize) -> Result<TypedModel, ModelError> {
-    intent_from_inference(read_onnx(IntentModel::KIND, bytes)?, io, n_features)
-}
-
-#[cfg(feature = "onnx")]
-pub fn intent_from_inference(mut im: InferenceModel, io: &IntentIo, n_features: usize) -> Result<TypedModel, ModelError> {
-    let model = IntentModel::KIND;
-    let (ix, input_name) = input_index(model, &im, io.input.as_deref())?;
-    select_output(model, &mut im, io.output.as_deref(), Some("probabilities"))?;
-    let input_err = |problem: String| ModelError::Input { model, name: input_name.clone(), problem };
-    let fact = im.input_fact(ix).map_err(|e| input_err(format!("{e:#}")))?.clone();
-    match fact.datum_type.concretize() {
-        None => {}
-        Some(dt) if dt == f32::datum_type() => {}
-        Some(dt) => return Err(input_err(format!("has type {dt:?}; the feature vector is float32"))),
-    }
-    if let Some(dims) = declared_dims(&fact) {
-        if dims.len() != 2 {
-            return Err(input_err(format!("has rank {}; expected [batch, features]", dims.len())));
-        }
-        if let Some(n) = dims[1].as_ref().and_then(|d| d.to_i64().ok()) {
-            if n as usize != n_features {
-                return Err(input_err(format!(
-                    "takes {n} features but the SDK computes {n_features} (intent feature spec v{}); \
-                     train on `foresight-export features` output",
-                    crate::features::INTENT_FEATURES_VERSION
-                )));
-            }
-        }
-    }
-    im.set_input_fact(ix, InferenceFact::from(f32::fact([1, n_features]))).map_err(|e| input_err(format!("{e:#}")))?;
-    into_typed_single_input(model, im, &input_name)
-}
-
-/// Optimizes for this machine and plans; the plan is what every run reuses.
-fn runner(model: &'static str, typed: TypedModel) -> Result<Runner, ModelError> {
-    let prep = |e: TractError| ModelError::Prepare { model, detail: format!("{e:#}") };
-    let plan = typed.into_optimized().map_err(prep)?.into_runnable().map_err(prep)?;
-    // Fail at load, not at the first recommendation, if a state cannot even be made.
-    SimpleState::new(&plan).map_err(prep)?;
-    Ok(Runner { model, plan })
-}
-
-/// The single input's and single output's facts and names of a typed model.
-fn single_io(model: &'static str, typed: &TypedModel) -> Result<(TypedFact, String, TypedFact, String), ModelError> {
-    let prep = |e: TractError| ModelError::Prepare { model, detail: format!("{e:#}") };
-    let inputs = typed.input_outlets().map_err(prep)?;
-    let outputs = typed.output_outlets().map_err(prep)?;
-    if inputs.len() != 1 || outputs.len() != 1 {
-        return Err(ModelError::Prepare {
-            model,
-            detail: format!("expected one input and one output, found {} and {}", inputs.len(), outputs.len()),
-        });
-    }
-    let input_name = typed.node(inputs[0].node).name.clone();
-    let output_name = typed.outlet_label(outputs[0]).map(str::to_owned).unwrap_or_else(|| typed.node(outputs[0].node).name.clone());
-    Ok((typed.outlet_fact(inputs[0]).map_err(prep)?.clone(), input_name, typed.outlet_fact(outputs[0]).map_err(prep)?.clone(), output_name))
+/// Reads graphs into runners; the loader checks the signature the model's role requires.
+pub trait GraphLoader {
+    fn recommender(&self, source: &GraphSource, width: Width) -> Result<Box<dyn GraphRunner>, ModelError>;
+    fn intent(&self, source: &GraphSource, n_features: usize) -> Result<Box<dyn GraphRunner>, ModelError>;
 }
 
 /// What one [`RecommenderModel::advance`] did: the steps (GRU) or positions (attention) it
@@ -302,7 +108,7 @@ pub struct Advance {
 fn no_state() -> ModelError {
     ModelError::Run {
         model: RecommenderModel::KIND,
-        detail: "this model keeps no running state: it runs on tract, whole sequence per call".into(),
+        detail: "this model keeps no running state: it runs as a graph, whole sequence per call".into(),
     }
 }
 
@@ -315,15 +121,13 @@ pub struct RecommenderModel {
     last_advance: Option<Advance>,
 }
 
-/// What runs the model: tract's plan, or the SDK's own kernels (`infer::gru`, `infer::attention`),
-/// which keep the visitor's running state; callers see one API either way. With `items`,
-/// tract's model is a visitor tower (sequence → vector) and the scores are its dot products
-/// with the item embeddings (`crate::infer::score`, on the GPU with the `webgpu` feature).
+/// What runs the model: a graph, or the SDK's own kernels (`infer::gru`, `infer::attention`),
+/// which keep the visitor's running state; callers see one API either way. With `items`, the
+/// graph is a visitor tower (sequence → vector) and the scores are its dot products with the
+/// item embeddings (`crate::infer::score`, on the GPU with the `webgpu` feature).
 enum Engine {
-    Tract {
-        runner: Runner,
-        dtype: DatumType,
-        rank: usize,
+    Graph {
+        runner: Box<dyn GraphRunner>,
         items: Option<std::sync::Arc<ItemMatrix>>,
     },
     /// The visitor's running state lives with the model, as the attention cache does.
@@ -337,82 +141,30 @@ enum Engine {
         model: AttentionModel,
         cache: Box<KvCache>,
     },
+    /// No running state: the whole sequence per call (a few window rows and a mean, then the
+    /// head), like a graph but on the SDK's kernels.
+    Transition {
+        model: TransitionModel,
+    },
 }
 
 impl RecommenderModel {
     pub const KIND: &'static str = "recommender";
 
-    /// Loads an ONNX recommender whose output scores `n_items` items.
-    #[cfg(feature = "onnx")]
-    pub fn load(bytes: &[u8], io: &RecommenderIo, n_items: usize) -> Result<Self, ModelError> {
-        Self::from_typed(recommender_from_onnx(bytes, io)?, n_items)
-    }
-
-    /// Loads a recommender from tract NNEF (the bundle's default format).
-    pub fn load_nnef(bytes: &[u8], n_items: usize) -> Result<Self, ModelError> {
-        Self::from_typed(read_nnef(Self::KIND, bytes)?, n_items)
-    }
-
-    /// Checks a typed model's signature, then optimizes and plans it.
-    pub fn from_typed(typed: TypedModel, n_items: usize) -> Result<Self, ModelError> {
-        Self::build(typed, n_items, None)
-    }
-
-    /// A visitor tower (sequence → vector of the embeddings' width) scored against `items`.
-    pub fn from_typed_tower(typed: TypedModel, items: ItemMatrix) -> Result<Self, ModelError> {
-        Self::build(typed, items.rows(), Some(std::sync::Arc::new(items)))
-    }
-
-    pub fn load_nnef_tower(bytes: &[u8], items: ItemMatrix) -> Result<Self, ModelError> {
-        Self::from_typed_tower(read_nnef(Self::KIND, bytes)?, items)
-    }
-
-    #[cfg(feature = "onnx")]
-    pub fn load_tower(bytes: &[u8], io: &RecommenderIo, items: ItemMatrix) -> Result<Self, ModelError> {
-        Self::from_typed_tower(recommender_from_onnx(bytes, io)?, items)
-    }
-
-    fn build(typed: TypedModel, n_items: usize, items: Option<std::sync::Arc<ItemMatrix>>) -> Result<Self, ModelError> {
-        let model = Self::KIND;
-        let (input, input_name, out, output_name) = single_io(model, &typed)?;
-        let input_err = |problem: String| ModelError::Input { model, name: input_name.clone(), problem };
-        let dtype = input.datum_type;
-        if dtype != i64::datum_type() && dtype != i32::datum_type() {
-            return Err(input_err(format!("has type {dtype:?}; item indices need int64 or int32")));
+    /// A graph recommender, its runner loaded by a [`GraphLoader`] for `n_items` items (or,
+    /// with `items`, for their embeddings' width).
+    pub fn from_graph(runner: Box<dyn GraphRunner>, n_items: usize, items: Option<ItemMatrix>) -> Result<Self, ModelError> {
+        let want = items.as_ref().map_or(n_items, ItemMatrix::dims);
+        if runner.output_width() != want {
+            return Err(ModelError::Output {
+                model: Self::KIND,
+                name: runner.output_name().to_owned(),
+                problem: format!("has {} values; expected {want}", runner.output_width()),
+            });
         }
-        let rank = input.shape.rank();
-        let symbolic_len = input.shape.last().is_some_and(|d| d.to_i64().is_err());
-        if !(rank == 1 || (rank == 2 && input.shape[0].to_i64().ok() == Some(1))) || !symbolic_len {
-            return Err(input_err(format!("has shape {:?}; expected [1, seq] or [seq] with a symbolic seq", input.shape)));
-        }
-        let out_err = |problem: String| ModelError::Output { model, name: output_name.clone(), problem };
-        if out.datum_type != f32::datum_type() {
-            return Err(out_err(format!("has type {:?}; scores must be float32", out.datum_type)));
-        }
-        let (width, what) = match &items {
-            Some(m) => (m.dims(), "the item embeddings' width"),
-            None => (n_items, "the item count"),
-        };
-        match out.shape.last().and_then(|d| d.to_i64().ok()) {
-            Some(n) if n as usize == width => {}
-            Some(n) if items.is_some() => return Err(out_err(format!("is a vector of {n} but the item embeddings have {width} dims"))),
-            Some(n) => return Err(out_err(format!("scores {n} items but the catalog lists {n_items}"))),
-            None => return Err(out_err(format!("has shape {:?}; its last dimension must be {what}", out.shape))),
-        }
-        if out.shape.iter().rev().skip(1).any(|d| d.to_i64().map_or(true, |v| v != 1)) {
-            return Err(out_err(format!(
-                "has shape {:?}; expected [1, {w}] or [{w}]",
-                out.shape,
-                w = if items.is_some() { "dims" } else { "items" }
-            )));
-        }
-        Ok(RecommenderModel {
-            engine: Engine::Tract { runner: runner(model, typed)?, dtype, rank, items },
-            n_items,
-            input_name,
-            output_name,
-            last_advance: None,
-        })
+        let (input_name, output_name) = (runner.input_name().to_owned(), runner.output_name().to_owned());
+        let engine = Engine::Graph { runner, items: items.map(std::sync::Arc::new) };
+        Ok(RecommenderModel { engine, n_items, input_name, output_name, last_advance: None })
     }
 
     /// A GRU recommender on the SDK's kernels (bundle format `gru`).
@@ -429,7 +181,23 @@ impl RecommenderModel {
         RecommenderModel { engine, n_items, input_name: "item_seq".into(), output_name: "scores".into(), last_advance: None }
     }
 
-    /// A bundle's recommender on the SDK's own kernels (formats `gru` and `attention`; the
+    /// A windowed-transition recommender on the SDK's kernels (bundle format `transition`).
+    pub fn from_transition(model: TransitionModel) -> Self {
+        let n_items = model.spec.items;
+        let engine = Engine::Transition { model };
+        RecommenderModel { engine, n_items, input_name: "item_seq".into(), output_name: "scores".into(), last_advance: None }
+    }
+
+    /// The windowed-transition model, when that is what runs (its query and head give the
+    /// exact i16 top-k, [`LinearHead::top_k_into`]).
+    pub fn transition(&self) -> Option<&TransitionModel> {
+        match &self.engine {
+            Engine::Transition { model } => Some(model),
+            _ => None,
+        }
+    }
+
+    /// A bundle's recommender on the SDK's own kernels (formats `gru`, `attention` and `transition`; the
     /// bundle's structure was checked when it was parsed).
     pub fn from_kernel_bundle(m: &crate::contract::manifest::Manifest, bytes: &[u8]) -> Result<Self, crate::Error> {
         use crate::contract::manifest::ModelFormat;
@@ -437,6 +205,12 @@ impl RecommenderModel {
         let (model, items) = match (m.model.format, &m.gru, &m.attention) {
             (ModelFormat::Gru, Some(spec), _) => (Self::from_gru(GruModel::from_bytes(spec.clone(), bytes)?), spec.items),
             (ModelFormat::Attention, _, Some(spec)) => (Self::from_attention(AttentionModel::from_bytes(spec.clone(), bytes)?), spec.items),
+            (ModelFormat::Transition, ..) => {
+                let spec =
+                    m.transition.clone().ok_or_else(|| BundleError::Manifest("format transition without a transition section".into()))?;
+                let items = spec.items;
+                (Self::from_transition(TransitionModel::from_bytes(spec, bytes)?), items)
+            }
             (f, ..) => {
                 return Err(
                     BundleError::Manifest(format!("format {f:?} is not weights for the SDK's kernels, or its shapes are missing")).into()
@@ -457,7 +231,7 @@ impl RecommenderModel {
         match &mut self.engine {
             Engine::Gru { session, .. } => **session = SessionState::default(),
             Engine::Attention { cache, .. } => **cache = KvCache::default(),
-            Engine::Tract { .. } => {}
+            Engine::Graph { .. } | Engine::Transition { .. } => {}
         }
     }
 
@@ -476,7 +250,7 @@ impl RecommenderModel {
     /// Brings the running state to `sequence` (oldest first): only what extends the last call
     /// costs — one GRU step or one attention position per new item; an attention window that
     /// slides (a sequence longer than the model's positions) is recomputed. A model without
-    /// running state (tract) refuses.
+    /// running state (a graph) refuses.
     pub fn advance(&mut self, sequence: &[usize]) -> Result<Advance, ModelError> {
         let done = match &mut self.engine {
             Engine::Gru { model, session } => {
@@ -489,7 +263,7 @@ impl RecommenderModel {
                 cache.advance(model, &sequence[from..])?;
                 Advance { steps: cache.last_steps, rebuilt }
             }
-            Engine::Tract { .. } => return Err(no_state()),
+            Engine::Graph { .. } | Engine::Transition { .. } => return Err(no_state()),
         };
         self.last_advance = Some(done);
         Ok(done)
@@ -500,7 +274,7 @@ impl RecommenderModel {
         let (head, h) = match &self.engine {
             Engine::Gru { model, session } => (model.head(), session.hidden()),
             Engine::Attention { model, cache } => (model.head(), cache.hidden()),
-            Engine::Tract { .. } => return Err(no_state()),
+            Engine::Graph { .. } | Engine::Transition { .. } => return Err(no_state()),
         };
         Ok((head, h.ok_or_else(|| ModelError::Run { model: Self::KIND, detail: "no event has been consumed yet".into() })?))
     }
@@ -544,11 +318,11 @@ impl RecommenderModel {
                 }
                 self.scores_of(&rest, items, out)
             }
-            Engine::Tract { .. } => Err(no_state()),
+            Engine::Graph { .. } | Engine::Transition { .. } => Err(no_state()),
         }
     }
 
-    /// What the last [`advance`](Self::advance) did (`None` before one, and for tract).
+    /// What the last [`advance`](Self::advance) did (`None` before one, and for graphs).
     pub fn last_advance(&self) -> Option<Advance> {
         self.last_advance
     }
@@ -558,7 +332,7 @@ impl RecommenderModel {
         match &self.engine {
             Engine::Gru { session, .. } => session.consumed(),
             Engine::Attention { cache, .. } => cache.consumed(),
-            Engine::Tract { .. } => &[],
+            Engine::Graph { .. } | Engine::Transition { .. } => &[],
         }
     }
 
@@ -586,22 +360,23 @@ impl RecommenderModel {
         match &self.engine {
             Engine::Gru { model, .. } => model.scores_into(sequence, scores),
             Engine::Attention { model, .. } => model.scores_into(sequence, scores),
-            Engine::Tract { .. } => self.scores_into(sequence, scores),
+            Engine::Transition { model } => model.scores_into(sequence, scores),
+            Engine::Graph { .. } => self.scores_into(sequence, scores),
         }
     }
 
     /// The item embeddings of a visitor-tower model (shared: the GPU path holds them too).
     pub fn items(&self) -> Option<&std::sync::Arc<ItemMatrix>> {
         match &self.engine {
-            Engine::Tract { items, .. } => items.as_ref(),
-            Engine::Gru { .. } | Engine::Attention { .. } => None,
+            Engine::Graph { items, .. } => items.as_ref(),
+            Engine::Gru { .. } | Engine::Attention { .. } | Engine::Transition { .. } => None,
         }
     }
 
     /// A tower's visitor vector for the sequence, padded for [`ItemMatrix`] scoring.
     pub fn visitor_vector(&mut self, sequence: &[usize]) -> Result<Vec<f32>, ModelError> {
         let mut out = Vec::new();
-        self.run_tract(sequence, &mut out)?;
+        self.run_graph(sequence, &mut out)?;
         let items = self.items().ok_or_else(|| ModelError::Run { model: Self::KIND, detail: "the model has no item embeddings".into() })?;
         items.user(&out).map_err(|e| ModelError::Run { model: Self::KIND, detail: e.to_string() })
     }
@@ -625,12 +400,13 @@ impl RecommenderModel {
         }
         match &mut self.engine {
             Engine::Gru { model, .. } => return model.scores_into(sequence, scores),
+            Engine::Transition { model } => return model.scores_into(sequence, scores),
             Engine::Attention { model, cache } => {
                 let h = cache.advance(model, sequence)?;
                 model.head().scores_into(h, scores);
                 return Ok(());
             }
-            Engine::Tract { .. } => {}
+            Engine::Graph { .. } => {}
         }
         if self.items().is_some() {
             let user = self.visitor_vector(sequence)?;
@@ -639,7 +415,7 @@ impl RecommenderModel {
             }
             return Ok(());
         }
-        self.run_tract(sequence, scores)?;
+        self.run_graph(sequence, scores)?;
         if scores.len() != self.n_items {
             return Err(ModelError::Run {
                 model: Self::KIND,
@@ -667,80 +443,63 @@ impl RecommenderModel {
         Ok(())
     }
 
-    /// Runs tract's plan on the sequence and copies its output.
-    fn run_tract(&mut self, sequence: &[usize], output: &mut Vec<f32>) -> Result<(), ModelError> {
+    /// Runs the graph on the sequence.
+    fn run_graph(&mut self, sequence: &[usize], output: &mut Vec<f32>) -> Result<(), ModelError> {
         if sequence.is_empty() {
             return Err(ModelError::Run { model: Self::KIND, detail: "the item sequence is empty".into() });
         }
-        let (runner, dtype, rank) = match &self.engine {
-            Engine::Gru { .. } | Engine::Attention { .. } => {
-                return Err(ModelError::Run { model: Self::KIND, detail: "this model runs on the SDK's own kernels, not tract".into() })
+        match &mut self.engine {
+            Engine::Gru { .. } | Engine::Attention { .. } | Engine::Transition { .. } => {
+                Err(ModelError::Run { model: Self::KIND, detail: "this model runs on the SDK's own kernels, not a graph".into() })
             }
-            Engine::Tract { runner, dtype, rank, .. } => (runner, *dtype, *rank),
-        };
-        let shape: &[usize] = if rank == 2 { &[1, sequence.len()] } else { &[sequence.len()] };
-        let tensor = if dtype == i32::datum_type() {
-            let data: Vec<i32> = sequence.iter().map(|&i| i as i32).collect();
-            Tensor::from_shape(shape, &data)
-        } else {
-            let data: Vec<i64> = sequence.iter().map(|&i| i as i64).collect();
-            Tensor::from_shape(shape, &data)
+            Engine::Graph { runner, .. } => runner.run_items(sequence, output),
         }
-        .map_err(|e| ModelError::Run { model: Self::KIND, detail: format!("{e:#}") })?;
-        let out = runner.run(tensor)?;
-        let view = out[0].to_plain_array_view::<f32>().map_err(|e| ModelError::Run { model: Self::KIND, detail: format!("{e:#}") })?;
-        output.clear();
-        output.extend(view.iter().copied());
-        Ok(())
     }
 }
 
 /// A purchase-intent classifier: feature vector in, probability of the positive class out.
 pub struct IntentModel {
-    runner: Runner,
+    engine: IntentEngine,
     n_features: usize,
     positive_index: usize,
     output_width: usize,
+    row: Vec<f32>,
+}
+
+/// A graph, or the SDK's own linear/tree kernels (`infer::tabular`, bundle formats `linear`
+/// and `trees`).
+enum IntentEngine {
+    Graph(Box<dyn GraphRunner>),
+    Tabular(TabularModel),
 }
 
 impl IntentModel {
     pub const KIND: &'static str = "intent";
 
-    #[cfg(feature = "onnx")]
-    pub fn load(bytes: &[u8], io: &IntentIo, n_features: usize) -> Result<Self, ModelError> {
-        Self::from_typed(intent_from_onnx(bytes, io, n_features)?, n_features, io.positive_index)
+    /// A graph classifier, its runner loaded by a [`GraphLoader`] for `n_features` inputs.
+    pub fn from_graph(runner: Box<dyn GraphRunner>, n_features: usize, positive_index: usize) -> Result<Self, ModelError> {
+        let width = runner.output_width();
+        let name = runner.output_name().to_owned();
+        Self::build(IntentEngine::Graph(runner), n_features, width, positive_index, name)
     }
 
-    pub fn load_nnef(bytes: &[u8], n_features: usize, positive_index: usize) -> Result<Self, ModelError> {
-        Self::from_typed(read_nnef(Self::KIND, bytes)?, n_features, positive_index)
+    /// A linear model or tree ensemble on the SDK's own kernels.
+    pub fn from_tabular(model: TabularModel, positive_index: usize) -> Result<Self, ModelError> {
+        let (n_features, width) = (model.n_features(), model.n_outputs());
+        Self::build(IntentEngine::Tabular(model), n_features, width, positive_index, "probabilities".into())
     }
 
-    pub fn from_typed(typed: TypedModel, n_features: usize, positive_index: usize) -> Result<Self, ModelError> {
-        let model = Self::KIND;
-        let (input, input_name, out, output_name) = single_io(model, &typed)?;
-        if input.datum_type != f32::datum_type()
-            || input.shape.iter().map(|d| d.to_i64().ok()).collect::<Vec<_>>() != [Some(1), Some(n_features as i64)]
-        {
-            return Err(ModelError::Input {
-                model,
-                name: input_name,
-                problem: format!("is {:?} {:?}; expected float32 [1, {n_features}]", input.datum_type, input.shape),
-            });
-        }
-        let out_err = |problem: String| ModelError::Output { model, name: output_name.clone(), problem };
-        if out.datum_type != f32::datum_type() {
-            return Err(out_err(format!(
-                "has type {:?}; choose the float32 probability output (skl2onnx: options={{'zipmap': False}})",
-                out.datum_type
-            )));
-        }
-        let width = out.shape.iter().product::<TDim>().to_i64().map_err(|_| out_err("has a dynamic shape".into()))?;
-        let width = width as usize;
+    fn build(engine: IntentEngine, n_features: usize, width: usize, positive_index: usize, output: String) -> Result<Self, ModelError> {
+        // A single column is the positive class's probability whatever the index says.
         let positive = if width == 1 { 0 } else { positive_index };
         if positive >= width {
-            return Err(out_err(format!("has {width} columns; positiveIndex {positive_index} is out of range")));
+            return Err(ModelError::Output {
+                model: Self::KIND,
+                name: output,
+                problem: format!("has {width} columns; positiveIndex {positive_index} is out of range"),
+            });
         }
-        Ok(IntentModel { runner: runner(model, typed)?, n_features, positive_index: positive, output_width: width })
+        Ok(IntentModel { engine, n_features, positive_index: positive, output_width: width, row: vec![0.0; width] })
     }
 
     pub fn n_features(&self) -> usize {
@@ -755,14 +514,16 @@ impl IntentModel {
                 detail: format!("got {} features, expected {}", features.len(), self.n_features),
             });
         }
-        let tensor = Tensor::from_shape(&[1, self.n_features], features)
-            .map_err(|e| ModelError::Run { model: Self::KIND, detail: format!("{e:#}") })?;
-        let out = self.runner.run(tensor)?;
-        let view = out[0].to_plain_array_view::<f32>().map_err(|e| ModelError::Run { model: Self::KIND, detail: format!("{e:#}") })?;
-        let values: Vec<f32> = view.iter().copied().collect();
-        if values.len() != self.output_width {
-            return Err(ModelError::Run { model: Self::KIND, detail: format!("returned {} values", values.len()) });
+        match &mut self.engine {
+            IntentEngine::Graph(runner) => runner.run_features(features, &mut self.row)?,
+            IntentEngine::Tabular(model) => {
+                self.row.resize(self.output_width, 0.0);
+                model.predict_into(features, &mut self.row)?
+            }
         }
-        Ok(values[self.positive_index])
+        if self.row.len() != self.output_width {
+            return Err(ModelError::Run { model: Self::KIND, detail: format!("returned {} values", self.row.len()) });
+        }
+        Ok(self.row[self.positive_index])
     }
 }

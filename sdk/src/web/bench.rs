@@ -107,6 +107,13 @@ impl BenchModel {
             (ModelKind::Recommender, _) => {
                 RecommenderModel::from_kernel_bundle(m, model_bytes).map(|m| BenchModel::new(Loaded::Recommender(m))).map_err(err)
             }
+            (ModelKind::Intent, ModelFormat::Linear | ModelFormat::Trees) => {
+                let positive = m.intent.as_ref().map_or(1, |i| i.positive_index);
+                crate::infer::tabular::TabularModel::from_bytes(model_bytes)
+                    .and_then(|t| IntentModel::from_tabular(t, positive))
+                    .map(|m| BenchModel::new(Loaded::Intent(m)))
+                    .map_err(err)
+            }
             (ModelKind::Intent, f) => Err(err(format!("an intent model cannot be in the {f:?} format"))),
         }
     }

@@ -12,6 +12,7 @@ mod bundle_fetch;
 mod delivery;
 #[cfg(all(feature = "bench", feature = "webgpu"))]
 mod gpu_bench;
+mod graphs;
 mod scoring;
 mod storage;
 
@@ -22,7 +23,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::client::{Client, Config};
+use crate::client::{Client, Config, Graphs};
 use crate::error::Error;
 use crate::recommend::RecommendOptions;
 pub use storage::{JsClock, WebStorage};
@@ -110,7 +111,24 @@ impl WebForesight {
         if let Some(w) = storage_warning {
             warn(&format!("{w}; history is kept for this page only"));
         }
-        let (mut client, warnings) = Client::new(config, storage, JsClock).map_err(to_js)?;
+        // The graph runtime is a second wasm module, fetched only when a model needs it.
+        let mut graphs = None;
+        let mut no_graphs = String::from("the config has no loadTract (the npm package passes one)");
+        if graphs::needs_graph(&config) {
+            if let Some(load) = &downloads.load_tract {
+                match graphs::JsGraphs::load(load).await {
+                    Ok(g) => graphs = Some(g),
+                    Err(e) => {
+                        no_graphs = format!("the tract module could not be loaded ({e}); recommendations use the popularity fallback");
+                    }
+                }
+            }
+        }
+        let runtime = match &graphs {
+            Some(g) => Graphs::Loader(g),
+            None => Graphs::Unavailable(&no_graphs),
+        };
+        let (mut client, warnings) = Client::with_graphs(config, storage, JsClock, runtime).map_err(to_js)?;
         warnings.iter().for_each(|w| warn(w));
         match delivery::CryptoRandomness::new() {
             Some(mut rng) => client.assign_experiments(&mut rng),
@@ -381,6 +399,8 @@ fn from_js<T: serde::de::DeserializeOwned>(value: &JsValue) -> Result<T, String>
 struct Downloads {
     urls: Vec<String>,
     on_progress: Option<js_sys::Function>,
+    /// `loadTract`: resolves to the tract module, called only when a model is a graph.
+    load_tract: Option<js_sys::Function>,
 }
 
 /// Bytes given as `Uint8Array` or `ArrayBuffer`.
@@ -433,6 +453,12 @@ fn config_from_js(config: &JsValue) -> Result<(Config, Downloads, Option<storage
     } else {
         Some(storage::StorageHook::from_js(&hook).map_err(|m| invalid("storage", m))?)
     };
+    let load_tract = take(&copy, "loadTract");
+    if let Some(f) = load_tract.dyn_ref::<js_sys::Function>() {
+        downloads.load_tract = Some(f.clone());
+    } else if !load_tract.is_undefined() && !load_tract.is_null() {
+        return Err(invalid("loadTract", "loadTract must be a function returning (a promise of) the tract module".into()));
+    }
     let progress = take(&copy, "onProgress");
     if let Some(f) = progress.dyn_ref::<js_sys::Function>() {
         downloads.on_progress = Some(f.clone());
