@@ -30,9 +30,8 @@ lint:
 test-native:
 	scripts/fetch-data.sh
 	cargo test --workspace --locked
-	# The core without a graph runtime (what the shipped wasm carries), and with tract NNEF alone.
+	# The core without a graph runtime (what the shipped wasm carries).
 	cargo test -p foresight --no-default-features --lib --locked
-	cargo test -p foresight --no-default-features --features tract --lib --locked
 	# The WebGPU scoring code on a real Vulkan device (Mesa's lavapipe, installed by setup).
 	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} cargo test -p foresight --features webgpu --test gpu --locked
 
