@@ -111,22 +111,25 @@ impl WebForesight {
         if let Some(w) = storage_warning {
             warn(&format!("{w}; history is kept for this page only"));
         }
-        // The graph runtime is a second wasm module, fetched only when a model needs it.
+        // The graph runtime is a second wasm module, fetched only when a model needs it and this
+        // build has none compiled in (the shipped core has none; bench and test builds do).
+        let builtin = crate::infer::builtin_graphs();
         let mut graphs = None;
         let mut no_graphs = String::from("the config has no loadTract (the npm package passes one)");
-        if graphs::needs_graph(&config) {
+        if builtin.is_none() && graphs::needs_graph(&config) {
             if let Some(load) = &downloads.load_tract {
                 match graphs::JsGraphs::load(load).await {
                     Ok(g) => graphs = Some(g),
                     Err(e) => {
-                        no_graphs = format!("the tract module could not be loaded ({e}); recommendations use the popularity fallback");
+                        no_graphs = format!("the tract module could not be loaded ({e})");
                     }
                 }
             }
         }
-        let runtime = match &graphs {
-            Some(g) => Graphs::Loader(g),
-            None => Graphs::Unavailable(&no_graphs),
+        let runtime = match (&graphs, builtin) {
+            (Some(g), _) => Graphs::Loader(g),
+            (None, Some(b)) => Graphs::Loader(b),
+            (None, None) => Graphs::Unavailable(&no_graphs),
         };
         let (mut client, warnings) = Client::with_graphs(config, storage, JsClock, runtime).map_err(to_js)?;
         warnings.iter().for_each(|w| warn(w));
