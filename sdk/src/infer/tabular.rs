@@ -1,6 +1,6 @@
 //! Purchase-intent models that are linear models or tree ensembles, run by the SDK itself —
 //! no tract, no ONNX parsing in the browser. `foresight-export convert --kind intent` recognises
-//! them in ONNX (`crate::import::tabular`: scikit-learn, LightGBM, XGBoost and PyTorch exports)
+//! them in ONNX (`import::tabular`: scikit-learn, LightGBM, XGBoost and PyTorch exports)
 //! and stores them in the compact format below (bundle formats `linear` and `trees`).
 //!
 //! The arithmetic is onnxruntime's, so the probabilities match it: float32 throughout,
