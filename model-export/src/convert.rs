@@ -186,7 +186,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         bail!("--format gru, attention and transition are for recommenders; an intent model converts to linear, trees, nnef or onnx");
     }
     if matches!(args.format, Format::Linear | Format::Trees) && kind == Kind::Recommender {
-        bail!("--format linear and trees are for intent models; a recommender converts to gru, attention, nnef or onnx");
+        bail!("--format linear and trees are for intent models; a recommender converts to gru, attention, transition, nnef or onnx");
     }
     if kind == Kind::Intent {
         if args.catalog.is_some() {
