@@ -1,14 +1,14 @@
 //! `foresight-export train` as a data scientist runs it: a real process on files it writes, and
 //! the emitted model loaded by the SDK's own runtime.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::{run, Lcg};
 use foresight::infer::model::{RecommenderIo, RecommenderModel};
 use foresight::recommend::CatalogItem;
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_foresight-export");
 
 /// A fresh directory per test (tests run in parallel).
 fn temp_dir(name: &str) -> PathBuf {
@@ -16,25 +16,6 @@ fn temp_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("spawn");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
-
-/// Deterministic pseudo-random numbers for the synthetic data (no dependency).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 const ITEMS: u64 = 30;

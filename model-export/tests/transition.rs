@@ -5,25 +5,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{run, s};
+use common::{run, s, Lcg};
 use foresight::contract::bundle::Bundle;
 use foresight::contract::manifest::ModelFormat;
 use foresight::infer::model::{RecommenderIo, RecommenderModel};
 use serde_json::Value;
-
-/// Deterministic pseudo-random numbers for the synthetic data (no dependency).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 const ITEMS: u64 = 120;
 
