@@ -117,8 +117,8 @@ pub fn graph_of(model: &pb::ModelProto) -> Result<Graph<'_>, String> {
     })
 }
 
-/// The `MatMul [+ Add]` or `Gemm` that computes `output` (default: the graph's first
-/// output) from a constant matrix, or why there is none.
+/// The `MatMul [+ Add]` or `Gemm` (maybe scaled, see [`head_of`]) that computes `output`
+/// (default: the graph's first output) from a constant matrix, or why there is none.
 pub fn scoring_head(bytes: &[u8], output: Option<&str>) -> Result<ScoringHead, String> {
     let model = decode(bytes)?;
     let output = output_name(&model, output)?;
@@ -171,48 +171,142 @@ pub fn output_name<'a>(model: &'a pb::ModelProto, output: Option<&'a str>) -> Re
     }
 }
 
+/// How messages name a node: its name, or its op type when the exporter left it unnamed.
+fn label(n: &pb::NodeProto) -> &str {
+    if n.name.is_empty() {
+        &n.op_type
+    } else {
+        &n.name
+    }
+}
+
+/// A node's `i`-th input, or why a malformed node has none.
+fn input(n: &pb::NodeProto, i: usize) -> Result<&str, String> {
+    n.input.get(i).map(String::as_str).filter(|s| !s.is_empty()).ok_or_else(|| format!("node `{}`: input {i} is missing", label(n)))
+}
+
+/// The scoring head that computes `out_name`, or why there is none (naming the node that
+/// does not fit). The head is `Add(MatMul(hidden, M), bias)` in either operand order,
+/// `Gemm(hidden, M, bias)` (any `alpha`, `beta`, `transB`) or `MatMul(hidden, M)` alone, maybe
+/// under a `Div` or `Mul` by a scalar constant (a temperature). `M` is a constant
+/// `hidden × items`, or the transpose of a constant `items × hidden` (`transB=1`, or a
+/// `Transpose` node): that is how PyTorch exports `nn.Linear`'s `[out, in]` weight. Scales and
+/// transposes are folded into the returned matrix and bias, which compute the same scores.
 pub fn head_of(graph: &Graph<'_>, out_name: &str) -> Result<ScoringHead, String> {
-    // Head: Add(MatMul(hidden, M), bias) in either operand order, or Gemm, or MatMul alone.
-    let top = graph.node(out_name).ok_or("the output is not computed by a node")?;
-    let (hidden_name, head_name, bias): (&str, &str, Option<Vec<f32>>) = match top.op_type.as_str() {
-        "Add" => {
-            let (mm, b) = match (graph.node(&top.input[0]), graph.constant(&top.input[1])) {
-                (Some(n), Some(b)) if n.op_type == "MatMul" => (n, b),
-                _ => match (graph.node(&top.input[1]), graph.constant(&top.input[0])) {
-                    (Some(n), Some(b)) if n.op_type == "MatMul" => (n, b),
-                    _ => return Err("the output is an Add that is not MatMul + constant bias".into()),
-                },
-            };
-            (&mm.input[0], &mm.input[1], Some(floats(b).ok_or("the bias is not float32")?))
+    let top = graph.node(out_name).ok_or_else(|| format!("the output `{out_name}` is not computed by a node"))?;
+    // Scores scaled after the head: scaling the matrix and bias instead gives the same scores,
+    // so the SDK's head (and an item tower) need not know about it. Div divides each weight by
+    // c rather than multiplying by 1/c: one rounding fewer.
+    let (top, mul, div) = match top.op_type.as_str() {
+        "Div" => {
+            let c = graph
+                .scalar(input(top, 1)?)
+                .ok_or_else(|| format!("node `{}`: the divisor is not a float32 scalar constant", label(top)))?;
+            if c == 0.0 || !c.is_finite() {
+                return Err(format!("node `{}`: divides the scores by {c}", label(top)));
+            }
+            (scaled_node(graph, top, 0)?, 1.0, c)
         }
-        "MatMul" => (&top.input[0], &top.input[1], None),
+        "Mul" => {
+            let (scores, c) = match (graph.scalar(input(top, 1)?), graph.scalar(input(top, 0)?)) {
+                (Some(c), _) => (0, c),
+                (None, Some(c)) => (1, c),
+                (None, None) => return Err(format!("node `{}`: neither factor is a float32 scalar constant", label(top))),
+            };
+            if !c.is_finite() {
+                return Err(format!("node `{}`: multiplies the scores by {c}", label(top)));
+            }
+            (scaled_node(graph, top, scores)?, c, 1.0)
+        }
+        _ => (top, 1.0, 1.0),
+    };
+
+    // The product node (named in messages about the matrix), its inputs, Gemm's transB and
+    // scales, and the bias.
+    let (mm, hidden_name, m_name, trans_b, alpha, bias_name, beta) = match top.op_type.as_str() {
+        "Add" => {
+            let pick = |m: usize| -> Option<(&pb::NodeProto, &str)> {
+                let n = graph.node(top.input.get(m)?).filter(|n| n.op_type == "MatMul")?;
+                let b = top.input.get(1 - m)?;
+                graph.constant(b).map(|_| (n, b.as_str()))
+            };
+            let (mm, b) = pick(0)
+                .or_else(|| pick(1))
+                .ok_or_else(|| format!("node `{}`: the output is an Add that is not MatMul + constant bias", label(top)))?;
+            (mm, input(mm, 0)?, input(mm, 1)?, false, 1.0, Some(b), 1.0)
+        }
+        "MatMul" => (top, input(top, 0)?, input(top, 1)?, false, 1.0, None, 1.0),
         "Gemm" => {
             let get = |n: &str, d: i64| attr(top, n).map_or(d, |a| a.i);
             let getf = |n: &str| attr(top, n).map_or(1.0, |a| a.f);
-            if get("transA", 0) != 0 || get("transB", 0) != 0 || getf("alpha") != 1.0 || getf("beta") != 1.0 {
-                return Err("the output Gemm transposes or scales (only the plain form is recognised)".into());
+            // transA would make the visitor vector a column: not a head over one hidden vector.
+            let trans_a = get("transA", 0);
+            if trans_a != 0 {
+                return Err(format!("node `{}`: transA={trans_a} is not supported", label(top)));
             }
-            let bias = match top.input.get(2).filter(|s| !s.is_empty()) {
-                Some(c) => Some(floats(graph.constant(c).ok_or("the Gemm bias is not constant")?).ok_or("the Gemm bias is not float32")?),
-                None => None,
-            };
-            (&top.input[0], &top.input[1], bias)
+            let bias = top.input.get(2).map(String::as_str).filter(|s| !s.is_empty());
+            (top, input(top, 0)?, input(top, 1)?, get("transB", 0) != 0, getf("alpha"), bias, getf("beta"))
         }
-        other => return Err(format!("the output comes from {other}, not a MatMul/Gemm scoring head")),
+        other => return Err(format!("node `{}`: the output comes from {other}, not a MatMul/Gemm scoring head", label(top))),
     };
-    let head_t = graph.constant(head_name).ok_or("the scoring matrix is not a constant")?;
-    if head_t.dims.len() != 2 {
-        return Err("the scoring matrix is not 2-D".into());
-    }
-    let (hs, items) = (head_t.dims[0] as usize, head_t.dims[1] as usize);
-    let head = floats(head_t).ok_or("the scoring matrix is not float32")?;
-    if head.len() != hs * items {
-        return Err("the scoring matrix's data does not match its shape".into());
-    }
-    if let Some(b) = &bias {
-        if b.len() != items {
-            return Err(format!("the bias has {} values for {items} items", b.len()));
+
+    // M itself, or a Transpose of a constant (the dynamo exporter's `nn.Linear`, tied weights).
+    let (m_name, transposed) = match graph.node(m_name).filter(|n| n.op_type == "Transpose") {
+        Some(t) => {
+            if attr(t, "perm").is_some_and(|a| a.ints != [1, 0]) {
+                return Err(format!("node `{}`: perm is not [1, 0], not a matrix transpose", label(t)));
+            }
+            (input(t, 0)?, !trans_b)
         }
+        None => (m_name, trans_b),
+    };
+    let at = label(mm);
+    let head_t = graph.constant(m_name).ok_or_else(|| format!("node `{at}`: the scoring matrix is not a constant"))?;
+    let [d0, d1] = head_t.dims[..] else {
+        return Err(format!("node `{at}`: the scoring matrix is not 2-D"));
+    };
+    let (d0, d1) = (usize::try_from(d0).ok(), usize::try_from(d1).ok());
+    let (Some(d0), Some(d1)) = (d0, d1) else {
+        return Err(format!("node `{at}`: the scoring matrix has a negative dimension"));
+    };
+    let stored = floats(head_t).ok_or_else(|| format!("node `{at}`: the scoring matrix is not float32"))?;
+    if d0.checked_mul(d1) != Some(stored.len()) {
+        return Err(format!("node `{at}`: the scoring matrix's data does not match its shape"));
     }
-    Ok(ScoringHead { input: hidden_name.to_owned(), output: out_name.to_owned(), hidden: hs, items, matrix: head, bias })
+    // `matrix` is `hidden × items` row-major; a transposed weight is stored `items × hidden`.
+    let (hs, items, mut matrix) = if transposed {
+        let mut m = vec![0f32; stored.len()];
+        for j in 0..d0 {
+            for k in 0..d1 {
+                m[k * d0 + j] = stored[j * d1 + k];
+            }
+        }
+        (d1, d0, m)
+    } else {
+        (d0, d1, stored)
+    };
+    // Gemm computes alpha·(h·M) + beta·C; alpha = beta = 1 and no scale leave the values as stored.
+    if alpha != 1.0 || mul != 1.0 || div != 1.0 {
+        matrix.iter_mut().for_each(|x| *x = *x * alpha * mul / div);
+    }
+    let bias = match bias_name {
+        Some(b) => {
+            let t = graph.constant(b).ok_or_else(|| format!("node `{}`: the bias is not a constant", label(top)))?;
+            let mut v = floats(t).ok_or_else(|| format!("node `{}`: the bias is not float32", label(top)))?;
+            if v.len() != items {
+                return Err(format!("node `{}`: the bias has {} values for {items} items", label(top), v.len()));
+            }
+            if beta != 1.0 || mul != 1.0 || div != 1.0 {
+                v.iter_mut().for_each(|x| *x = *x * beta * mul / div);
+            }
+            Some(v)
+        }
+        None => None,
+    };
+    Ok(ScoringHead { input: hidden_name.to_owned(), output: out_name.to_owned(), hidden: hs, items, matrix, bias })
+}
+
+/// The node computing a scaling node's `i`-th input: the head under it.
+fn scaled_node<'a>(graph: &Graph<'a>, scale: &pb::NodeProto, i: usize) -> Result<&'a pb::NodeProto, String> {
+    graph.node(input(scale, i)?).ok_or_else(|| format!("node `{}`: the scaled scores are not computed by a node", label(scale)))
 }
