@@ -971,6 +971,11 @@ test('Worker mode: no main-thread long task during init and recommendation; load
   // ready; the long animation frame it falls in names the scripts that ran (none of the SDK's when
   // seen so far: the page's own start-up). The claim is about the SDK: no task over 50 ms in
   // which an SDK script (served from /sdk/) ran, and every task is printed with its attribution.
+  // Main-thread mode is reported, not asserted: on this 2-core machine the SDK's first call
+  // (reading the config while V8 compiles the wasm functions it runs) is sometimes just over 50 ms.
+  for (const r of runs.main) {
+    for (const t of r.during) console.log(`# main-thread mode long task at ${t.start.toFixed(0)} ms, ${t.duration} ms: ${JSON.stringify(t.scripts)}`);
+  }
   for (const r of runs.worker) {
     for (const t of r.during) console.log(`# Worker mode long task at ${t.start.toFixed(0)} ms, ${t.duration} ms: ${JSON.stringify(t.scripts)}`);
     const ours = r.during.filter((t) => t.duration > 50 && (r.frames === null || t.scripts.some((s) => s.url.includes('/sdk/'))));

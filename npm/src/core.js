@@ -3,10 +3,11 @@
 // mode; worker.js uses it inside the Worker.
 
 import initWasm, { Foresight as WasmForesight } from './wasm/foresight.js';
+import { Bundles, bundleUrlsOf } from './bundles.js';
 import { ForesightError, InvalidOptionError, toForesightError } from './errors.js';
 
 /** Config keys of this layer; the wasm refuses unknown keys, so they never reach it. */
-export const LAYER_KEYS = ['worker', 'wasm', 'wasmUrl', 'tractUrl'];
+export const LAYER_KEYS = ['worker', 'wasm', 'wasmUrl', 'tractUrl', 'bundleCache'];
 
 /** The methods a page may call, the same in both modes. */
 export const METHODS = ['track', 'recommend', 'place', 'variants', 'intent', 'history', 'forget', 'status', 'scoring', 'consent', 'privacy', 'flush', 'stopAutocapture'];
@@ -63,6 +64,12 @@ export function tractLoader({ tractUrl } = {}) {
   })());
 }
 
+/** Resolves in a new task, after the browser had a chance to handle input and paint. */
+function nextTask() {
+  if (typeof globalThis.scheduler?.yield === 'function') return globalThis.scheduler.yield();
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
 function describeSource(source) {
   if (source instanceof URL) return source.href;
   if (typeof source === 'string') return source;
@@ -77,6 +84,9 @@ export function checkConfig(config) {
   if (typeof config !== 'object' || Array.isArray(config)) {
     throw new InvalidOptionError('invalid_option', 'invalid config: pass an object', { field: 'config' });
   }
+  if (config.bundleCache !== undefined && typeof config.bundleCache !== 'boolean') {
+    throw new InvalidOptionError('invalid_option', 'invalid config: bundleCache must be true or false', { field: 'bundleCache' });
+  }
   const rest = { ...config };
   for (const k of LAYER_KEYS) delete rest[k];
   return rest;
@@ -85,20 +95,45 @@ export function checkConfig(config) {
 /** One SDK instance in this thread. */
 export class DirectEngine {
   #inner;
+  #bundles;
 
-  constructor(inner) {
+  constructor(inner, bundles) {
     this.#inner = inner;
+    this.#bundles = bundles;
   }
 
-  /** `config` holds only wasm keys (plus `wasm` / `wasmUrl`, used here and dropped). */
+  /** `config` holds only wasm keys (plus this layer's, used here and dropped). */
   static async create(config) {
-    await loadWasm(config ?? {});
+    const options = config ?? {};
+    // Bundles download (or come from the cache) while the wasm compiles.
+    const urls = typeof options === 'object' ? bundleUrlsOf(options) : null;
+    const bundles = urls && new Bundles(urls, { onProgress: options.onProgress, publicKey: options.publicKey, cache: options.bundleCache });
+    await loadWasm(options);
     const rest = checkConfig(config);
+    let entries = [];
+    let first = 0;
+    if (bundles) {
+      entries = await bundles.ready;
+      delete rest.bundleUrl;
+      delete rest.bundleUrls;
+      first = rest.bundles?.length ?? 0;
+      rest.bundles = [...(rest.bundles ?? []), ...entries.filter((e) => e.bytes).map((e) => e.bytes)];
+    }
+    // The wasm reads the config, verifies each bundle and builds each model in tasks of its
+    // own; this one only ends the download's.
+    await nextTask();
+    let inner;
     try {
-      return new DirectEngine(await WasmForesight.init({ loadTract: tractLoader(config ?? {}), ...rest }));
+      inner = await WasmForesight.init({ loadTract: tractLoader(options), ...rest });
     } catch (e) {
       throw toForesightError(e);
     }
+    bundles?.settle(entries, inner, first);
+    // The wasm built the models in tasks of their own; the page's code after `init` (its first
+    // `track` and `recommend`, rendering) gets one too, so no task runs over 50 ms in
+    // main-thread mode.
+    await nextTask();
+    return new DirectEngine(inner, entries);
   }
 
   /** Runs one method; synchronous wasm calls and `flush`'s promise alike become a Promise. */
@@ -107,7 +142,10 @@ export class DirectEngine {
     // `recommendAsync` lets the WebGPU build select candidates on the GPU; older wasm lacks it.
     const name = method === 'recommend' && typeof this.#inner.recommendAsync === 'function' ? 'recommendAsync' : method;
     try {
-      return await this.#inner[name](...args);
+      const value = await this.#inner[name](...args);
+      // What became of each bundle URL: where it came from, and its background revalidation.
+      if (method === 'status' && this.#bundles.length > 0) value.bundles = this.#bundles.map((e) => e.view());
+      return value;
     } catch (e) {
       throw toForesightError(e);
     }

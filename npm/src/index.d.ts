@@ -164,6 +164,39 @@ export interface Status {
   events: number;
   /** Whether DOM autocapture runs (always false in Worker mode). */
   autocapture: boolean;
+  /** One per `bundleUrl`/`bundleUrls` entry, in config order (absent without bundle URLs). */
+  bundles?: BundleStatus[];
+}
+
+/** What became of a bundle URL: where the bytes in use came from and the latest background
+ * check for a newer version. */
+export interface BundleStatus {
+  /** The URL as the config gave it. */
+  url: string;
+  /** Where the bundle in use came from; null when it could not be downloaded at all. */
+  source: 'network' | 'cache' | null;
+  /** SHA-256 (hex) of the bundle in use. */
+  sha256: string | null;
+  /** Whether its model loaded (a refused bundle leaves the slot failed or on the old model). */
+  loaded: boolean;
+  /** Whether the bundle in use is in the Cache API, so that a revisit needs no network. */
+  cached: boolean;
+  /**
+   * The background check of a cached bundle: `pending` until the page is idle, then `checking`,
+   * `not_modified` (304 or same bytes), `updated` (a new version verified, loaded and cached),
+   * `refused` (a new version failed verification or loading: the model in use and the cached
+   * copy stay), `unreachable` (offline, or the download failed). `fresh` when it was just
+   * downloaded.
+   */
+  revalidation: {
+    state: 'pending' | 'checking' | 'fresh' | 'not_modified' | 'updated' | 'refused' | 'unreachable';
+    /** For `refused`: the refused version's hash. */
+    sha256?: string;
+    code?: string;
+    error?: string;
+  };
+  /** Why the download failed. */
+  error?: string;
 }
 
 /** Which path scores a visitor tower's item embeddings, and why. */
@@ -320,7 +353,8 @@ export interface ForesightConfig {
   intent?: IntentConfig;
   /** Signed model bundles (`foresight-export convert`) as bytes. */
   bundles?: Bytes[];
-  /** A bundle to download (with progress). Relative URLs resolve against the page. */
+  /** A bundle to download (with progress), in parallel with the wasm. Relative URLs resolve
+   * against the page. Kept with the Cache API (see `bundleCache`). */
   bundleUrl?: string;
   bundleUrls?: string[];
   /** Base64 ed25519 public key; unsigned or foreign bundles are refused. */
@@ -360,6 +394,13 @@ export interface ForesightConfig {
    * inline ONNX models (default: `./tract/foresight_tract_bg.wasm` beside this module). It is
    * fetched only when such a model is configured. */
   tractUrl?: string | URL;
+  /**
+   * Keep bundles from `bundleUrl(s)` with the Cache API (default true where it exists): a
+   * revisit loads them from there, even offline, then checks for a newer version when the page
+   * is idle (If-None-Match / If-Modified-Since) and swaps it in only once it has verified and
+   * loaded; otherwise the cached model stays. `false` downloads on every init.
+   */
+  bundleCache?: boolean;
 }
 
 // ───────────────────────────── errors ─────────────────────────────

@@ -268,6 +268,8 @@ class WorkerEngine {
     const message = { op: 'init', config: rest, snapshot, signals, progress: typeof onProgress === 'function' };
     if (options.wasm !== undefined) message.wasm = options.wasm;
     if (options.wasmUrl !== undefined) message.wasmUrl = absolute(options.wasmUrl);
+    if (options.tractUrl !== undefined) message.tractUrl = absolute(options.tractUrl);
+    if (options.bundleCache !== undefined) message.bundleCache = options.bundleCache;
     try {
       await engine.#send(message);
     } catch (e) {

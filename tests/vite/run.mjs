@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { join, resolve } from "node:path";
 import { createServer } from "node:net";
+import { createHash } from "node:crypto";
 import { chromium } from "playwright-core";
 
 const tarball = resolve(process.env.FORESIGHT_TARBALL ?? "");
@@ -46,7 +47,14 @@ test("the packed package works in a fresh Vite app", async (t) => {
   // The storefront code: what the README promises in about five lines (`?graph`: a graph bundle).
   writeFileSync(join(app, "main.js"), `
 import { Foresight, ForesightError } from "foresight-sdk";
-if (location.search === "?graph") {
+if (location.search === "?cache") {
+  // The bundle the test's route serves (a new version, a tampered one, or none: offline).
+  const fs = await Foresight.init({ bundleUrl: "/models/live.fsb", publicKey: ${JSON.stringify(fixtureKey)}, storageKey: "cache-test" });
+  window.fs = fs;
+  for (const itemId of ["sku-00003", "sku-00017"]) await fs.track({ type: "product_view", itemId });
+  const { items, source } = await fs.recommend({ k: 5 });
+  document.getElementById("state").textContent = JSON.stringify({ source, items: items.map((r) => r.itemId) });
+} else if (location.search === "?graph") {
   const fs = await Foresight.init({ bundleUrl: "/models/tower.fsb", publicKey: ${JSON.stringify(fixtureKey)} });
   for (const itemId of ["sku-00003", "sku-00017"]) await fs.track({ type: "product_view", itemId });
   const { source } = await fs.recommend({ k: 5 });
@@ -117,4 +125,83 @@ document.getElementById("state").textContent = JSON.stringify({ source, code, pr
   assert.equal(blocked.result.source, "popularity", JSON.stringify(blocked.result));
   assert.equal(blocked.result.status.code, "model_runtime_unavailable", JSON.stringify(blocked.result));
   assert.match(blocked.result.status.error, /tract module could not be loaded/);
+
+  await bundleCache(browser, port);
 });
+
+/**
+ * The bundle cache across visits of one visitor (one browser context): the route below plays
+ * the shop's server, serving a version of the bundle with its ETag, a tampered update, or
+ * nothing (offline).
+ */
+async function bundleCache(browser, port) {
+  const fixtures = fileURLToPath(new URL("../fixtures/bundles", import.meta.url));
+  const v1 = readFileSync(join(fixtures, "session_gru.fsb"));
+  const v2 = readFileSync(join(fixtures, "session_tower.fsb"));
+  const tampered = Buffer.from(v2);
+  tampered[tampered.length - 100] ^= 0x5a;
+  const hash = (b) => createHash("sha256").update(b).digest("hex");
+  const context = await browser.newContext();
+  let serve = "v1";
+  const asked = [];
+  await context.route(/\/models\/live\.fsb$/, (route) => {
+    const etag = route.request().headers()["if-none-match"] ?? null;
+    asked.push({ serve, etag });
+    if (serve === "offline") return route.abort("internetdisconnected");
+    const [body, tag] = { v1: [v1, '"v1"'], tampered: [tampered, '"v2"'], v2: [v2, '"v3"'] }[serve];
+    if (etag === tag) return route.fulfill({ status: 304, headers: { etag: tag } });
+    return route.fulfill({ status: 200, body, headers: { etag: tag, "content-type": "application/octet-stream" } });
+  });
+  const visit = async (mode) => {
+    serve = mode;
+    asked.length = 0;
+    const page = await context.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(`http://127.0.0.1:${port}/?cache`);
+    await page.waitForFunction(() => document.getElementById("state").textContent !== "loading", null, { timeout: 60_000 });
+    const first = JSON.parse(await page.textContent("#state"));
+    // Until the background work (caching a fresh download, or revalidating) is done.
+    let status;
+    for (let i = 0; i < 300; i++) {
+      status = await page.evaluate(() => window.fs.status());
+      const b = status.bundles[0];
+      if (!["pending", "checking"].includes(b.revalidation.state) && (b.source !== "network" || b.cached)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const again = await page.evaluate(() => window.fs.recommend({ k: 5 }));
+    await page.close();
+    assert.deepEqual(errors, [], mode);
+    return { first, status, bundle: status.bundles[0], again: again.items.map((r) => r.itemId), asked: [...asked] };
+  };
+
+  const fresh = await visit("v1");
+  assert.equal(fresh.first.source, "model", JSON.stringify(fresh));
+  assert.deepEqual([fresh.bundle.source, fresh.bundle.revalidation.state, fresh.bundle.cached], ["network", "fresh", true], JSON.stringify(fresh.bundle));
+  assert.equal(fresh.bundle.sha256, hash(v1));
+
+  const offline = await visit("offline");
+  assert.equal(offline.first.source, "model", `an offline revisit recommends from the cached bundle: ${JSON.stringify(offline)}`);
+  assert.deepEqual([offline.bundle.source, offline.bundle.sha256, offline.bundle.revalidation.state], ["cache", hash(v1), "unreachable"], JSON.stringify(offline.bundle));
+
+  const unchanged = await visit("v1");
+  assert.deepEqual(unchanged.asked, [{ serve: "v1", etag: '"v1"' }], "one conditional request, after the page was ready");
+  assert.deepEqual([unchanged.bundle.source, unchanged.bundle.revalidation.state], ["cache", "not_modified"], JSON.stringify(unchanged.bundle));
+
+  const refused = await visit("tampered");
+  assert.equal(refused.bundle.revalidation.state, "refused", JSON.stringify(refused.bundle));
+  assert.match(refused.bundle.revalidation.code, /^bundle_/);
+  assert.equal(refused.bundle.revalidation.sha256, hash(tampered));
+  assert.deepEqual([refused.bundle.sha256, refused.bundle.cached, refused.status.recommender.state], [hash(v1), true, "ready"], "the old model stays");
+  assert.deepEqual(refused.again, refused.first.items, "the refused update changed nothing");
+  const afterRefusal = await visit("offline");
+  assert.deepEqual([afterRefusal.first.source, afterRefusal.bundle.sha256], ["model", hash(v1)], "the cache still holds the last good version");
+
+  const updated = await visit("v2");
+  assert.equal(updated.first.source, "model");
+  assert.deepEqual([updated.bundle.revalidation.state, updated.bundle.sha256, updated.bundle.cached], ["updated", hash(v2), true], JSON.stringify(updated.bundle));
+  assert.equal(updated.status.recommender.state, "ready");
+  const next = await visit("offline");
+  assert.deepEqual([next.first.source, next.bundle.source, next.bundle.sha256], ["model", "cache", hash(v2)], "the next visit starts from the new version, offline too");
+  await context.close();
+}

@@ -1,16 +1,18 @@
 //! Bundles and inline models → the client's model slots: verify, pick the engine the
 //! manifest's format names, check the intent feature spec against this SDK's.
 
-use super::config::{IntentConfig, RecommenderConfig};
-use super::{ModelStatus, Recommender};
-use crate::contract::bundle::{Bundle, BundleError};
+use super::config::{Config, IntentConfig, RecommenderConfig};
+use super::{Client, ModelStatus, Recommender};
+use crate::contract::bundle::{self, Bundle, BundleError, Unhashed};
 use crate::contract::manifest::{Manifest, ModelFormat, ModelKind};
 use crate::error::{Error, ModelError, Result};
 use crate::features::{DEFAULT_MAX_SEQ_LEN, INTENT_FEATURES};
 use crate::infer::model::{GraphFormat, GraphLoader, GraphSource, IntentModel, RecommenderModel, Width};
 use crate::infer::score::ItemMatrix;
 use crate::infer::tabular::TabularModel;
-use crate::recommend::CatalogItem;
+use crate::platform::{Clock, Storage};
+use crate::recommend::rules::{CompiledRules, Rules};
+use crate::recommend::{Catalog, CatalogItem};
 
 /// Where graph models (NNEF/ONNX) run: a loader, or why there is none (a core build without
 /// tract whose page could not fetch the tract module).
@@ -49,21 +51,62 @@ fn source<'b>(format: GraphFormat, bytes: &'b [u8], m: &Manifest) -> GraphSource
     }
 }
 
-/// Models gathered while initialising, with why each slot is empty when it is.
+/// Models gathered while initialising, with why each slot is empty when it is: the config's
+/// bundles, added one at a time, then the inline models when the client is built.
 #[derive(Default)]
-pub(super) struct Loaded {
+pub struct Models {
     pub(super) recommender: Option<Recommender>,
     pub(super) intent: Option<IntentModel>,
     pub(super) catalog: Option<Vec<CatalogItem>>,
     pub(super) recommender_error: Option<(String, &'static str)>,
     pub(super) intent_error: Option<(String, &'static str)>,
     pub(super) bundle_error: Option<(String, &'static str)>,
+    /// The key bundles are verified with (the config's `publicKey`).
+    pub(super) key: Option<ed25519_dalek::VerifyingKey>,
+    /// Bundles added so far, and which of them were refused (by index).
+    added: usize,
+    pub(super) refused: Vec<usize>,
+    pub(super) warnings: Vec<String>,
 }
 
-impl Loaded {
-    /// Verifies a bundle and loads its model into the slot its manifest names.
-    pub(super) fn add_bundle(&mut self, bytes: Vec<u8>, key: Option<&ed25519_dalek::VerifyingKey>, graphs: Graphs) -> Result<()> {
-        let bundle = Bundle::parse(bytes, key)?;
+impl Models {
+    /// Nothing loaded yet; bundles will be verified with the config's `publicKey`.
+    pub fn for_config(config: &Config) -> Result<Models> {
+        let key = match config.public_key.as_deref() {
+            Some(text) => Some(bundle::parse_public_key(text).map_err(|e| Error::option("publicKey", e.to_string()))?),
+            None => None,
+        };
+        Ok(Models { key, ..Models::default() })
+    }
+
+    /// Verifies a bundle and loads its model; a refused bundle is a warning, the status of the
+    /// slot it was meant for, and an index in `refused_bundles()`, never an error.
+    pub fn add_bundle(&mut self, bytes: Vec<u8>, graphs: Graphs) {
+        let verified = self.open(bytes).and_then(|b| Ok(b.hash_parts_here()?));
+        self.add(verified, graphs);
+    }
+
+    /// Checks a bundle's structure and signature with the config's key; the parts' hashes are
+    /// left to the caller ([`Unhashed::hash_parts_here`], or the browser's own SHA-256). Its
+    /// manifest then says whether the model is a graph, before anything is built.
+    pub fn open(&self, bytes: Vec<u8>) -> Result<Unhashed> {
+        Ok(Bundle::open(bytes, self.key.as_ref())?)
+    }
+
+    /// Loads the model of a verified bundle, or records why it was refused, as
+    /// [`add_bundle`](Self::add_bundle) does.
+    pub fn add(&mut self, verified: Result<Bundle>, graphs: Graphs) {
+        let i = self.added;
+        self.added += 1;
+        if let Err(e) = verified.and_then(|bundle| self.load_bundle(&bundle, graphs)) {
+            self.warnings.push(format!("bundle {i} refused, using the popularity fallback: {e}"));
+            self.bundle_error.get_or_insert((e.to_string(), e.code()));
+            self.refused.push(i);
+        }
+    }
+
+    /// Loads a verified bundle's model into the slot its manifest names.
+    fn load_bundle(&mut self, bundle: &Bundle, graphs: Graphs) -> Result<()> {
         let m = &bundle.manifest;
         let model_bytes = bundle.model_bytes()?;
         match m.kind {
@@ -73,7 +116,7 @@ impl Loaded {
                     Some(e) if e.rows != n => {
                         return Err(BundleError::Manifest(format!("{} item embeddings for {n} items in the manifest", e.rows)).into())
                     }
-                    Some(e) => Some(ItemMatrix::from_bundle(e, &bundle)?),
+                    Some(e) => Some(ItemMatrix::from_bundle(e, bundle)?),
                     None => None,
                 };
                 let model = match graph_format(m.model.format) {
@@ -201,6 +244,55 @@ impl Loaded {
             status(self.recommender.is_some(), self.recommender_error.take(), &self.bundle_error),
             status(self.intent.is_some(), self.intent_error.take(), &None),
         )
+    }
+}
+
+impl<S: Storage, C: Clock> Client<S, C> {
+    /// Swaps in a newer bundle (a background revalidation found one): it is verified with the
+    /// init's public key and its model fully built first, and only then replaces the slot its
+    /// manifest names, with the catalog and the rules compiled for it. On any error nothing
+    /// changes: the model in use stays, which is what a cache rolls back to.
+    pub fn replace_bundle(&mut self, bytes: Vec<u8>, graphs: Graphs) -> Result<ModelKind> {
+        let bundle = Bundle::parse(bytes, self.bundle_key.as_ref())?;
+        self.replace_verified(&bundle, graphs)
+    }
+
+    /// Checks an update's structure and signature with the init's key, as
+    /// [`Models::open`] does at init.
+    pub fn open_bundle(&self, bytes: Vec<u8>) -> Result<Unhashed> {
+        Ok(Bundle::open(bytes, self.bundle_key.as_ref())?)
+    }
+
+    /// [`replace_bundle`](Self::replace_bundle) for a bundle already verified (opened with
+    /// [`open_bundle`](Self::open_bundle), its parts' hashes checked).
+    pub fn replace_verified(&mut self, bundle: &Bundle, graphs: Graphs) -> Result<ModelKind> {
+        let mut loaded = Models::default();
+        loaded.load_bundle(bundle, graphs)?;
+        if let Some(recommender) = loaded.recommender {
+            let catalog = Catalog::new(loaded.catalog.unwrap_or_default())?;
+            // `rules` and `plain_rules` trade places only within one experiment variant's call,
+            // so `rules` holds the shop's own here.
+            let rules = CompiledRules::new(self.rules.rules.clone(), &catalog)?;
+            let plain_rules = CompiledRules::new(Rules::default(), &catalog)?;
+            self.catalog = catalog;
+            self.rules = rules;
+            self.plain_rules = plain_rules;
+            self.recommender = Some(recommender);
+            self.recommender_status = ModelStatus::Ready;
+            // Both were computed with the old model and catalog indices.
+            self.precompute.ready = None;
+            self.tower_candidates = None;
+            return Ok(ModelKind::Recommender);
+        }
+        let intent = loaded.intent.ok_or_else(|| BundleError::Manifest("the bundle loaded no model".into()))?;
+        self.intent = Some(intent);
+        self.intent_status = ModelStatus::Ready;
+        Ok(ModelKind::Intent)
+    }
+
+    /// Which of the config's bundles init refused, by their index in `bundles`.
+    pub fn refused_bundles(&self) -> &[usize] {
+        &self.refused_bundles
     }
 }
 

@@ -6,7 +6,6 @@ use std::collections::VecDeque;
 use serde::Deserialize;
 
 use crate::capture::Event;
-use crate::contract::bundle;
 use crate::contract::report::Report;
 use crate::error::{Error, Result};
 use crate::experiment::Experiment;
@@ -33,8 +32,7 @@ mod precompute;
 use config::check_experiments;
 pub use config::{Config, IntentConfig, Personalization, RecommenderConfig};
 use keys::{Kept, Keys, OnForget};
-pub use load::Graphs;
-use load::Loaded;
+pub use load::{Graphs, Models};
 pub use place::TowerRequest;
 use precompute::Precompute;
 
@@ -104,6 +102,10 @@ pub struct Client<S: Storage, C: Clock> {
     /// Items recommended today, for the report's outcome statistics (kept only with a collector).
     shown: ShownToday,
     personalization: Personalization,
+    /// The key bundles are verified with, kept for bundles swapped in after init.
+    bundle_key: Option<ed25519_dalek::VerifyingKey>,
+    /// Which of the config's bundles were refused at init (by index).
+    refused_bundles: Vec<usize>,
 }
 
 /// At most this many items per placement are remembered per day (a reranked category page
@@ -145,7 +147,18 @@ impl<S: Storage, C: Clock> Client<S, C> {
 
     /// As [`new`](Self::new), with graph models (NNEF/ONNX) run by `graphs`: the browser passes
     /// the tract module it fetched, or why it has none.
-    pub fn with_graphs(config: Config, storage: S, clock: C, graphs: Graphs) -> Result<(Self, Vec<String>)> {
+    pub fn with_graphs(mut config: Config, storage: S, clock: C, graphs: Graphs) -> Result<(Self, Vec<String>)> {
+        let mut models = Models::for_config(&config)?;
+        for bytes in std::mem::take(&mut config.bundles) {
+            models.add_bundle(bytes.into_vec(), graphs);
+        }
+        Self::with_models(config, storage, clock, models, graphs)
+    }
+
+    /// As [`with_graphs`](Self::with_graphs), with the config's bundles already loaded into
+    /// `models` (the browser loads each in its own task, so that none blocks the page for long);
+    /// `config.bundles` is not read.
+    pub fn with_models(config: Config, storage: S, clock: C, models: Models, graphs: Graphs) -> Result<(Self, Vec<String>)> {
         config.store.validate()?;
         if config.storage_key.is_empty() {
             return Err(Error::option("storageKey", "must not be empty"));
@@ -153,22 +166,12 @@ impl<S: Storage, C: Clock> Client<S, C> {
         if config.recommender.as_ref().is_some_and(|rc| rc.max_seq_len == 0) {
             return Err(Error::option("recommender.maxSeqLen", "must be at least 1"));
         }
-        let key = match config.public_key.as_deref() {
-            Some(text) => Some(bundle::parse_public_key(text).map_err(|e| Error::option("publicKey", e.to_string()))?),
-            None => None,
-        };
-        let mut warnings = Vec::new();
+        let mut loaded = models;
+        let mut warnings = std::mem::take(&mut loaded.warnings);
         let keys = Keys::new(config.storage_key);
         let (log, store_warnings) = EventLog::open(storage, keys.of(Kept::Log), config.store, clock.now_ms());
         warnings.extend(store_warnings.iter().map(ToString::to_string));
 
-        let mut loaded = Loaded::default();
-        for (i, bytes) in config.bundles.into_iter().enumerate() {
-            if let Err(e) = loaded.add_bundle(bytes.into_vec(), key.as_ref(), graphs) {
-                warnings.push(format!("bundle {i} refused, using the popularity fallback: {e}"));
-                loaded.bundle_error.get_or_insert((e.to_string(), e.code()));
-            }
-        }
         // Bundles carry their own item vocabulary; the config's catalog serves models given as
         // plain ONNX, and the popularity fallback when no bundle could be loaded.
         let catalog = match loaded.catalog.take() {
@@ -216,6 +219,8 @@ impl<S: Storage, C: Clock> Client<S, C> {
             assigned: vec![None; config.experiments.len()],
             experiments: config.experiments,
             window_ms: config.attribution_window_minutes * 60_000.0,
+            bundle_key: loaded.key,
+            refused_bundles: loaded.refused,
         };
         client.load_assignments();
         if !client.personalizing() && !client.log.events().is_empty() {

@@ -31,6 +31,38 @@ const SIGNATURE_LEN: usize = 64;
 /// this bound only guards against a corrupt length field).
 const MAX_MANIFEST_BYTES: usize = 512 * 1024 * 1024;
 
+/// A bundle whose structure, manifest and signature are verified; its parts' hashes are not yet.
+pub struct Unhashed(Bundle);
+
+impl Unhashed {
+    /// Each part's bytes, in manifest order, for hashing elsewhere.
+    pub fn parts(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.0.manifest.parts.iter().map(|p| self.0.slice(p))
+    }
+
+    /// Finishes verification with the parts' SHA-256 (lowercase hex, in [`parts`](Self::parts)
+    /// order) computed elsewhere.
+    pub fn with_digests(self, digests: &[String]) -> Result<Bundle, BundleError> {
+        let bundle = self.0;
+        if digests.len() != bundle.manifest.parts.len() {
+            return Err(BundleError::Manifest(format!("{} digests for {} parts", digests.len(), bundle.manifest.parts.len())));
+        }
+        for (part, digest) in bundle.manifest.parts.iter().zip(digests) {
+            if *digest != part.sha256 {
+                return Err(BundleError::PartHash { part: part.name.clone() });
+            }
+        }
+        bundle.check_structure()?;
+        Ok(bundle)
+    }
+
+    /// Finishes verification, hashing the parts here.
+    pub fn hash_parts_here(self) -> Result<Bundle, BundleError> {
+        let digests: Vec<String> = self.parts().map(sha256_hex).collect();
+        self.with_digests(&digests)
+    }
+}
+
 /// A parsed and verified bundle.
 #[derive(Debug, Clone)]
 pub struct Bundle {
@@ -44,6 +76,13 @@ impl Bundle {
     /// Parses and verifies: structure, version, manifest, signature (required when `key` is
     /// given), and every part's SHA-256.
     pub fn parse(bytes: Vec<u8>, key: Option<&VerifyingKey>) -> Result<Bundle, BundleError> {
+        Self::open(bytes, key)?.hash_parts_here()
+    }
+
+    /// The first half of [`parse`](Self::parse): everything but the parts' hashes, which the
+    /// caller may compute elsewhere (the browser's native SHA-256, off the page's thread) and
+    /// hand to [`Unhashed::with_digests`].
+    pub fn open(bytes: Vec<u8>, key: Option<&VerifyingKey>) -> Result<Unhashed, BundleError> {
         let actual = bytes.len() as u64;
         if bytes.len() < HEADER_LEN {
             return if MAGIC.starts_with(&bytes) || bytes.starts_with(MAGIC) {
@@ -97,39 +136,12 @@ impl Bundle {
         if needed > actual {
             return Err(BundleError::Truncated { needed, actual });
         }
-        let bundle = Bundle { manifest, bytes, parts_start, signed };
-        for part in &bundle.manifest.parts {
-            if sha256_hex(bundle.slice(part)) != part.sha256 {
-                return Err(BundleError::PartHash { part: part.name.clone() });
-            }
-        }
-        bundle.check_structure()?;
-        Ok(bundle)
+        Ok(Unhashed(Bundle { manifest, bytes, parts_start, signed }))
     }
 
     fn slice(&self, part: &PartEntry) -> &[u8] {
         let start = self.parts_start + part.offset as usize;
         &self.bytes[start..start + part.length as usize]
-    }
-
-    /// The model format a bundle's manifest names, read without verifying anything: enough
-    /// to decide whether a graph runtime must be fetched before [`parse`](Self::parse) checks
-    /// it. `None` for anything that is not a readable bundle.
-    pub fn peek_format(bytes: &[u8]) -> Option<crate::contract::manifest::ModelFormat> {
-        #[derive(serde::Deserialize)]
-        struct Model {
-            format: crate::contract::manifest::ModelFormat,
-        }
-        #[derive(serde::Deserialize)]
-        struct Peek {
-            model: Model,
-        }
-        if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
-            return None;
-        }
-        let len = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as usize;
-        let manifest = bytes.get(HEADER_LEN..HEADER_LEN.checked_add(len)?)?;
-        serde_json::from_slice::<Peek>(manifest).ok().map(|p| p.model.format)
     }
 
     /// The bytes of a named part.

@@ -7,18 +7,58 @@
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::client::Config;
+use crate::client::{Config, Graphs};
 use crate::contract::bundle::Bundle;
 use crate::contract::manifest::ModelFormat;
 use crate::error::ModelError;
 use crate::infer::model::{GraphFormat, GraphLoader, GraphRunner, GraphSource, Width};
 
-/// Whether anything in the config needs a graph runtime. A bundle that cannot even be peeked
-/// at needs none: parsing refuses it later with the real reason.
-pub(super) fn needs_graph(config: &Config) -> bool {
-    config.recommender.is_some()
-        || config.intent.is_some()
-        || config.bundles.iter().any(|b| matches!(Bundle::peek_format(b), Some(ModelFormat::Nnef | ModelFormat::Onnx)))
+/// Whether the config's inline models (always ONNX) need a graph runtime; a bundle says so in
+/// its manifest, read once it is verified.
+pub(super) fn inline_graphs(config: &Config) -> bool {
+    config.recommender.is_some() || config.intent.is_some()
+}
+
+/// Whether a bundle's model is a graph (NNEF/ONNX) rather than on the SDK's own kernels.
+pub(super) fn is_graph(bundle: &Bundle) -> bool {
+    matches!(bundle.manifest.model.format, ModelFormat::Nnef | ModelFormat::Onnx)
+}
+
+/// The graph runtime a load may use: the one compiled into this build (bench and test builds),
+/// else the tract module fetched through `loadTract` once a model needs it, else why there is
+/// none.
+pub(super) struct Runtime {
+    fetched: Option<JsGraphs>,
+    why_not: String,
+    tried: bool,
+}
+
+impl Runtime {
+    pub(super) fn new() -> Runtime {
+        Runtime { fetched: None, why_not: "the config has no loadTract (the npm package passes one)".into(), tried: false }
+    }
+
+    /// Fetches the tract module, unless this build has one compiled in or it was tried before.
+    pub(super) async fn ensure(&mut self, load_tract: Option<&js_sys::Function>) {
+        if self.tried || crate::infer::builtin_graphs().is_some() {
+            return;
+        }
+        self.tried = true;
+        if let Some(load) = load_tract {
+            match JsGraphs::load(load).await {
+                Ok(g) => self.fetched = Some(g),
+                Err(e) => self.why_not = format!("the tract module could not be loaded ({e})"),
+            }
+        }
+    }
+
+    pub(super) fn graphs(&self) -> Graphs<'_> {
+        match (&self.fetched, crate::infer::builtin_graphs()) {
+            (Some(g), _) => Graphs::Loader(g),
+            (None, Some(b)) => Graphs::Loader(b),
+            (None, None) => Graphs::Unavailable(&self.why_not),
+        }
+    }
 }
 
 fn describe(e: &JsValue) -> String {
@@ -26,13 +66,13 @@ fn describe(e: &JsValue) -> String {
 }
 
 /// The fetched tract module (its namespace object, holding `loadGraph`).
-pub(super) struct JsGraphs {
+struct JsGraphs {
     load_graph: js_sys::Function,
 }
 
 impl JsGraphs {
     /// Calls the page's `loadTract()` and waits for the module it resolves to.
-    pub(super) async fn load(loader: &js_sys::Function) -> Result<JsGraphs, String> {
+    async fn load(loader: &js_sys::Function) -> Result<JsGraphs, String> {
         let pending = loader.call0(&JsValue::UNDEFINED).map_err(|e| describe(&e))?;
         let module = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&pending)).await.map_err(|e| describe(&e))?;
         let load_graph = js_sys::Reflect::get(&module, &"loadGraph".into())

@@ -10,6 +10,7 @@ mod autocapture;
 mod bench;
 mod bundle_fetch;
 mod delivery;
+mod digest;
 #[cfg(all(feature = "bench", feature = "webgpu"))]
 mod gpu_bench;
 mod graphs;
@@ -23,7 +24,8 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::client::{Client, Config, Graphs};
+use crate::client::{Client, Config, Models};
+use crate::contract::manifest::ModelKind;
 use crate::error::Error;
 use crate::recommend::RecommendOptions;
 pub use storage::{JsClock, WebStorage};
@@ -66,10 +68,12 @@ fn to_js(e: Error) -> JsValue {
     js_error_at(e.code(), &e.to_string(), e.field())
 }
 
+/// `T` → plain JS data, through JSON text: one string crosses the boundary instead of a call per
+/// property (and the module carries no second serializer).
 fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| js_error("internal", &format!("could not convert the result for JavaScript: {e}")))
+    let text =
+        serde_json::to_string(value).map_err(|e| js_error("internal", &format!("could not convert the result for JavaScript: {e}")))?;
+    js_sys::JSON::parse(&text).map_err(|e| js_error("internal", &format!("could not convert the result for JavaScript: {e:?}")))
 }
 
 /// One visitor's Foresight instance.
@@ -83,6 +87,8 @@ pub struct WebForesight {
     last_options: Rc<RefCell<RecommendOptions>>,
     /// The scoring path for item embeddings (the GPU's probe fills it in after init).
     scoring: Rc<RefCell<scoring::ScoringSlot>>,
+    /// The config's `loadTract`, for an update that is a graph when the models in use are not.
+    load_tract: Option<js_sys::Function>,
 }
 
 #[wasm_bindgen(js_class = Foresight)]
@@ -107,31 +113,39 @@ impl WebForesight {
         }
         let autocapture_on = config.autocapture;
         let has_collector = config.collector.is_some();
+        // Reading the config (a catalog of thousands of items) is the first task; opening the
+        // visitor's history the next.
+        next_task().await;
         let (storage, storage_warning) = WebStorage::open(storage_hook);
         if let Some(w) = storage_warning {
             warn(&format!("{w}; history is kept for this page only"));
         }
         // The graph runtime is a second wasm module, fetched only when a model needs it and this
         // build has none compiled in (the shipped core has none; bench and test builds do).
-        let builtin = crate::infer::builtin_graphs();
-        let mut graphs = None;
-        let mut no_graphs = String::from("the config has no loadTract (the npm package passes one)");
-        if builtin.is_none() && graphs::needs_graph(&config) {
-            if let Some(load) = &downloads.load_tract {
-                match graphs::JsGraphs::load(load).await {
-                    Ok(g) => graphs = Some(g),
-                    Err(e) => {
-                        no_graphs = format!("the tract module could not be loaded ({e})");
-                    }
-                }
-            }
+        let load_tract = downloads.load_tract.as_ref();
+        let mut runtime = graphs::Runtime::new();
+        if graphs::inline_graphs(&config) {
+            runtime.ensure(load_tract).await;
         }
-        let runtime = match (&graphs, builtin) {
-            (Some(g), _) => Graphs::Loader(g),
-            (None, Some(b)) => Graphs::Loader(b),
-            (None, None) => Graphs::Unavailable(&no_graphs),
-        };
-        let (mut client, warnings) = Client::with_graphs(config, storage, JsClock, runtime).map_err(to_js)?;
+        // Verifying a bundle and building its model each take tens of milliseconds on a slow
+        // phone: each in a task of its own, and the client in another, so the page stays
+        // responsive between them.
+        let mut models = Models::for_config(&config).map_err(to_js)?;
+        for bytes in std::mem::take(&mut config.bundles) {
+            next_task().await;
+            let verified = match models.open(bytes.into_vec()) {
+                Ok(opened) => digest::verify(opened).await,
+                Err(e) => Err(e),
+            };
+            if verified.as_ref().is_ok_and(graphs::is_graph) {
+                runtime.ensure(load_tract).await;
+            }
+            next_task().await;
+            models.add(verified, runtime.graphs());
+        }
+        next_task().await;
+        let (mut client, warnings) = Client::with_models(config, storage, JsClock, models, runtime.graphs()).map_err(to_js)?;
+        drop(runtime);
         warnings.iter().for_each(|w| warn(w));
         match delivery::CryptoRandomness::new() {
             Some(mut rng) => client.assign_experiments(&mut rng),
@@ -179,7 +193,56 @@ impl WebForesight {
             None
         };
         let scoring = scoring::start(&client);
-        Ok(WebForesight { client, autocapture, _pagehide: pagehide, last_options: Rc::default(), scoring })
+        Ok(WebForesight {
+            client,
+            autocapture,
+            _pagehide: pagehide,
+            last_options: Rc::default(),
+            scoring,
+            load_tract: downloads.load_tract,
+        })
+    }
+
+    /// Swaps in a newer bundle (the npm package's cache found one when revalidating): resolves
+    /// to the slot it replaced, `"recommender"` or `"intent"`, once it is verified and loaded;
+    /// rejects with the bundle's error and changes nothing otherwise, so the model in use stays.
+    #[wasm_bindgen(js_name = replaceBundle)]
+    pub fn replace_bundle(&self, bytes: js_sys::Uint8Array) -> js_sys::Promise {
+        let bytes = bytes.to_vec();
+        let (client, slot, load_tract) = (self.client.clone(), self.scoring.clone(), self.load_tract.clone());
+        wasm_bindgen_futures::future_to_promise(async move {
+            let opened = client.try_borrow().map_err(|_| busy())?.open_bundle(bytes).map_err(to_js)?;
+            let bundle = digest::verify(opened).await.map_err(to_js)?;
+            let mut runtime = graphs::Runtime::new();
+            if graphs::is_graph(&bundle) {
+                runtime.ensure(load_tract.as_ref()).await;
+            }
+            next_task().await;
+            let kind = client.try_borrow_mut().map_err(|_| busy())?.replace_verified(&bundle, runtime.graphs()).map_err(to_js)?;
+            Ok(JsValue::from_str(match kind {
+                ModelKind::Recommender => {
+                    // The embeddings the GPU holds (if any) are the old model's.
+                    scoring::probe(&client, &slot);
+                    "recommender"
+                }
+                ModelKind::Intent => "intent",
+            }))
+        })
+    }
+
+    /// Which of the bundles given to `init` were refused, by index (the npm package drops a
+    /// cached copy that no longer loads and fetches it again).
+    #[wasm_bindgen(js_name = refusedBundles)]
+    pub fn refused_bundles(&self) -> Result<Vec<u32>, JsValue> {
+        Ok(self.client.try_borrow().map_err(|_| busy())?.refused_bundles().iter().map(|&i| i as u32).collect())
+    }
+
+    /// A bundle the npm package could not download: the recommender's status says so (unless a
+    /// model is loaded), as for a `bundleUrl` this module downloads itself.
+    #[wasm_bindgen(js_name = noteBundleFailure)]
+    pub fn note_bundle_failure(&self, message: &str) -> Result<(), JsValue> {
+        self.client()?.note_bundle_failure(format!("bundle download failed: {message}"), "bundle_download");
+        Ok(())
     }
 
     /// Records what the visitor did, e.g. `{type: "product_view", itemId: "sku-1"}`.
@@ -390,10 +453,19 @@ impl WebForesight {
     }
 }
 
-/// Plain JS data → `T`, through `serde_json::Value` so that every key is seen: serde-wasm-bindgen
-/// reads only the fields a struct names, which would let a misspelt option pass silently.
+/// Plain JS data → `T`, through `JSON.stringify` so that every key is seen (a misspelt option is
+/// an error, not silently ignored) and a catalog of thousands of items crosses as one string
+/// rather than a call per property. As in JSON, a property set to `undefined` is absent.
 fn from_js<T: serde::de::DeserializeOwned>(value: &JsValue) -> Result<T, String> {
-    let json: serde_json::Value = serde_wasm_bindgen::from_value(value.clone()).map_err(|e| e.to_string())?;
+    // Through a `Value`, as events are read anyway: each type then has one deserializer in the
+    // module (from a `Value`), not a second one from text.
+    let json = if value.is_undefined() {
+        serde_json::Value::Null
+    } else {
+        let text = js_sys::JSON::stringify(value).map_err(|e| storage::describe(&e))?;
+        let text = text.as_string().ok_or("the value cannot be written as JSON (a function or a symbol?)")?;
+        serde_json::from_str(&text).map_err(|e| e.to_string())?
+    };
     serde_json::from_value(json).map_err(|e| e.to_string())
 }
 
@@ -530,6 +602,27 @@ fn explain_config_error(copy: &js_sys::Object, error: String) -> (Option<String>
         }
     }
     (None, error)
+}
+
+/// Resolves in a new task (`scheduler.yield()` where the browser has it, else a zero timeout),
+/// letting the page handle input and paint in between.
+async fn next_task() {
+    let global = js_sys::global();
+    let function =
+        |owner: &JsValue, name: &str| js_sys::Reflect::get(owner, &name.into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+    let scheduler = js_sys::Reflect::get(&global, &"scheduler".into()).unwrap_or(JsValue::UNDEFINED);
+    let promise = match function(&scheduler, "yield").and_then(|y| y.call0(&scheduler).ok()) {
+        Some(p) => js_sys::Promise::resolve(&p),
+        None => js_sys::Promise::new(&mut |resolve, _| {
+            if let Some(set_timeout) = function(&global, "setTimeout") {
+                let _ = set_timeout.call2(&global, &resolve, &JsValue::from(0));
+            } else {
+                let _ = resolve.call0(&JsValue::UNDEFINED);
+            }
+        }),
+    };
+    // A yield cannot fail in a way that matters: resolved or not, the work goes on.
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
 fn busy() -> JsValue {

@@ -40,6 +40,8 @@ pub(crate) struct ChoiceView {
 
 pub(crate) struct ScoringSlot {
     pub choice: ChoiceView,
+    /// Counts the recommenders probed for, so a probe outlived by a swap changes nothing.
+    generation: u32,
     /// The GPU path, when it was chosen; out of the slot while a request uses it.
     #[cfg(feature = "webgpu")]
     pub gpu: Option<crate::infer::gpu::Scoring>,
@@ -63,43 +65,60 @@ fn view(c: &crate::infer::gpu::Choice) -> ChoiceView {
 
 /// Decides the path for this client's recommender; the GPU's probe runs in the background.
 pub(crate) fn start(client: &Rc<RefCell<WebClient>>) -> Rc<RefCell<ScoringSlot>> {
+    let slot = Rc::new(RefCell::new(ScoringSlot {
+        choice: cpu(""),
+        generation: 0,
+        #[cfg(feature = "webgpu")]
+        gpu: None,
+    }));
+    probe(client, &slot);
+    slot
+}
+
+/// (Re)decides the path for the recommender the client holds now: at init, and after an
+/// update swapped in another one. A probe still running for the previous model is ignored
+/// when it finishes.
+pub(crate) fn probe(client: &Rc<RefCell<WebClient>>, slot: &Rc<RefCell<ScoringSlot>>) {
     use crate::infer::score::Preference;
     let (items, preference) = match client.try_borrow() {
         Ok(c) => (c.tower_items(), c.scoring_preference()),
         Err(_) => (None, Preference::Cpu),
     };
-    let slot = |choice| {
-        Rc::new(RefCell::new(ScoringSlot {
-            choice,
-            #[cfg(feature = "webgpu")]
-            gpu: None,
-        }))
-    };
+    let Ok(mut s) = slot.try_borrow_mut() else { return };
+    s.generation += 1;
+    #[cfg(feature = "webgpu")]
+    {
+        s.gpu = None;
+    }
     let Some(items) = items else {
-        return slot(cpu("the recommender has no item embeddings: it scores the catalog itself"));
+        s.choice = cpu("the recommender has no item embeddings: it scores the catalog itself");
+        return;
     };
     if preference == Preference::Cpu {
-        return slot(cpu("the CPU was asked for (scoring: \"cpu\")"));
+        s.choice = cpu("the CPU was asked for (scoring: \"cpu\")");
+        return;
     }
     #[cfg(not(feature = "webgpu"))]
     {
         let _ = items;
-        slot(cpu("this build of the SDK has no WebGPU scoring (cargo feature `webgpu`)"))
+        s.choice = cpu("this build of the SDK has no WebGPU scoring (cargo feature `webgpu`)");
     }
     #[cfg(feature = "webgpu")]
     {
-        let s = slot(ChoiceView { ready: false, ..cpu("WebGPU is being probed; the CPU scores meanwhile") });
-        let weak = Rc::downgrade(&s);
+        s.choice = ChoiceView { ready: false, ..cpu("WebGPU is being probed; the CPU scores meanwhile") };
+        let (weak, generation) = (Rc::downgrade(slot), s.generation);
         wasm_bindgen_futures::spawn_local(async move {
             let scoring = crate::infer::gpu::Scoring::init(&items, preference, &now_ms).await;
             let Some(s) = weak.upgrade() else { return };
             let mut s = s.borrow_mut();
+            if s.generation != generation {
+                return;
+            }
             s.choice = view(scoring.choice());
             if scoring.choice().backend == crate::infer::gpu::Backend::Gpu {
                 s.gpu = Some(scoring);
             }
         });
-        s
     }
 }
 
@@ -111,7 +130,10 @@ pub(crate) async fn recommend_on_gpu(
     client: Rc<RefCell<WebClient>>,
     options: crate::recommend::RecommendOptions,
 ) -> Option<crate::error::Result<crate::recommend::Recommendations>> {
-    let mut gpu = slot.try_borrow_mut().ok()?.gpu.take()?;
+    let (mut gpu, generation) = {
+        let mut s = slot.try_borrow_mut().ok()?;
+        (s.gpu.take()?, s.generation)
+    };
     let request = match client.try_borrow_mut().ok().map(|mut c| c.tower_request(&options)) {
         Some(Ok(Some(r))) => r,
         other => {
@@ -125,6 +147,11 @@ pub(crate) async fn recommend_on_gpu(
         }
     };
     let candidates = gpu.top_k(&request.items, &request.user, request.width, Some(&request.mask)).await;
+    if slot.try_borrow().map_or(true, |s| s.generation != generation) {
+        // An update swapped the recommender in the meantime: these candidates index the old
+        // catalog, so the synchronous path answers with the new model.
+        return None;
+    }
     if let Ok(mut s) = slot.try_borrow_mut() {
         s.choice = view(gpu.choice());
         if gpu.choice().backend == crate::infer::gpu::Backend::Gpu {
