@@ -58,6 +58,8 @@ tally=$(mktemp)
   function human(n) { return n >= 1048576 ? sprintf("%.2f MB", n / 1048576) : sprintf("%.1f KB", n / 1024) }
   { printf "  %-28s %12d %12d\n", $1, $2, $3
     if ($1 ~ /^tract\//) { tr += $2; tg += $3; ar += $2; ag += $3; next }
+    # Imported by index.js only when the config names sources (GA4 / Segment events).
+    if ($1 ~ /^sources\./) { sr += $2; sg += $3; ar += $2; ag += $3; next }
     if ($1 ~ /\.d\.ts$/) { dr += $2; dg += $3 }
     else if ($1 ~ /\.js$/) { jr += $2; jg += $3 }
     else if ($1 ~ /\.wasm$/) { wr += $2; wg += $3 }
@@ -68,6 +70,7 @@ tally=$(mktemp)
     printf "  %-28s %12d %12d   (%s / %s)\n", "total wasm", wr, wg, human(wr), human(wg)
     printf "  %-28s %12d %12d   (%s / %s)\n", "core JS + wasm (page loads)", jr + wr, jg + wg, human(jr + wr), human(jg + wg)
     printf "  %-28s %12d %12d   (%s / %s)\n", "tract module (graphs only)", tr, tg, human(tr), human(tg)
+    printf "  %-28s %12d %12d   (%s / %s)\n", "sources (only with sources)", sr, sg, human(sr), human(sg)
     printf "  %-28s %12d %12d   (%s / %s)\n", "all (incl. .d.ts)", ar, ag, human(ar), human(ag)
     print jg + wg > "/dev/fd/3"
   }' 3> "$tally"

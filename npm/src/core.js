@@ -7,7 +7,7 @@ import { Bundles, bundleUrlsOf } from './bundles.js';
 import { ForesightError, InvalidOptionError, toForesightError } from './errors.js';
 
 /** Config keys of this layer; the wasm refuses unknown keys, so they never reach it. */
-export const LAYER_KEYS = ['worker', 'wasm', 'wasmUrl', 'tractUrl', 'bundleCache'];
+export const LAYER_KEYS = ['worker', 'wasm', 'wasmUrl', 'tractUrl', 'bundleCache', 'sources'];
 
 /** The methods a page may call, the same in both modes. */
 export const METHODS = ['track', 'recommend', 'place', 'variants', 'intent', 'history', 'forget', 'status', 'scoring', 'consent', 'privacy', 'flush', 'stopAutocapture'];

@@ -395,6 +395,13 @@ export interface ForesightConfig {
    * fetched only when such a model is configured. */
   tractUrl?: string | URL;
   /**
+   * Record the events the page already sends to Google Analytics 4 (`dataLayer`, including
+   * entries pushed before the SDK loaded) and/or Segment (a destination plugin registered on
+   * `window.analytics`), mapped to the SDK's events (table in npm/README.md). Read on the page's
+   * side in both modes; the mapping module is loaded only when this is set.
+   */
+  sources?: Array<'ga4' | 'segment'>;
+  /**
    * Keep bundles from `bundleUrl(s)` with the Cache API (default true where it exists): a
    * revisit loads them from there, even offline, then checks for a newer version when the page
    * is idle (If-None-Match / If-Modified-Since) and swaps it in only once it has verified and

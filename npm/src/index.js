@@ -8,6 +8,7 @@
 import { DirectEngine, METHODS, checkConfig } from './core.js';
 import { ForesightError, InvalidOptionError, deserializeError, makeError } from './errors.js';
 
+
 export {
   ForesightError,
   InvalidEventError,
@@ -21,12 +22,16 @@ export {
 
 const DEFAULT_STORAGE_KEY = 'foresight.events';
 
+/** The analytics a page's existing events can come from (`sources`, read by ./sources.js). */
+const SOURCES = ['ga4', 'segment'];
+
 // Only init may construct an instance: a Foresight always holds a ready engine.
 const TOKEN = Symbol('Foresight.init');
 
 export class Foresight {
   #engine;
   #closed = false;
+  #stopSources = null;
 
   constructor(token, engine) {
     if (token !== TOKEN) throw new TypeError('use `await Foresight.init(config)`');
@@ -44,8 +49,21 @@ export class Foresight {
     if (typeof options !== 'object' || Array.isArray(options)) {
       throw new InvalidOptionError('invalid_option', 'invalid config: pass an object', { field: 'config' });
     }
+    const sources = options.sources;
+    if (sources !== undefined && (!Array.isArray(sources) || sources.some((s) => !SOURCES.includes(s)))) {
+      throw new InvalidOptionError('invalid_option', `invalid config: sources must be an array of ${SOURCES.map((s) => `"${s}"`).join(', ')}`, { field: 'sources' });
+    }
+    // Loaded only by pages that ask for it, while the engine starts.
+    const reader = sources?.length ? import('./sources.js') : null;
     const engine = options.worker ? await WorkerEngine.create(options) : await DirectEngine.create(options);
-    return new Foresight(TOKEN, engine);
+    const fs = new Foresight(TOKEN, engine);
+    if (reader) {
+      // The page's own analytics events, read on the page's side in both modes (the dataLayer
+      // and Segment live there).
+      const { startSources } = await reader;
+      fs.#stopSources = startSources(sources, (event) => fs.track(event));
+    }
+    return fs;
   }
 
   /** Records what the visitor did. */
@@ -156,6 +174,7 @@ export class Foresight {
   async close() {
     if (this.#closed) return;
     this.#closed = true;
+    this.#stopSources?.();
     this.#engine.close();
   }
 

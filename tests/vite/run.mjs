@@ -47,7 +47,20 @@ test("the packed package works in a fresh Vite app", async (t) => {
   // The storefront code: what the README promises in about five lines (`?graph`: a graph bundle).
   writeFileSync(join(app, "main.js"), `
 import { Foresight, ForesightError } from "foresight-sdk";
-if (location.search === "?cache") {
+if (location.search === "?ga4") {
+  // The shop's GA4 tags push to the dataLayer; the storefront code never calls track().
+  window.dataLayer = window.dataLayer || [];
+  const fs = await Foresight.init({ bundleUrls: ["/models/recommender.fsb", "/models/intent.fsb"], publicKey: ${JSON.stringify(publicKey)}, sources: ["ga4"], storageKey: "ga4-test" });
+  const before = await fs.recommend({ k: 5 });
+  function gtag() { window.dataLayer.push(arguments); }
+  window.dataLayer.push({ event: "view_item", ecommerce: { items: [{ item_id: ${JSON.stringify(firstItems[0])}, price: 10 }] } });
+  gtag("event", "view_item", { items: [{ item_id: ${JSON.stringify(firstItems[1])} }] });
+  window.dataLayer.push({ event: "add_to_cart", ecommerce: { items: [{ item_id: ${JSON.stringify(firstItems[2])}, quantity: 1 }] } });
+  let status = await fs.status();
+  for (let i = 0; i < 100 && status.events < 3; i++) { await new Promise((r) => setTimeout(r, 20)); status = await fs.status(); }
+  const after = await fs.recommend({ k: 5 });
+  document.getElementById("state").textContent = JSON.stringify({ before: before.source, after: after.source, history: (await fs.history()).map((e) => [e.type, e.itemId]) });
+} else if (location.search === "?cache") {
   // The bundle the test's route serves (a new version, a tampered one, or none: offline).
   const fs = await Foresight.init({ bundleUrl: "/models/live.fsb", publicKey: ${JSON.stringify(fixtureKey)}, storageKey: "cache-test" });
   window.fs = fs;
@@ -125,6 +138,18 @@ document.getElementById("state").textContent = JSON.stringify({ source, code, pr
   assert.equal(blocked.result.source, "popularity", JSON.stringify(blocked.result));
   assert.equal(blocked.result.status.code, "model_runtime_unavailable", JSON.stringify(blocked.result));
   assert.match(blocked.result.status.error, /tract module could not be loaded/);
+
+  // A page whose only tracking is GA4's dataLayer becomes personalized from it.
+  const ga4 = await browser.newPage();
+  const ga4Errors = [];
+  ga4.on("pageerror", (e) => ga4Errors.push(String(e)));
+  await ga4.goto(`http://127.0.0.1:${port}/?ga4`);
+  await ga4.waitForFunction(() => document.getElementById("state").textContent !== "loading", null, { timeout: 60_000 });
+  const fromGa4 = JSON.parse(await ga4.textContent("#state"));
+  await ga4.close();
+  assert.deepEqual(ga4Errors, []);
+  assert.deepEqual(fromGa4.history, [["product_view", firstItems[0]], ["product_view", firstItems[1]], ["add_to_cart", firstItems[2]]], JSON.stringify(fromGa4));
+  assert.deepEqual([fromGa4.before, fromGa4.after], ["popularity", "model"], `personalized from the dataLayer alone: ${JSON.stringify(fromGa4)}`);
 
   await bundleCache(browser, port);
 });

@@ -14,6 +14,7 @@ import {
   NoModelError,
   StorageError,
 } from '../../src/index.js';
+import { mapGa4, segmentPlugin } from '../../src/sources.js';
 import type {
   CatalogItem,
   ConsentState,
@@ -444,8 +445,27 @@ function mistakes(fs: Foresight, e: ForesightError): void {
   console.log(n, sync);
 }
 
+/** A shop whose tracking is GA4 and Segment. */
+async function fromAnalytics(): Promise<void> {
+  const fs = await Foresight.init({ bundleUrl: '/models/recommender.fsb', sources: ['ga4', 'segment'], bundleCache: false });
+  const plugin = segmentPlugin(fs);
+  const ctx = plugin.track({ event: { event: 'Product Viewed', properties: { product_id: 'sku-1' } } });
+  const same: string | undefined = ctx.event.event;
+  const events = mapGa4('view_item', { items: [{ item_id: 'sku-1' }] });
+  if (events) for (const e of events) await fs.track(e);
+  const status = await fs.status();
+  const state: string | undefined = status.bundles?.[0]?.revalidation.state;
+  // @ts-expect-error: only GA4 and Segment are sources
+  await Foresight.init({ sources: ['ga3'] });
+  // @ts-expect-error: bundleCache is a boolean
+  await Foresight.init({ bundleCache: 'yes' });
+  void same;
+  void state;
+}
+
 export {
   addToCart,
+  fromAnalytics,
   asError,
   badCollector,
   badExperiment,
