@@ -32,6 +32,7 @@ export class Foresight {
   #engine;
   #closed = false;
   #stopSources = null;
+  #journal = null;
 
   constructor(token, engine) {
     if (token !== TOKEN) throw new TypeError('use `await Foresight.init(config)`');
@@ -55,8 +56,16 @@ export class Foresight {
     }
     // Loaded only by pages that ask for it, while the engine starts.
     const reader = sources?.length ? import('./sources.js') : null;
-    const engine = options.worker ? await WorkerEngine.create(options) : await DirectEngine.create(options);
+    const journal = Journal.open(options);
+    const engine = options.worker ? await WorkerEngine.create(options, journal) : await DirectEngine.create(options);
+    // Events a Worker-mode page tracked but whose write never came back (that page was gone
+    // first): recorded now, in either mode.
+    for (const entry of journal?.entries() ?? []) {
+      await engine.call('track', [entry.event]).catch((e) => console.warn(`[foresight] an event from the previous page could not be recorded: ${e?.message ?? e}`));
+      journal.remove(entry.id);
+    }
     const fs = new Foresight(TOKEN, engine);
+    fs.#journal = journal;
     if (reader) {
       // The page's own analytics events, read on the page's side in both modes (the dataLayer
       // and Segment live there).
@@ -134,7 +143,10 @@ export class Foresight {
 
   /** Erases the visitor's history from this device. */
   forget() {
-    return this.#call('forget', []);
+    return this.#call('forget', []).then((v) => {
+      this.#journal?.clear();
+      return v;
+    });
   }
 
   /** Model states, number of stored events, whether autocapture runs. */
@@ -215,8 +227,9 @@ class WorkerEngine {
   #nextId = 1;
   #failure = null;
   #onPagehide = null;
+  #journal = null;
 
-  static async create(options) {
+  static async create(options, journal) {
     const rest = checkConfig(options);
     // Functions cannot be posted to a Worker; these two are refused rather than dropped.
     if (rest.storage !== undefined) {
@@ -283,7 +296,7 @@ class WorkerEngine {
     const progress = typeof onProgress === 'function'
       ? (event) => onProgress({ ...event, url: givenUrl.get(event.url) ?? event.url })
       : undefined;
-    const engine = new WorkerEngine(worker, local, progress);
+    const engine = new WorkerEngine(worker, local, progress, journal);
     const message = { op: 'init', config: rest, snapshot, signals, progress: typeof onProgress === 'function' };
     if (options.wasm !== undefined) message.wasm = options.wasm;
     if (options.wasmUrl !== undefined) message.wasmUrl = absolute(options.wasmUrl);
@@ -295,6 +308,7 @@ class WorkerEngine {
       worker.terminate();
       throw e;
     }
+
     if (rest.collector && typeof globalThis.addEventListener === 'function') {
       // The page-thread SDK sends the day's report by sendBeacon on pagehide. A Worker has no
       // sendBeacon, so the Worker is asked to flush with fetch(keepalive) instead. If the
@@ -309,8 +323,9 @@ class WorkerEngine {
     return engine;
   }
 
-  constructor(worker, local, onProgress) {
+  constructor(worker, local, onProgress, journal) {
     this.#worker = worker;
+    this.#journal = journal;
     worker.addEventListener('message', (event) => this.#receive(event.data, local, onProgress));
     worker.addEventListener('error', (event) => {
       event.preventDefault?.();
@@ -377,12 +392,83 @@ class WorkerEngine {
 
   call(method, args) {
     if (!METHODS.includes(method)) return Promise.reject(new ForesightError('internal', `no such method: ${method}`));
-    return this.#send({ op: 'call', method, args });
+    const journaled = method === 'track' ? this.#journal?.add(args[0]) : null;
+    const reply = this.#send({ op: 'call', method, args });
+    if (journaled) {
+      // The Worker's storage write reaches the page before its reply: from then on the event is
+      // in localStorage, and the journal's copy can go.
+      // A failure of this side (closed, the Worker gone) says nothing about the event: kept.
+      const done = () => this.#journal.remove(journaled);
+      reply.then(done, (e) => (e?.code === 'closed' || e?.code === 'worker' ? undefined : done()));
+    }
+    return reply;
   }
 
   close() {
     if (this.#onPagehide) globalThis.removeEventListener?.('pagehide', this.#onPagehide);
     this.#fail(new ForesightError('closed', 'Foresight was closed'));
     this.#worker.terminate();
+  }
+}
+
+/**
+ * Worker mode, the page side: each `track()` is written to localStorage here before it is
+ * posted, and removed once the Worker's reply shows its own write arrived. A page discarded in
+ * between (a link followed right after an un-awaited `track()`) leaves it here, and the next
+ * init in Worker mode records it. The key sits outside the SDK's own (`<storageKey>.…`), so
+ * the Worker never sees it; `forget()` erases it too.
+ */
+class Journal {
+  #local;
+  #key;
+
+  constructor(local, storageKey) {
+    this.#local = local;
+    this.#key = `${storageKey}:journal`;
+  }
+
+  /** The journal of the config's storage key in the page's localStorage; none with a storage
+   * hook (the page then keeps the history itself) or without localStorage. */
+  static open(options) {
+    if (options.storage !== undefined) return null;
+    const local = pageStorage();
+    if (!local) return null;
+    return new Journal(local, typeof options.storageKey === 'string' ? options.storageKey : DEFAULT_STORAGE_KEY);
+  }
+
+  entries() {
+    try {
+      const list = JSON.parse(this.#local.getItem(this.#key) ?? '[]');
+      return Array.isArray(list) ? list.filter((e) => e && typeof e.id === 'string') : [];
+    } catch {
+      return [];
+    }
+  }
+
+  #write(list) {
+    try {
+      if (list.length === 0) this.#local.removeItem(this.#key);
+      else this.#local.setItem(this.#key, JSON.stringify(list));
+      return true;
+    } catch {
+      // Storage full or refused, or an event JSON cannot hold: the Worker still records it.
+      return false;
+    }
+  }
+
+  /** The entry's id, or null when it could not be written. */
+  add(event) {
+    const id = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+    return this.#write([...this.entries(), { id, event }]) ? id : null;
+  }
+
+  remove(id) {
+    const list = this.entries();
+    const rest = list.filter((e) => e.id !== id);
+    if (rest.length !== list.length) this.#write(rest);
+  }
+
+  clear() {
+    this.#write([]);
   }
 }

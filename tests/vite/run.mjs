@@ -47,7 +47,16 @@ test("the packed package works in a fresh Vite app", async (t) => {
   // The storefront code: what the README promises in about five lines (`?graph`: a graph bundle).
   writeFileSync(join(app, "main.js"), `
 import { Foresight, ForesightError } from "foresight-sdk";
-if (location.search === "?ga4") {
+if (location.search === "?leave" || location.search === "?back") {
+  // Worker mode: a track() not awaited, then the visitor follows a link at once.
+  const fs = await Foresight.init({ worker: true, bundleUrls: ["/models/recommender.fsb"], publicKey: ${JSON.stringify(publicKey)}, storageKey: "leave-test" });
+  if (location.search === "?leave") {
+    fs.track({ type: "product_view", itemId: ${JSON.stringify(firstItems[0])} });
+    location.href = "/?back";
+  } else {
+    document.getElementById("state").textContent = JSON.stringify({ history: (await fs.history()).map((e) => [e.type, e.itemId]), journal: localStorage.getItem("leave-test:journal") });
+  }
+} else if (location.search === "?ga4") {
   // The shop's GA4 tags push to the dataLayer; the storefront code never calls track().
   window.dataLayer = window.dataLayer || [];
   const fs = await Foresight.init({ bundleUrls: ["/models/recommender.fsb", "/models/intent.fsb"], publicKey: ${JSON.stringify(publicKey)}, sources: ["ga4"], storageKey: "ga4-test" });
@@ -150,6 +159,26 @@ document.getElementById("state").textContent = JSON.stringify({ source, code, pr
   assert.deepEqual(ga4Errors, []);
   assert.deepEqual(fromGa4.history, [["product_view", firstItems[0]], ["product_view", firstItems[1]], ["add_to_cart", firstItems[2]]], JSON.stringify(fromGa4));
   assert.deepEqual([fromGa4.before, fromGa4.after], ["popularity", "model"], `personalized from the dataLayer alone: ${JSON.stringify(fromGa4)}`);
+
+  // Worker mode: an event tracked right before the page is left is not lost.
+  // The Worker is made slow (a phone under load): it holds the track message for a second, so
+  // the page has gone before the Worker's write could reach its localStorage.
+  const visitor = await browser.newContext();
+  await visitor.route(/\/assets\/worker[^/]*\.js$/, async (route) => {
+    const response = await route.fetch();
+    const slow = `{ const add = self.addEventListener.bind(self); self.addEventListener = (type, f, o) => add(type, type === "message" ? (e) => { if (e.data?.method === "track") { const t = Date.now(); while (Date.now() - t < 1000); } return f(e); } : f, o); }\n`;
+    await route.fulfill({ response, body: slow + (await response.text()) });
+  });
+  const leave = await visitor.newPage();
+  const workers = [];
+  leave.on("worker", (w) => workers.push(w.url()));
+  await leave.goto(`http://127.0.0.1:${port}/?leave`);
+  await leave.waitForURL(/\?back$/, { timeout: 60_000 });
+  await leave.waitForFunction(() => document.getElementById("state").textContent !== "loading", null, { timeout: 60_000 });
+  const back = JSON.parse(await leave.textContent("#state"));
+  await visitor.close();
+  assert.ok(workers.some((u) => /\/assets\/worker[^/]*\.js$/.test(u)), `the slowed worker script ran: ${workers}`);
+  assert.deepEqual(back, { history: [["product_view", firstItems[0]]], journal: null }, "the event tracked just before leaving is in the next page's history");
 
   await bundleCache(browser, port);
 });
