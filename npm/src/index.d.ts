@@ -127,6 +127,9 @@ export interface Rules {
   diversity?: number;
 }
 
+/** One placement's changes to the shop-wide `Rules`. */
+export type RulesPatch = Omit<Rules, 'maxPerCategory' | 'diversity'> & { maxPerCategory?: number | null; diversity?: number | null };
+
 export interface Experiment {
   /** Letters, digits, - and _; sent with reports (the same for every visitor). */
   name: string;
@@ -370,6 +373,12 @@ export interface ForesightConfig {
   personalization?: 'always' | 'with_consent';
   /** Merchandising rules for every placement. */
   rules?: Rules;
+  /**
+   * Rules of one placement over `rules`: each field given replaces the shop-wide one for that
+   * placement only (`maxPerCategory: null` / `diversity: null` lift a shop-wide setting), e.g.
+   * `{similarTo: {rules: {maxPerCategory: 1}}}` for a varied carousel.
+   */
+  placements?: { [P in PlacementName]?: { rules?: RulesPatch } };
   /** A/B experiments, at most one per placement. */
   experiments?: Experiment[];
   /** Clicks, cart adds and purchases count for a list within this many minutes (default 1440). */

@@ -459,6 +459,9 @@ async function fromAnalytics(): Promise<void> {
   await Foresight.init({ sources: ['ga3'] });
   // @ts-expect-error: bundleCache is a boolean
   await Foresight.init({ bundleCache: 'yes' });
+  await Foresight.init({ rules: { maxPerCategory: 3 }, placements: { similarTo: { rules: { maxPerCategory: 1 } }, forYou: { rules: { maxPerCategory: null } } } });
+  // @ts-expect-error: not a placement
+  await Foresight.init({ placements: { carousel: { rules: {} } } });
   void same;
   void state;
 }

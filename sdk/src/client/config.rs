@@ -1,6 +1,8 @@
 //! What `init` takes: the shop's config, validated by serde (unknown fields refused) and then
 //! by the client.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -8,7 +10,8 @@ use crate::experiment::Experiment;
 use crate::features::DEFAULT_MAX_SEQ_LEN;
 use crate::infer::model::IntentIo;
 use crate::infer::score::Preference;
-use crate::recommend::rules::Rules;
+use crate::recommend::placement::PLACEMENTS;
+use crate::recommend::rules::{CompiledRules, Rules, RulesPatch};
 use crate::recommend::CatalogItem;
 use crate::store::StoreConfig;
 use crate::sync::SyncConfig;
@@ -37,6 +40,9 @@ pub struct Config {
     pub personalization: Personalization,
     /// Merchandising rules every placement obeys; contradictions are an error at init.
     pub rules: Rules,
+    /// Per placement (`forYou`, `similarTo`, …): rules over the shop-wide ones, so a carousel
+    /// can have its own caps and diversity without reshaping the other lists.
+    pub placements: BTreeMap<String, PlacementConfig>,
     /// A/B experiments, at most one per placement.
     pub experiments: Vec<Experiment>,
     /// A click, cart add or purchase of a recommended item counts for its list within this
@@ -48,6 +54,13 @@ pub struct Config {
     /// Which path scores a visitor-tower recommender's item embeddings (bundles with item
     /// embeddings only): `auto` (measured at init), `cpu` or `gpu` (WebGPU build).
     pub scoring: Preference,
+}
+
+/// One placement's settings in the config.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct PlacementConfig {
+    pub rules: RulesPatch,
 }
 
 /// When the visitor's behaviour may be recorded and used on the device. Sending aggregates
@@ -78,6 +91,7 @@ impl Default for Config {
             collector: None,
             personalization: Personalization::default(),
             rules: Rules::default(),
+            placements: BTreeMap::new(),
             experiments: Vec::new(),
             attribution_window_minutes: 24.0 * 60.0,
             precompute: true,
@@ -169,4 +183,24 @@ pub(super) fn check_experiments(experiments: &[Experiment], collector: Option<&S
         warnings.push("experiments run without a collector: variants are assigned but nothing is measured".into());
     }
     Ok(())
+}
+
+/// Each configured placement's rules (its patch over the shop-wide `base`), compiled against
+/// the catalog; a name that is not a placement is an error.
+pub(super) fn placement_rules(
+    placements: &BTreeMap<String, PlacementConfig>,
+    base: &Rules,
+    catalog: &crate::recommend::Catalog,
+) -> Result<Vec<(&'static str, CompiledRules)>> {
+    placements
+        .iter()
+        .map(|(name, p)| {
+            let known = PLACEMENTS.iter().find(|k| **k == name.as_str()).ok_or_else(|| {
+                Error::option(format!("placements.{name}"), format!("is not a placement; use one of {}", PLACEMENTS.join(", ")))
+            })?;
+            let rules = CompiledRules::new(p.rules.over(base), catalog)
+                .map_err(|e| Error::option(format!("placements.{name}.rules"), e.to_string()))?;
+            Ok((*known, rules))
+        })
+        .collect()
 }

@@ -56,16 +56,19 @@ impl<S: Storage, C: Clock> Client<S, C> {
         self.experiments.iter().zip(&self.assigned).map(|(e, a)| (e.name.clone(), a.map(|v| e.variants[v].name.clone()))).collect()
     }
 
-    /// Runs `f` with the rules the visitor's variant of `placement` asks for.
-    pub(crate) fn with_variant_rules<T>(&mut self, placement: &str, f: impl FnOnce(&mut Self) -> T) -> T {
+    /// Runs `f` with the rules `placement` is under: none when the visitor's variant of it
+    /// turns them off, else its own (`placements` in the config), else the shop's.
+    pub(crate) fn with_placement_rules<T>(&mut self, placement: &str, f: impl FnOnce(&mut Self) -> T) -> T {
         let off = self.variant_of(placement).is_some_and(|(e, v)| !self.experiments[e].variants[v].rules);
-        if off {
-            std::mem::swap(&mut self.rules, &mut self.plain_rules);
-        }
+        let own = if off { None } else { self.placement_rules.iter().position(|(name, _)| *name == placement) };
+        let swap = |c: &mut Self| match own {
+            Some(i) => std::mem::swap(&mut c.rules, &mut c.placement_rules[i].1),
+            None if off => std::mem::swap(&mut c.rules, &mut c.plain_rules),
+            None => {}
+        };
+        swap(self);
         let out = f(self);
-        if off {
-            std::mem::swap(&mut self.rules, &mut self.plain_rules);
-        }
+        swap(self);
         out
     }
 

@@ -270,13 +270,19 @@ impl<S: Storage, C: Clock> Client<S, C> {
         loaded.load_bundle(bundle, graphs)?;
         if let Some(recommender) = loaded.recommender {
             let catalog = Catalog::new(loaded.catalog.unwrap_or_default())?;
-            // `rules` and `plain_rules` trade places only within one experiment variant's call,
-            // so `rules` holds the shop's own here.
+            // `rules` trades places with `plain_rules` or a placement's own only within one
+            // placement's call, so it holds the shop's own here.
             let rules = CompiledRules::new(self.rules.rules.clone(), &catalog)?;
             let plain_rules = CompiledRules::new(Rules::default(), &catalog)?;
+            let placement_rules = self
+                .placement_rules
+                .iter()
+                .map(|(name, r)| Ok((*name, CompiledRules::new(r.rules.clone(), &catalog)?)))
+                .collect::<Result<Vec<_>>>()?;
             self.catalog = catalog;
             self.rules = rules;
             self.plain_rules = plain_rules;
+            self.placement_rules = placement_rules;
             self.recommender = Some(recommender);
             self.recommender_status = ModelStatus::Ready;
             // Both were computed with the old model and catalog indices.

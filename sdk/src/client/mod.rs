@@ -30,7 +30,7 @@ mod place;
 mod precompute;
 
 use config::check_experiments;
-pub use config::{Config, IntentConfig, Personalization, RecommenderConfig};
+pub use config::{Config, IntentConfig, Personalization, PlacementConfig, RecommenderConfig};
 use keys::{Kept, Keys, OnForget};
 pub use load::{Graphs, Models};
 pub use place::TowerRequest;
@@ -83,6 +83,9 @@ pub struct Client<S: Storage, C: Clock> {
     pub(crate) rules: CompiledRules,
     /// The catalog's rules-free twin, for experiment variants that turn the rules off.
     plain_rules: CompiledRules,
+    /// The placements with rules of their own (`placements` in the config); each trades places
+    /// with `rules` for the length of its placement's call.
+    pub(crate) placement_rules: Vec<(&'static str, CompiledRules)>,
     /// Lists returned so far (the id of the next one).
     lists: u64,
     /// The next `forYou` list, computed in idle time.
@@ -188,6 +191,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
             ),
             None => None,
         };
+        let placement_rules = config::placement_rules(&config.placements, &config.rules, &catalog)?;
         let rules = CompiledRules::new(config.rules, &catalog)?;
         let plain_rules = CompiledRules::new(Rules::default(), &catalog)?;
         if !(config.attribution_window_minutes.is_finite() && config.attribution_window_minutes > 0.0) {
@@ -212,6 +216,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
             scratch: Vec::new(),
             rules,
             plain_rules,
+            placement_rules,
             lists: 0,
             precompute: Precompute { enabled: config.precompute, ..Precompute::default() },
             tower_candidates: None,
@@ -283,7 +288,9 @@ impl<S: Storage, C: Clock> Client<S, C> {
     }
 
     fn remember_shown(&mut self, recs: &Recommendations, variant: Option<usize>, now: f64) {
-        let wanted = self.sync.is_some() || self.rules.rules.exclude_recently_shown;
+        let wanted = self.sync.is_some()
+            || self.rules.rules.exclude_recently_shown
+            || self.placement_rules.iter().any(|(_, r)| r.rules.exclude_recently_shown);
         if !wanted || !self.personalizing() {
             return;
         }

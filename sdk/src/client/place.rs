@@ -70,7 +70,8 @@ impl<S: Storage, C: Clock> Client<S, C> {
         if seq.is_empty() {
             return Ok(None);
         }
-        let mask = ItemMask::from_bools(&self.excluded(&options.exclude));
+        // Under the rules `forYou` answers with (its own, or none for a variant without them).
+        let mask = self.with_placement_rules("forYou", |c| ItemMask::from_bools(&c.excluded(&options.exclude)));
         let Some(rec) = self.recommender.as_mut() else { return Ok(None) };
         // A failing model is reported by the call itself, on its normal path.
         let Ok(user) = rec.model.visitor_vector(&seq) else { return Ok(None) };
@@ -115,7 +116,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
     /// `place` without the precomputed answer.
     pub(crate) fn place_computed(&mut self, placement: &Placement) -> Result<Recommendations> {
         let name = placement.name();
-        self.with_variant_rules(name, |c| c.place_under_rules(placement))
+        self.with_placement_rules(name, |c| c.place_under_rules(placement))
     }
 
     fn place_under_rules(&mut self, placement: &Placement) -> Result<Recommendations> {

@@ -44,6 +44,45 @@ impl Default for Rules {
     }
 }
 
+/// One placement's rules over the shop's (`placements: {similarTo: {rules: {…}}}`): each field
+/// given replaces the shop-wide one; `null` clears `maxPerCategory` / `diversity`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct RulesPatch {
+    pub filter: Option<Filter>,
+    pub pins: Option<Vec<Pin>>,
+    pub boosts: Option<Vec<Boost>>,
+    pub exclude_cart: Option<bool>,
+    pub exclude_purchased: Option<bool>,
+    pub exclude_recently_shown: Option<bool>,
+    #[serde(deserialize_with = "given")]
+    pub max_per_category: Option<Option<usize>>,
+    #[serde(deserialize_with = "given")]
+    pub diversity: Option<Option<f32>>,
+}
+
+/// A field that is present, even as `null` (absent stays `None` through `default`).
+fn given<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> std::result::Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl RulesPatch {
+    /// `base` with this patch's fields in place of its own.
+    pub fn over(&self, base: &Rules) -> Rules {
+        let p = self.clone();
+        Rules {
+            filter: p.filter.unwrap_or_else(|| base.filter.clone()),
+            pins: p.pins.unwrap_or_else(|| base.pins.clone()),
+            boosts: p.boosts.unwrap_or_else(|| base.boosts.clone()),
+            exclude_cart: p.exclude_cart.unwrap_or(base.exclude_cart),
+            exclude_purchased: p.exclude_purchased.unwrap_or(base.exclude_purchased),
+            exclude_recently_shown: p.exclude_recently_shown.unwrap_or(base.exclude_recently_shown),
+            max_per_category: p.max_per_category.unwrap_or(base.max_per_category),
+            diversity: p.diversity.unwrap_or(base.diversity),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Filter {
