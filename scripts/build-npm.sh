@@ -75,9 +75,10 @@ tally=$(mktemp)
     print jg + wg > "/dev/fd/3"
   }' 3> "$tally"
 # What every page loads, gzipped, may not grow: the budget is a ratchet at the size reached when
-# tract left the core (~442 KB with WebGPU scoring). Issue #15's target is 250 KB; lower this as
-# the core shrinks.
-budget=${FORESIGHT_CORE_BUDGET:-460000}
+# tract left the core (~442 KB with WebGPU scoring), raised once by 10 KB for per-placement rules
+# (+8.4 KB of wasm: the config's new section) and the start() handle (+2.2 KB of JS). Issue #15's
+# target is 250 KB; lower this as the core shrinks.
+budget=${FORESIGHT_CORE_BUDGET:-470000}
 core=$(cat "$tally") && rm -f "$tally"
 if [ "${FORESIGHT_WASM_OPT:-1}" = 0 ]; then
   echo "core $core bytes gzipped without wasm-opt: the budget ($budget) applies to the optimized build"

@@ -458,6 +458,13 @@ export class Foresight {
   /** Rejects only for an unusable config (InvalidOptionError), an unloadable wasm ("wasm_load")
    * or a Worker that cannot start ("worker"); a model that fails to load shows in `status()`. */
   static init(config?: ForesightConfig): Promise<Foresight>;
+  /**
+   * A handle usable at once, before the SDK is ready: calls that change state are queued and
+   * replayed in order, lists come from `config.catalog` by popularity meanwhile (source
+   * `popularity`, `fallbackReason` "the SDK is still loading"), nothing throws into the page.
+   * Replays and replaces an inline snippet's `window.foresight.q` (npm/README.md).
+   */
+  static start(config?: ForesightConfig): ForesightHandle;
   track(event: TrackEvent): Promise<void>;
   recommend(options?: RecommendOptions): Promise<Recommendations>;
   place(request: PlacementRequest): Promise<Recommendations>;
@@ -485,3 +492,10 @@ export class Foresight {
   /** Frees the wasm instance or terminates the Worker; later calls reject with code "closed". */
   close(): Promise<void>;
 }
+
+/** What `Foresight.start` returns: Foresight's public methods (`Omit` keeps only those, so the
+ * handle is not a Foresight nominally), usable before `ready`. */
+export type ForesightHandle = Omit<Foresight, never> & {
+  /** The Foresight, once `init` resolved; rejects as `init` would. */
+  readonly ready: Promise<Foresight>;
+};

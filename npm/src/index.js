@@ -7,6 +7,7 @@
 
 import { DirectEngine, METHODS, checkConfig } from './core.js';
 import { ForesightError, InvalidOptionError, deserializeError, makeError } from './errors.js';
+import { Starting } from './start.js';
 
 
 export {
@@ -73,6 +74,23 @@ export class Foresight {
       fs.#stopSources = startSources(sources, (event) => fs.track(event));
     }
     return fs;
+  }
+
+  /**
+   * A handle usable at once, before the wasm and the models have arrived: calls that change
+   * state are queued and replayed in order once `init` resolves, lists come from the config's
+   * `catalog` by popularity meanwhile, and nothing throws into the page. `handle.ready`
+   * resolves to the Foresight. Calls an inline snippet queued in `window.foresight.q` are
+   * replayed first, and the handle takes its place (npm/README.md).
+   */
+  static start(config = {}) {
+    const handle = new Starting(Foresight.init(config), config);
+    const snippet = globalThis.foresight;
+    if (snippet && typeof snippet === 'object' && Array.isArray(snippet.q)) {
+      handle.adopt(snippet);
+      globalThis.foresight = handle;
+    }
+    return handle;
   }
 
   /** Records what the visitor did. */

@@ -459,6 +459,12 @@ async function fromAnalytics(): Promise<void> {
   await Foresight.init({ sources: ['ga3'] });
   // @ts-expect-error: bundleCache is a boolean
   await Foresight.init({ bundleCache: 'yes' });
+  const handle = Foresight.start({ bundleUrl: '/models/recommender.fsb', catalog: [{ id: 'sku-1', popularity: 3 }] });
+  void handle.track({ type: 'product_view', itemId: 'sku-1' });
+  const early: string = (await handle.forYou({ k: 4 })).source;
+  const ready: Foresight = await handle.ready;
+  void early;
+  void ready;
   await Foresight.init({ rules: { maxPerCategory: 3 }, placements: { similarTo: { rules: { maxPerCategory: 1 } }, forYou: { rules: { maxPerCategory: null } } } });
   // @ts-expect-error: not a placement
   await Foresight.init({ placements: { carousel: { rules: {} } } });
