@@ -55,8 +55,14 @@ export class Foresight {
     if (sources !== undefined && (!Array.isArray(sources) || sources.some((s) => !SOURCES.includes(s)))) {
       throw new InvalidOptionError('invalid_option', `invalid config: sources must be an array of ${SOURCES.map((s) => `"${s}"`).join(', ')}`, { field: 'sources' });
     }
-    // Loaded only by pages that ask for it, while the engine starts.
-    const reader = sources?.length ? import('./sources.js') : null;
+    // Loaded only by pages that ask for it, while the engine starts; a module that cannot be
+    // fetched leaves the SDK working without its sources.
+    const reader = sources?.length
+      ? import('./sources.js').catch((e) => {
+          console.warn(`[foresight] sources ${JSON.stringify(sources)} are off: their module could not be loaded (${e?.message ?? e})`);
+          return null;
+        })
+      : null;
     const journal = Journal.open(options);
     const engine = options.worker ? await WorkerEngine.create(options, journal) : await DirectEngine.create(options);
     // Events a Worker-mode page tracked but whose write never came back (that page was gone
@@ -67,11 +73,11 @@ export class Foresight {
     }
     const fs = new Foresight(TOKEN, engine);
     fs.#journal = journal;
-    if (reader) {
+    const module = await reader;
+    if (module) {
       // The page's own analytics events, read on the page's side in both modes (the dataLayer
       // and Segment live there).
-      const { startSources } = await reader;
-      fs.#stopSources = startSources(sources, (event) => fs.track(event));
+      fs.#stopSources = module.startSources(sources, (event) => fs.track(event));
     }
     return fs;
   }
