@@ -110,8 +110,8 @@ export class Bundles {
       } else if (loaded && entry.source === 'cache') {
         this.#whenIdle(() => this.#revalidate(entry, wasm));
       } else if (loaded) {
-        entry.bytesToStore = entry.bytes;
-        this.#whenIdle(() => this.#store.then((s) => s?.write(entry)).then((ok) => { entry.cached = ok === true; }));
+        const bytes = entry.bytes;
+        this.#whenIdle(() => this.#store.then((s) => s?.write(entry, bytes)).then((ok) => { entry.cached = ok === true; }));
       }
       // Once handed over, the wasm holds its own copy.
       entry.bytes = null;
@@ -171,9 +171,8 @@ export class Bundles {
     entry.use(null, 'network', hash);
     entry.loaded = true;
     entry.validators = got.validators;
-    entry.bytesToStore = got.bytes;
     entry.revalidation = { state: 'updated' };
-    entry.cached = (await (await this.#store)?.write(entry)) === true;
+    entry.cached = (await (await this.#store)?.write(entry, got.bytes)) === true;
   }
 
   #whenIdle(task) {
@@ -187,7 +186,6 @@ class Entry {
     this.given = given;
     this.url = given;
     this.bytes = null;
-    this.bytesToStore = null;
     this.source = null;
     this.sha256 = null;
     this.error = null;
@@ -255,10 +253,7 @@ class CacheStore {
   }
 
   /** Replaces the entry for the bundle in one `put`: a reader sees the old or the new one. */
-  async write(entry) {
-    const bytes = entry.bytesToStore;
-    entry.bytesToStore = null;
-    if (!bytes) return false;
+  async write(entry, bytes) {
     const headers = { 'content-type': 'application/octet-stream', [HEADER.sha256]: entry.sha256, [HEADER.key]: encodeURIComponent(this.#key), [HEADER.sdk]: SDK_VERSION };
     if (entry.validators.etag) headers[HEADER.etag] = entry.validators.etag;
     if (entry.validators.lastModified) headers[HEADER.modified] = entry.validators.lastModified;
@@ -276,8 +271,7 @@ class CacheStore {
   async touch(entry) {
     const current = await this.#cache.match(entry.url).catch(() => null);
     if (!current) return;
-    entry.bytesToStore = new Uint8Array(await current.arrayBuffer());
-    await this.write(entry);
+    await this.write(entry, new Uint8Array(await current.arrayBuffer()));
   }
 
   async remove(url) {

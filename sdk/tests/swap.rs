@@ -28,6 +28,13 @@ fn client(bundles: Vec<Vec<u8>>) -> Client<MemoryStorage, Rc<ManualClock>> {
     Client::with_graphs(config, MemoryStorage::default(), clock, Graphs::builtin()).expect("client").0
 }
 
+/// The same three product views in every test.
+fn viewed(client: &mut Client<MemoryStorage, Rc<ManualClock>>) {
+    for item in ["sku-00003", "sku-00017", "sku-00042"] {
+        client.track(&json!({"type": "product_view", "itemId": item})).expect("tracked");
+    }
+}
+
 fn top(client: &mut Client<MemoryStorage, Rc<ManualClock>>) -> (Source, Vec<String>) {
     let recs = client.recommend(&RecommendOptions { k: Some(10), ..Default::default() }).expect("recommends");
     (recs.source, recs.items.into_iter().map(|r| r.item_id).collect())
@@ -44,9 +51,7 @@ fn tampered(mut bytes: Vec<u8>) -> Vec<u8> {
 #[test]
 fn a_tampered_update_is_refused_and_the_model_in_use_keeps_answering() {
     let mut c = client(vec![read("session_gru.fsb")]);
-    for item in ["sku-00003", "sku-00017", "sku-00042"] {
-        c.track(&json!({"type": "product_view", "itemId": item})).expect("tracked");
-    }
+    viewed(&mut c);
     let before = top(&mut c);
     assert_eq!(before.0, Source::Model);
 
@@ -64,9 +69,7 @@ fn a_tampered_update_is_refused_and_the_model_in_use_keeps_answering() {
 #[test]
 fn a_valid_update_swaps_the_recommender_and_its_catalog_in_one_step() {
     let mut c = client(vec![read("session_gru.fsb")]);
-    for item in ["sku-00003", "sku-00017", "sku-00042"] {
-        c.track(&json!({"type": "product_view", "itemId": item})).expect("tracked");
-    }
+    viewed(&mut c);
     let gru = top(&mut c);
     assert!(c.tower_items().is_none(), "the GRU bundle scores the catalog itself");
     // An idle-time list computed for the old model must not be handed out after the swap.
@@ -86,9 +89,7 @@ fn a_valid_update_swaps_the_recommender_and_its_catalog_in_one_step() {
     // The history is kept across the swap, and the new model reads it.
     assert_eq!(c.history().len(), 3);
     let mut fresh = client(vec![read("session_tower.fsb")]);
-    for item in ["sku-00003", "sku-00017", "sku-00042"] {
-        fresh.track(&json!({"type": "product_view", "itemId": item})).expect("tracked");
-    }
+    viewed(&mut fresh);
     assert_eq!(top(&mut fresh), tower, "a swapped-in model must answer as if it had been loaded at init");
 }
 
