@@ -202,7 +202,7 @@ async function boot() {
     /** The page currently rendering or rendered. */
     rendered: () => currentRender,
     /** Resolves when every SDK call made so far has answered. */
-    idle: () => p.queue,
+    idle: () => p.idle(),
   };
 
   // Router.
@@ -244,7 +244,7 @@ async function boot() {
         console.error("[demo] the page failed to render", e);
         view.append(el(html`<p class="notice inline">Something went wrong on this page. <a href="#/">Back to the shop</a>.</p>`));
       }
-      await p.queue;
+      await p.idle();
       if (refresh) window.scrollTo(0, scroll);
       if (mySeq === seq) main.dataset.state = "ready";
     })();

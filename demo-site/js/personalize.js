@@ -1,14 +1,15 @@
 // The shop's side of the SDK: every call wrapped so that nothing it does can break the page.
 //
-// Calls go through one queue, in the order the page makes them, so a `recommend()` made right
-// after a `track()` sees that event (this also holds in Worker mode, where each call is a
-// message round trip). When the SDK could not load, the same methods answer from the catalog:
-// popularity for recommendations, nothing for intent.
+// The ordering of calls is the SDK's own: `Foresight.start` gives a handle at once that queues
+// `track`, `consent`, … until the models are ready and replays them in order, so a `recommend()`
+// made right after a `track()` sees that event. What is left here is what only the demo needs:
+// calls made before the SDK module itself has been fetched wait for it (in the order made), and
+// when the module cannot load at all, the same methods answer from the demo's catalog.
 
 export class Personalization {
   constructor(catalog) {
     this.catalog = catalog;
-    /** The SDK instance once `init` resolved; null before or when it failed. */
+    /** The `Foresight.start` handle once the module loaded; null before, or when it could not. */
     this.fs = null;
     /** "loading" | "ready" | "failed" */
     this.state = "loading";
@@ -20,12 +21,19 @@ export class Personalization {
     /** `status()` right after init: `{recommender: {state, …}, intent: {state, …}, …}`. */
     this.modelStatus = null;
     this.listeners = new Set();
-    // Calls made while the SDK loads wait for it (in order), so nothing the visitor does on the
-    // first page is lost; once `init` settled they run against the SDK or the fallback.
-    this.started = new Promise((resolve) => {
-      this.markStarted = resolve;
+    /** Calls not answered yet (for `idle()`). */
+    this.pending = new Set();
+    // Resolves with the handle as soon as the module is there (null if it could not load):
+    // calls that arrive earlier resume in the order they were made.
+    this.handle = new Promise((resolve) => {
+      this.resolveHandle = resolve;
     });
-    this.queue = this.started;
+    // Resolves once `init` settled. The rails wait for it rather than take the handle's
+    // popularity-while-loading: a returning visitor would otherwise see them change under the
+    // cursor half a second later.
+    this.settled = new Promise((resolve) => {
+      this.markSettled = resolve;
+    });
   }
 
   onChange(fn) {
@@ -43,8 +51,14 @@ export class Personalization {
     }
   }
 
+  /** Resolves when every call made so far has answered. */
+  async idle() {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+  }
+
   /** Loads the SDK module and the models. Never rejects: a failure leaves `state = "failed"`. */
   async init({ sdkUrl, runtime, worker, storageKey, onProgress, timeoutMs, options = {} }) {
+    let handle = null;
     try {
       // Relative to the page, not to this module.
       const mod = await import(new URL(sdkUrl, document.baseURI).href);
@@ -63,43 +77,51 @@ export class Personalization {
         onProgress,
       };
       // The shop's rules, experiments and attribution window (config.js).
-      for (const key of ["rules", "experiments", "attributionWindowMinutes"]) {
+      for (const key of ["rules", "experiments", "attributionWindowMinutes", "placements"]) {
         if (options[key] !== undefined) cfg[key] = options[key];
       }
       if (runtime.collector) cfg.collector = { ...runtime.collector, ...(options.collector ?? {}) };
       if (worker) cfg.worker = true;
-      const fs = await withTimeout(mod.Foresight.init(cfg), timeoutMs, "the SDK took too long to start");
-      this.fs = fs;
+      handle = mod.Foresight.start(cfg);
+      this.fs = handle;
+      this.resolveHandle(handle);
+      await withTimeout(handle.ready, timeoutMs, "the SDK took too long to start");
       this.state = "ready";
       try {
-        this.modelStatus = await fs.status();
+        this.modelStatus = await handle.status();
         if (this.modelStatus?.intent?.state !== "ready") this.intentAvailable = false;
       } catch (e) {
         console.warn("[demo] status() failed", e);
       }
     } catch (e) {
       console.warn("[demo] Foresight could not start; the shop runs on the catalog alone.", e);
+      // Queued calls are answered by the handle (its popularity, or the SDK's error); later ones
+      // go to the demo's catalog.
       this.fs = null;
       this.state = "failed";
       this.error = e;
+      if (handle === null) this.resolveHandle(null);
     }
-    this.markStarted();
+    this.markSettled();
     this.emit("init");
     return this.state;
   }
 
-  /** Runs `fn(fs)` in queue order; `fallback(error?)` answers when the SDK is missing or throws. */
-  call(name, fn, fallback) {
-    const result = this.queue.then(async () => {
-      if (!this.fs) return fallback(null);
+  /** `fn(handle)` once the module is there; `fallback(error?)` when it is missing or throws. */
+  call(name, fn, fallback, { afterInit = false } = {}) {
+    const result = (async () => {
+      const handle = await this.handle;
+      if (afterInit) await this.settled;
+      if (!handle || (afterInit && this.state !== "ready")) return fallback(null);
       try {
-        return await fn(this.fs);
+        return await fn(handle);
       } catch (e) {
         if (name !== "intent") console.warn(`[demo] ${name}() failed:`, e);
         return fallback(e);
       }
-    });
-    this.queue = result.catch(() => {});
+    })();
+    this.pending.add(result);
+    result.finally(() => this.pending.delete(result)).catch(() => {});
     return result;
   }
 
@@ -121,12 +143,12 @@ export class Personalization {
   }
 
   /**
-   * One SDK placement (`fs.place(request)`), in queue order; `fallback(reason)` answers from the
+   * One SDK placement (`fs.place(request)`), once `init` settled; `fallback(reason)` answers from the
    * catalog when the SDK is missing or the call throws. Every result has the SDK's shape:
    * `{items: [{itemId, score, because}], source, fallbackReason?, placement, variant?, id?}`.
    */
   place(request, fallback) {
-    return this.call(request.type, (fs) => fs.place(request), (e) => ({ placement: request.type, ...fallback(this.why(e)) }));
+    return this.call(request.type, (fs) => fs.place(request), (e) => ({ placement: request.type, ...fallback(this.why(e)) }), { afterInit: true });
   }
 
   /** "Recommended for you": the model on the visitor's history (popularity for a newcomer). */

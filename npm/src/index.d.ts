@@ -461,7 +461,8 @@ export class Foresight {
   /**
    * A handle usable at once, before the SDK is ready: calls that change state are queued and
    * replayed in order, lists come from `config.catalog` by popularity meanwhile (source
-   * `popularity`, `fallbackReason` "the SDK is still loading"), nothing throws into the page.
+   * `popularity`, `fallbackReason` "the SDK is still loading", or "the SDK could not start: …"
+   * when it never does), nothing throws into the page.
    * Replays and replaces an inline snippet's `window.foresight.q` (npm/README.md).
    */
   static start(config?: ForesightConfig): ForesightHandle;

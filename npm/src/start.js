@@ -98,7 +98,7 @@ export class Starting {
     const options = (method === 'similarTo' || method === 'boughtTogether' || method === 'rerank' ? second : first) ?? {};
     const placement = method === 'recommend' ? 'forYou' : method === 'place' ? (first?.type ?? 'forYou') : method;
     const k = Number.isInteger(options.k) && options.k > 0 ? Math.min(options.k, 100) : 10;
-    const reason = 'the SDK is still loading';
+    const reason = this.#failed ? `the SDK could not start: ${this.#failed?.message ?? this.#failed}` : 'the SDK is still loading';
     const list = (items, source = 'popularity') => ({ items, source, fallbackReason: reason, placement, id: `loading-${++this.#lists}` });
     const popular = { kind: 'popular_now', text: 'popular right now' };
     if (placement === 'recentlyViewed') return list([], 'history');

@@ -75,6 +75,7 @@ test('when the SDK cannot start, lists still answer and nothing throws into the 
   await assert.rejects(fs.ready, (e) => e.code === 'invalid_option');
   const recs = await fs.forYou({ k: 3 });
   assert.equal(recs.source, 'popularity');
+  assert.match(recs.fallbackReason, /^the SDK could not start: .*storageKey/, 'the reason is the failure, not "still loading"');
   assert.deepEqual(recs.items.map((r) => r.itemId), byPopularity.slice(0, 3).map((i) => i.id));
   await assert.rejects(fs.history(), (e) => e.code === 'invalid_option');
   await fs.close();
