@@ -37,8 +37,8 @@ echo "[e2e] demo store in Chromium"
   COLLECTOR_DB="$work/collector.db" FORESIGHT_EXPORT="$bin" SCREENSHOT_DIR="$shots" \
   node --test --test-concurrency=1 e2e.mjs)
 
-echo "[e2e] the packed package in a fresh Vite app"
+echo "[e2e] the packed package in a fresh Vite app, and npm/README.md's React hook and plain <script> page"
 (cd tests/vite && npm ci --no-audit --no-fund --silent &&
   FORESIGHT_TARBALL="$root/target/$tarball" DEMO_MODEL="$root/target/demo-model" SCREENSHOT_DIR="$shots" \
-  node --test run.mjs)
+  node --test --test-concurrency=1 run.mjs readme.mjs)
 echo "[e2e] screenshots: $shots"

@@ -499,4 +499,6 @@ export class Foresight {
 export type ForesightHandle = Omit<Foresight, never> & {
   /** The Foresight, once `init` resolved; rejects as `init` would. */
   readonly ready: Promise<Foresight>;
+  /** The inline snippet's form (`foresight.call('track', [event])`), still usable once adopted. */
+  call(method: string, args?: unknown[]): Promise<unknown>;
 };

@@ -47,11 +47,26 @@ export class Starting {
     }
   }
 
-  /** Replays the calls an inline snippet queued (`[method, args, resolve?, reject?]`). */
+  /**
+   * The inline snippet's form, `call(method, args)`, kept working once the handle has taken the
+   * snippet's place: a late tag or click handler written against the snippet must not throw.
+   */
+  call(method, args = []) {
+    if (![...LISTS, ...CALLS].includes(method)) return Promise.reject(new ForesightError('invalid_option', `foresight.call: no such method: ${method}`));
+    return this[method](...(Array.isArray(args) ? args : [args]));
+  }
+
+  /**
+   * Replays the calls an inline snippet queued (`[method, args, resolve?, reject?]`). A queued
+   * `track` whose event turns out invalid resolves its snippet promise (the warning says why):
+   * snippet tracking is fire-and-forget, and a rejection nobody awaits would surface as an
+   * uncaught error in the page.
+   */
   adopt(snippet) {
     for (const [method, args, resolve, reject] of snippet.q) {
-      const p = typeof this[method] === 'function' ? this[method](...(args ?? [])) : Promise.reject(new ForesightError('internal', `no such method: ${method}`));
-      p.then(resolve, reject ?? (() => {}));
+      const p = this.call(method, args ?? []);
+      if (method === 'track') p.then(resolve, () => resolve?.());
+      else p.then(resolve, reject ?? (() => {}));
     }
     snippet.q.length = 0;
   }

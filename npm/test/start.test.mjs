@@ -58,12 +58,29 @@ test('an inline snippet\'s queue is replayed first and the handle takes its plac
   t.after(() => delete globalThis.foresight);
   globalThis.foresight.call('track', [{ type: 'product_view', itemId: 'sku-00003' }]).then((v) => answers.push(['track', v]));
   globalThis.foresight.call('popular', [{ k: 2 }]).then((v) => answers.push(['popular', v.source]));
+  // Fire-and-forget, as tags do: an invalid event must not become an unhandled rejection.
+  globalThis.foresight.call('track', [{ type: 'product_view', itemId: '' }]);
+  const unhandled = [];
+  const onUnhandled = (e) => unhandled.push(String(e));
+  process.on('unhandledRejection', onUnhandled);
+  t.after(() => process.off('unhandledRejection', onUnhandled));
+  const warned = [];
+  const original = console.warn;
+  console.warn = (...a) => warned.push(a.join(' '));
+  t.after(() => {
+    console.warn = original;
+  });
   const fs = Foresight.start({ wasm, catalog, storage: memoryStorage() });
   assert.equal(globalThis.foresight, fs);
   await fs.ready;
   await new Promise((r) => setTimeout(r, 10));
   assert.deepEqual(answers.map((a) => a[0]).sort(), ['popular', 'track']);
-  assert.deepEqual((await fs.history()).map((e) => e.itemId), ['sku-00003']);
+  assert.deepEqual(unhandled, []);
+  assert.ok(warned.some((w) => /track\(\) not recorded.*itemId/.test(w)), warned.join('\n'));
+  // Code written against the snippet keeps working after the module took its place.
+  await globalThis.foresight.call('track', [{ type: 'add_to_cart', itemId: 'sku-00004', quantity: 1 }]);
+  await assert.rejects(globalThis.foresight.call('nope', []), (e) => e.code === 'invalid_option');
+  assert.deepEqual((await fs.history()).map((e) => e.itemId), ['sku-00003', 'sku-00004']);
   await fs.close();
 });
 
