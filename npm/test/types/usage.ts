@@ -463,6 +463,9 @@ async function fromAnalytics(): Promise<void> {
   void handle.track({ type: 'product_view', itemId: 'sku-1' });
   const early: string = (await handle.forYou({ k: 4 })).source;
   const ready: Foresight = await handle.ready;
+  await handle.call('track', [{ type: 'product_view', itemId: 'sku-1' }]);
+  // @ts-expect-error: the snippet's form takes the arguments as an array
+  await handle.call('track', { type: 'product_view', itemId: 'sku-1' }, 1);
   void early;
   void ready;
   await Foresight.init({ rules: { maxPerCategory: 3 }, placements: { similarTo: { rules: { maxPerCategory: 1 } }, forYou: { rules: { maxPerCategory: null } } } });
