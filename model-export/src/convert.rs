@@ -344,7 +344,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     let mut attention_spec = None;
     let mut transition_spec = None;
     let mut max_seq_len = args.max_seq_len;
-    let format = match (args.format, kind) {
+    let mut format = match (args.format, kind) {
         (Format::Auto, Kind::Recommender) if tower.is_some() => Format::Nnef,
         (Format::Auto | Format::Gru | Format::Attention | Format::Transition, Kind::Recommender) if args.quantize.is_none() => {
             let onnx = onnx.as_deref().unwrap_or_default();
@@ -425,9 +425,21 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         Format::Linear | Format::Trees => unreachable!("converted by tabular()"),
         // tract 0.23.9 types some ONNX patterns into operators it cannot write as NNEF (Erf-based
         // GELU becomes GeluExact); the full SDK build still runs them from ONNX.
-        Format::Nnef => foresight::import::nnef::write_nnef(kind_name, &stored).map_err(|e| {
-            anyhow::anyhow!("{e}\nhint: convert with --format onnx (the SDK's default build loads it; the lean NNEF-only build does not)")
-        })?,
+        Format::Nnef => match foresight::import::nnef::write_nnef(kind_name, &stored) {
+            Ok(bytes) => bytes,
+            // Chosen, not asked for: the graph runs from ONNX on the same tract module instead.
+            Err(e) if args.format == Format::Auto && args.quantize.is_none() => {
+                notes.push(format!("tract cannot write this graph as NNEF ({e}): format onnx instead, on the same tract module"));
+                format = Format::Onnx;
+                match &onnx {
+                    Some(bytes) => bytes.clone(),
+                    None => crate::onnx_file::self_contained(&args.model)?,
+                }
+            }
+            Err(e) => {
+                bail!("{e}\nhint: convert with --format onnx (the SDK's default build loads it; the lean NNEF-only build does not)")
+            }
+        },
         // A recommender's bytes were inlined already; an intent model's are read now.
         Format::Onnx => match onnx {
             Some(bytes) => bytes,
@@ -436,14 +448,6 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     };
 
     steps.step("checking parity");
-    let mut cases = match kind {
-        Kind::Recommender => parity::sequences(catalog.len(), max_seq_len, args.parity_cases),
-        Kind::Intent => parity::features(n_features, args.parity_cases),
-    };
-    if let Some(path) = &args.parity_inputs {
-        let ids = |id: &str| catalog.iter().position(|c| c.id == id);
-        cases.extend(parity::from_file(path, &ids)?);
-    }
     let load = |bytes: Option<&[u8]>| -> Result<Runner> {
         if let (Some(b), Some(spec)) = (bytes, &gru_spec) {
             return Ok(Runner::Recommender(RecommenderModel::from_gru(foresight::infer::gru::GruModel::from_bytes(spec.clone(), b)?)));
@@ -476,6 +480,36 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         })
     };
     let mut original = load(None)?;
+    // A graph with learned positions fails past its own length (tract cannot slice beyond
+    // them): the longest sequence it runs bounds the parity cases and the bundle's max_seq_len,
+    // as the attention path does from its spec.
+    if kind == Kind::Recommender && matches!(format, Format::Nnef | Format::Onnx) && !catalog.is_empty() {
+        let mut runs = |len: usize| original.run(&parity::Input::Sequence(vec![0; len])).is_ok();
+        if !runs(max_seq_len) {
+            // `lo` runs (0: nothing known to), `hi` does not.
+            let (mut lo, mut hi) = (0, max_seq_len);
+            while hi - lo > 1 {
+                let mid = (lo + hi) / 2;
+                if runs(mid) {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            if lo > 0 {
+                notes.push(format!("max_seq_len {max_seq_len} lowered to {lo}: the model fails on longer sequences"));
+                max_seq_len = lo;
+            }
+        }
+    }
+    let mut cases = match kind {
+        Kind::Recommender => parity::sequences(catalog.len(), max_seq_len, args.parity_cases),
+        Kind::Intent => parity::features(n_features, args.parity_cases),
+    };
+    if let Some(path) = &args.parity_inputs {
+        let ids = |id: &str| catalog.iter().position(|c| c.id == id);
+        cases.extend(parity::from_file(path, &ids)?);
+    }
     let mut bundled = load(Some(&model_bytes)).context("the bundled model does not load")?;
     let mut parity = vec![parity::compare("tract (original ONNX)", &mut original, &mut bundled, &cases)
         .map_err(|e| anyhow::anyhow!(with_hint(&format!("{e:#}"))))?];
@@ -866,7 +900,11 @@ pub fn unsupported_report(ops: &[UnsupportedOp]) -> String {
 
 fn hint_for_op(op: &str) -> &'static str {
     match op {
-        "Loop" => "PyTorch exports nn.EmbeddingBag (and Python loops over tensors) as ONNX Loop; use nn.Embedding followed by .mean(dim=1) or .sum(dim=1)",
+        "Loop" => {
+            "PyTorch exports nn.EmbeddingBag (and Python loops over tensors) as ONNX Loop; use nn.Embedding followed by \
+             .mean(dim=1) or .sum(dim=1). tf2onnx writes a Keras 3 GRU/LSTM as Loop too; build the model with tf_keras \
+             (Keras 2), whose recurrent layers tf2onnx turns into ONNX GRU/LSTM"
+        }
         "ZipMap" => "skl2onnx/onnxmltools add ZipMap for dictionary outputs; convert with options={id(model): {'zipmap': False}}",
         "SequenceConstruct" | "SequenceAt" | "SplitToSequence" | "ConcatFromSequence" | "SequenceInsert" => {
             "sequence operators come from Python lists of tensors in forward(); use torch.stack or torch.cat"

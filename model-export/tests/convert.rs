@@ -557,3 +557,31 @@ fn a_trailing_topk_or_argmax_is_stripped_and_said() {
         assert_eq!(bundle.manifest.items.len(), 5000, "every item is scored");
     }
 }
+
+#[test]
+fn a_graph_tract_cannot_write_as_nnef_goes_as_onnx_within_its_positions() {
+    // A SASRec with erf-GELU cut at its visitor vector (`--split-head`): the graph runs on tract,
+    // whose NNEF writer has no serializer for GeluExact, and its 20 learned positions stop short
+    // of the default 50-event parity sequences. Auto format must still give a working bundle.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = catalog_of(60, dir.path());
+    let out = dir.path().join("tower.fsb");
+    let model = fixture("exports/sasrec_pre_gelu_tied.legacy.onnx");
+    let (code, stdout, err) = run(&["convert", s(&model), "--split-head", "--catalog", s(&catalog), "--json", "--out", s(&out)]);
+    assert_eq!(code, 0, "{err}");
+    let summary: Value = serde_json::from_str(&stdout).expect("JSON summary");
+    assert_eq!(summary["format"], "onnx", "{summary}");
+    let notes = summary["notes"].to_string();
+    assert!(notes.contains("cannot write this graph as NNEF") && notes.contains("GeluExact"), "{notes}");
+    assert!(notes.contains("max_seq_len 50 lowered to 20"), "{notes}");
+    for p in summary["parity"].as_array().expect("parity") {
+        assert!(p["maxAbsDelta"].as_f64().is_some_and(|d| d <= 1e-5) && p["topKAgreement"] == 1.0, "{p}");
+    }
+    let bundle = Bundle::parse(std::fs::read(&out).expect("bundle"), None).expect("valid");
+    assert_eq!(bundle.manifest.max_seq_len, Some(20), "the bundle asks for no more events than the model has positions");
+
+    // Asked for by name, NNEF still refuses, with the way out.
+    let (code, _, err) = run(&["convert", s(&model), "--split-head", "--format", "nnef", "--catalog", s(&catalog), "--out", s(&out)]);
+    assert_ne!(code, 0);
+    assert!(err.contains("GeluExact") && err.contains("--format onnx"), "{err}");
+}

@@ -253,11 +253,44 @@ pub struct AttentionSpec {
     /// The LayerNorms' epsilon.
     pub epsilon: f32,
     pub activation: Activation,
+    /// Where each block's two LayerNorms sit. Absent (bundles written before it): pre-LN.
+    #[serde(default, skip_serializing_if = "NormPlacement::is_pre")]
+    pub norm: NormPlacement,
+    /// Whether a final LayerNorm (γ, β in the blob) precedes the head. Absent (bundles
+    /// written before it): there is one.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub final_norm: bool,
+}
+
+/// Where an attention block normalizes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NormPlacement {
+    /// `x + f(LN(x))` for the attention and the feed-forward (SASRec, GPT-2).
+    #[default]
+    Pre,
+    /// `LN(x + f(x))` (the original Transformer, BERT).
+    Post,
+}
+
+impl NormPlacement {
+    fn is_pre(&self) -> bool {
+        *self == NormPlacement::Pre
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl AttentionSpec {
     /// Float counts of one block, in blob order: ln1 γ, β; QKV weight [dim, 3·dim], bias;
     /// projection [dim, dim], bias; ln2 γ, β; ff1 [dim, ffn], bias; ff2 [ffn, dim], bias.
+    /// Post-LN: ln1 normalizes after the attention's residual add, ln2 after the feed-forward's.
     /// `None` when a count does not fit a `usize`.
     pub(crate) fn block_sizes(&self) -> Option<[usize; 12]> {
         let (d, f) = (self.dim, self.ffn);
@@ -265,8 +298,8 @@ impl AttentionSpec {
         Some([d, d, dd.checked_mul(3)?, d3, dd, d, d, d, df, f, df, d])
     }
 
-    /// Float count of the whole blob: embedding, positions, blocks, final LayerNorm, head
-    /// [dim, items], item bias; `None` on overflow.
+    /// Float count of the whole blob: embedding, positions, blocks, final LayerNorm (when
+    /// there is one), head [dim, items], item bias; `None` on overflow.
     pub(crate) fn total(&self) -> Option<usize> {
         let d = self.dim;
         let blocks = self.blocks.checked_mul(checked_sum(&self.block_sizes()?)?)?;
@@ -274,7 +307,7 @@ impl AttentionSpec {
             self.embedding_rows.checked_mul(d)?,
             self.positions.checked_mul(d)?,
             blocks,
-            d.checked_mul(2)?,
+            if self.final_norm { d.checked_mul(2)? } else { 0 },
             d.checked_mul(self.items)?,
             self.items,
         ])

@@ -2,7 +2,7 @@
 
 use tract_onnx::pb;
 
-use crate::contract::manifest::{Activation, AttentionSpec};
+use crate::contract::manifest::{Activation, AttentionSpec, NormPlacement};
 use crate::import::graph::{attr, decode, floats, graph_of, head_of, ints, output_name, Graph, ScoringHead};
 use crate::infer::attention::AttentionModel;
 
@@ -90,7 +90,7 @@ fn layer_norm(g: &Graph<'_>, name: &str, what: &str) -> R<(String, Vec<f32>, Vec
 }
 
 /// `x + branch` where the branch ends in a linear layer: (x, the branch's output name).
-fn residual<'a>(g: &Graph<'a>, name: &'a str, what: &str) -> R<(&'a str, &'a str)> {
+fn residual<'a>(g: &Graph<'a>, name: &str, what: &str) -> R<(&'a str, &'a str)> {
     let n = producer(g, name, what)?;
     if n.op_type != "Add" || n.input.len() != 2 {
         return Err(format!("{what} is {}, not a residual Add", n.op_type));
@@ -121,27 +121,20 @@ fn subgraph<'a>(g: &Graph<'a>, from: &str) -> Vec<&'a pb::NodeProto> {
 }
 
 struct Attn {
-    ln_input: String,
-    gamma: Vec<f32>,
-    beta: Vec<f32>,
-    eps: f32,
+    /// The QKV projection; its input is what the attention reads (LN1's output in pre-LN
+    /// blocks, the residual stream in post-LN ones).
     qkv: Lin,
     heads: usize,
     scale: f32,
 }
 
-/// The attention between a block's first LayerNorm and its output projection's input.
+/// The attention that computes its output projection's input, back to the QKV projection.
 fn attention(g: &Graph<'_>, proj_input: &str, dim: usize) -> R<Attn> {
     let nodes = subgraph(g, proj_input);
     let ops = |t: &str| nodes.iter().filter(|n| n.op_type == t).count();
     if ops("Softmax") != 1 {
         return Err(format!("the attention has {} Softmax nodes (one, over the keys, is recognised)", ops("Softmax")));
     }
-    let norms: Vec<_> = nodes.iter().filter(|n| n.op_type == "LayerNormalization").collect();
-    if norms.len() != 1 {
-        return Err("the attention does not read one LayerNorm (pre-LN blocks are recognised)".into());
-    }
-    let (ln_input, gamma, beta, eps) = layer_norm(g, &norms[0].output[0], "the attention's LayerNorm")?;
     let split = nodes
         .iter()
         .find(|n| n.op_type == "Split")
@@ -207,7 +200,7 @@ fn attention(g: &Graph<'_>, proj_input: &str, dim: usize) -> R<Attn> {
             }
         }
     }
-    Ok(Attn { ln_input, gamma, beta, eps, qkv, heads, scale })
+    Ok(Attn { qkv, heads, scale })
 }
 
 /// The activation between ff1's output and ff2's input, from the ops on the way.
@@ -265,61 +258,46 @@ pub fn from_onnx(bytes: &[u8], output: Option<&str>) -> Result<AttentionModel, S
     let ScoringHead { input: head_in, hidden: dim, items, matrix: head, bias, .. } = head_of(&g, output_name(&model, output)?)?;
     let bias = bias.unwrap_or_else(|| vec![0.0; items]);
 
-    // The last position: Gather(axis 1, index -1) of the final LayerNorm.
+    // The last position: Gather(axis 1, index -1) of the last block's output, or of the
+    // final LayerNorm over it.
     let last = producer(&g, &head_in, "the scoring head's input")?;
     let index = g.constant(last.input.get(1).map_or("", String::as_str)).and_then(ints);
     if last.op_type != "Gather" || attr(last, "axis").map_or(0, |a| a.i) != 1 || index.as_deref() != Some(&[-1]) {
         return Err(format!("the scoring head reads {}, not the last position (Gather axis 1, index -1)", last.op_type));
     }
-    let (mut stream, gf, bf, eps_f) = layer_norm(&g, &last.input[0], "the final LayerNorm")?;
-
-    let mut blocks = Vec::new();
-    let (emb_name, scale_e, pos, input) = loop {
-        if let Some(found) = embedding_input(&g, &stream)? {
-            break found;
+    let top = last.input[0].as_str();
+    // Four shapes end here: pre-LN blocks end in a residual Add, with or without a final
+    // LayerNorm over it; post-LN blocks end in their second LayerNorm, with or without a
+    // final one after it. A LayerNorm over an Add is either pre-LN's final one or post-LN's
+    // last block's: the blocks' walk tells which.
+    let top_op = producer(&g, top, "the final LayerNorm")?.op_type.as_str();
+    let (Parsed { mut blocks, embedding: (emb_name, scale_e, pos, input) }, norm, final_ln) = if top_op != "LayerNormalization" {
+        let parsed = walk_blocks(&g, top, dim, NormPlacement::Pre).map_err(|e| {
+            format!(
+                "the final LayerNorm comes from {top_op}, not LayerNormalization; nor is `{top}` the output of pre-LN blocks without one: {e}"
+            )
+        })?;
+        (parsed, NormPlacement::Pre, None)
+    } else {
+        let (inner, gf, bf, eps_f) = layer_norm(&g, top, "the final LayerNorm")?;
+        let inner_is_ln = producer(&g, &inner, "the final LayerNorm's input").is_ok_and(|n| n.op_type == "LayerNormalization");
+        if inner_is_ln {
+            (walk_blocks(&g, &inner, dim, NormPlacement::Post)?, NormPlacement::Post, Some((gf, bf, eps_f)))
+        } else {
+            match walk_blocks(&g, &inner, dim, NormPlacement::Pre) {
+                Ok(parsed) => (parsed, NormPlacement::Pre, Some((gf, bf, eps_f))),
+                Err(pre) => match walk_blocks(&g, top, dim, NormPlacement::Post) {
+                    Ok(parsed) => (parsed, NormPlacement::Post, None),
+                    Err(post) => return Err(format!("as pre-LN blocks under a final LayerNorm: {pre}; as post-LN blocks: {post}")),
+                },
+            }
         }
-        if blocks.len() >= 64 {
-            return Err("more than 64 blocks".into());
-        }
-        let what = format!("block {} (from the end)", blocks.len() + 1);
-        let (mid, ff_out) = residual(&g, &stream, &format!("the output of {what}"))?;
-        let ff2 = linear(&g, ff_out, &format!("the feed-forward output of {what}"))?;
-        // ff1's output is an Add/MatMul whose producer chain is a linear layer from the LN.
-        let is_ff1 = |n: &str| linear(&g, n, "ff1").is_ok_and(|l| l.cols == ff2.rows && layer_norm(&g, &l.input, "ln2").is_ok());
-        let (ff1_out, act) = activation(&g, &ff2.input, is_ff1)?;
-        let ff1 = linear(&g, &ff1_out, &format!("the feed-forward input of {what}"))?;
-        let (ln2_in, g2, b2, eps2) = layer_norm(&g, &ff1.input, &format!("the feed-forward's LayerNorm in {what}"))?;
-        if ln2_in != mid {
-            return Err(format!(
-                "the feed-forward of {what} does not read the residual stream through its LayerNorm (post-LN blocks are not recognised)"
-            ));
-        }
-        let (x_in, att_out) = residual(&g, mid, &format!("the attention output of {what}"))?;
-        let proj = linear(&g, att_out, &format!("the attention projection of {what}"))?;
-        if proj.rows != dim || proj.cols != dim || ff2.cols != dim || ff1.rows != dim {
-            return Err(format!("the layer shapes of {what} do not match the head's width {dim}"));
-        }
-        let a = attention(&g, &proj.input, dim).map_err(|e| format!("{what}: {e}"))?;
-        if a.ln_input != x_in {
-            return Err(format!("the attention of {what} does not read the residual stream through its LayerNorm"));
-        }
-        if (a.eps - eps2).abs() > 0.0 || (a.eps - eps_f).abs() > 0.0 {
+    };
+    if let Some(eps_f) = final_ln.as_ref().map(|f| f.2) {
+        if blocks.iter().any(|b| b.eps != eps_f) {
             return Err("the LayerNorms use different epsilons".into());
         }
-        blocks.push(BlockW {
-            ln1: (a.gamma, a.beta),
-            qkv: a.qkv,
-            proj,
-            ln2: (g2, b2),
-            ff1,
-            ff2,
-            eps: a.eps,
-            heads: a.heads,
-            scale: a.scale,
-            act,
-        });
-        stream = x_in.to_owned();
-    };
+    }
     blocks.reverse();
     let Some(first) = blocks.first() else { return Err("no attention block before the final LayerNorm".into()) };
     if blocks.iter().any(|b| b.heads != first.heads || b.scale != first.scale || b.act != first.act || b.ff1.cols != first.ff1.cols) {
@@ -350,6 +328,8 @@ pub fn from_onnx(bytes: &[u8], output: Option<&str>) -> Result<AttentionModel, S
         attention_scale: first.scale,
         epsilon: first.eps,
         activation: first.act,
+        norm,
+        final_norm: final_ln.is_some(),
     };
     let mut blob = embedding;
     blob.extend(positions);
@@ -371,10 +351,105 @@ pub fn from_onnx(bytes: &[u8], output: Option<&str>) -> Result<AttentionModel, S
             blob.extend(part);
         }
     }
-    for part in [gf, bf, head, bias] {
-        blob.extend(part);
+    if let Some((gf, bf, _)) = final_ln {
+        blob.extend(gf);
+        blob.extend(bf);
     }
+    blob.extend(head);
+    blob.extend(bias);
     AttentionModel::new(spec, &blob).map_err(|e| e.to_string())
+}
+
+/// The blocks (last first) and the embedding lookup under them.
+struct Parsed {
+    blocks: Vec<BlockW>,
+    /// (embedding, scale, positions, graph input), from [`embedding_input`].
+    embedding: (String, f32, String, String),
+}
+
+/// Two names for the same tensor, `Identity` and `Dropout` aside.
+fn same(g: &Graph<'_>, a: &str, b: &str) -> bool {
+    a == b || matches!((producer(g, a, "a"), producer(g, b, "b")), (Ok(x), Ok(y)) if std::ptr::eq(x, y))
+}
+
+/// Walks attention blocks back from `stream` (the last block's output) to the embedding
+/// lookup. Pre-LN: `x + attn(LN1(x))`, then `+ ff(LN2(·))`. Post-LN: `LN1(x + attn(x))`, then
+/// `LN2(· + ff(·))`.
+fn walk_blocks(g: &Graph<'_>, stream: &str, dim: usize, norm: NormPlacement) -> R<Parsed> {
+    let post = norm == NormPlacement::Post;
+    let mut stream = stream.to_owned();
+    let mut blocks = Vec::new();
+    loop {
+        if let Some(found) = embedding_input(g, &stream)? {
+            if blocks.is_empty() {
+                return Err("no attention block before the scoring head".into());
+            }
+            return Ok(Parsed { blocks, embedding: found });
+        }
+        if blocks.len() >= 64 {
+            return Err("more than 64 blocks".into());
+        }
+        let what = format!("block {} (from the end)", blocks.len() + 1);
+        // Post-LN: the block's output is LN2 of the feed-forward's residual sum.
+        let (ff_sum, ln2_post) = if post {
+            let (sum, g2, b2, eps2) = layer_norm(g, &stream, &format!("the output of {what}"))?;
+            (sum, Some((g2, b2, eps2)))
+        } else {
+            (stream.clone(), None)
+        };
+        let (mid, ff_out) = residual(g, &ff_sum, &format!("the output of {what}"))?;
+        let ff2 = linear(g, ff_out, &format!("the feed-forward output of {what}"))?;
+        // ff1 is the linear layer on the path from ff2 back to the feed-forward's input: LN2's
+        // output (pre-LN) or the residual stream itself (post-LN).
+        let is_ff1 = |n: &str| {
+            linear(g, n, "ff1")
+                .is_ok_and(|l| l.cols == ff2.rows && if post { same(g, &l.input, mid) } else { layer_norm(g, &l.input, "ln2").is_ok() })
+        };
+        let (ff1_out, act) = activation(g, &ff2.input, is_ff1)?;
+        let ff1 = linear(g, &ff1_out, &format!("the feed-forward input of {what}"))?;
+        let (att_sum, ln1_post, ln2, eps2) = match ln2_post {
+            Some((g2, b2, eps2)) => {
+                let (sum, g1, b1, eps1) = layer_norm(g, mid, &format!("the attention's LayerNorm in {what}"))?;
+                if eps1 != eps2 {
+                    return Err("the LayerNorms use different epsilons".into());
+                }
+                (sum, Some((g1, b1)), (g2, b2), eps2)
+            }
+            None => {
+                let (ln2_in, g2, b2, eps2) = layer_norm(g, &ff1.input, &format!("the feed-forward's LayerNorm in {what}"))?;
+                if ln2_in != mid {
+                    return Err(format!("the feed-forward of {what} does not read the residual stream through its LayerNorm"));
+                }
+                (mid.to_owned(), None, (g2, b2), eps2)
+            }
+        };
+        let (x_in, att_out) = residual(g, &att_sum, &format!("the attention output of {what}"))?;
+        let proj = linear(g, att_out, &format!("the attention projection of {what}"))?;
+        if proj.rows != dim || proj.cols != dim || ff2.cols != dim || ff1.rows != dim {
+            return Err(format!("the layer shapes of {what} do not match the head's width {dim}"));
+        }
+        let a = attention(g, &proj.input, dim).map_err(|e| format!("{what}: {e}"))?;
+        let ln1 = match ln1_post {
+            Some(ln1) => {
+                if !same(g, &a.qkv.input, x_in) {
+                    return Err(format!("the attention of {what} does not read the residual stream"));
+                }
+                ln1
+            }
+            None => {
+                let (ln_input, g1, b1, eps1) = layer_norm(g, &a.qkv.input, &format!("the attention's LayerNorm in {what}"))?;
+                if ln_input != x_in {
+                    return Err(format!("the attention of {what} does not read the residual stream through its LayerNorm"));
+                }
+                if eps1 != eps2 {
+                    return Err("the LayerNorms use different epsilons".into());
+                }
+                (g1, b1)
+            }
+        };
+        blocks.push(BlockW { ln1, qkv: a.qkv, proj, ln2, ff1, ff2, eps: eps2, heads: a.heads, scale: a.scale, act });
+        stream = x_in.to_owned();
+    }
 }
 
 /// `Gather(embedding, input) [· scale] + Slice(positions, 0, len)`: (embedding, scale,

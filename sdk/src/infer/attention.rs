@@ -13,12 +13,12 @@
 //!
 //! Whole-sequence scoring is the same per-position code run from an empty cache, so the
 //! incremental and the whole answers are bit for bit equal. `from_onnx` recognises the pattern
-//! (pre-LayerNorm blocks, fused QKV projection, attention written with MatMul/Softmax, GELU or
-//! ReLU feed-forward, final LayerNorm, last position, linear head) and says why when it does
-//! not; `foresight-export convert` checks the extracted weights against tract and
+//! (pre- or post-LayerNorm blocks, fused QKV projection, attention written with MatMul/Softmax,
+//! GELU or ReLU feed-forward, an optional final LayerNorm, last position, linear head) and says
+//! why when it does not; `foresight-export convert` checks the extracted weights against tract and
 //! onnxruntime before writing them (format `attention`).
 
-use crate::contract::manifest::{Activation, AttentionSpec};
+use crate::contract::manifest::{Activation, AttentionSpec, NormPlacement};
 use crate::error::ModelError;
 use crate::infer::head::LinearHead;
 use crate::infer::kernels::{vecmat, vecmat_strided};
@@ -63,7 +63,8 @@ pub struct AttentionModel {
     embedding: Vec<f32>,
     positions: Vec<f32>,
     blocks: Vec<Block>,
-    ln_f: Norm,
+    /// The final LayerNorm, when the model has one.
+    ln_f: Option<Norm>,
     out: LinearHead,
 }
 
@@ -129,7 +130,7 @@ impl AttentionModel {
             let ff2 = Linear { weight: take(z[10]), bias: take(z[11]) };
             blocks.push(Block { ln1, qkv, proj, ln2, ff1, ff2 });
         }
-        let ln_f = Norm { gamma: take(d), beta: take(d) };
+        let ln_f = s.final_norm.then(|| Norm { gamma: take(d), beta: take(d) });
         let head = take(d * s.items);
         let bias = take(s.items);
         let out = LinearHead::new(d, s.items, head, bias);
@@ -148,7 +149,10 @@ impl AttentionModel {
             parts.extend([&b.ln1.gamma, &b.ln1.beta, &b.qkv.weight, &b.qkv.bias, &b.proj.weight, &b.proj.bias].map(Vec::as_slice));
             parts.extend([&b.ln2.gamma, &b.ln2.beta, &b.ff1.weight, &b.ff1.bias, &b.ff2.weight, &b.ff2.bias].map(Vec::as_slice));
         }
-        parts.extend([self.ln_f.gamma.as_slice(), self.ln_f.beta.as_slice(), self.out.matrix(), self.out.bias()]);
+        if let Some(n) = &self.ln_f {
+            parts.extend([n.gamma.as_slice(), n.beta.as_slice()]);
+        }
+        parts.extend([self.out.matrix(), self.out.bias()]);
         parts.iter().flat_map(|v| v.iter().flat_map(|x| x.to_le_bytes())).collect()
     }
 
@@ -166,7 +170,7 @@ impl AttentionModel {
     }
 
     /// Position `p` holding `item`: appends its keys and values to the cache, and with `last`
-    /// writes the visitor vector (the final LayerNorm of its output).
+    /// writes the visitor vector (its output, through the final LayerNorm when there is one).
     fn position(&self, p: usize, item: usize, cache: &mut KvCache, last: bool) {
         let s = &self.spec;
         let (d, dh, cap) = (s.dim, s.dim / s.heads, s.positions);
@@ -175,9 +179,16 @@ impl AttentionModel {
         x.clear();
         let (e, pos) = (&self.embedding[item * d..(item + 1) * d], &self.positions[p * d..(p + 1) * d]);
         x.extend(e.iter().zip(pos).map(|(&e, &q)| e * s.embedding_scale + q));
+        let post = s.norm == NormPlacement::Post;
         for (b, blk) in self.blocks.iter().enumerate() {
-            layer_norm(x, &blk.ln1, s.epsilon, y);
-            blk.qkv.apply(y, qkv);
+            // Pre-LN: the attention reads LN1(x). Post-LN: it reads x; LN1 follows the add.
+            let input: &[f32] = if post {
+                x
+            } else {
+                layer_norm(x, &blk.ln1, s.epsilon, y);
+                y
+            };
+            blk.qkv.apply(input, qkv);
             mix.clear();
             mix.resize(d, 0.0);
             for h in 0..s.heads {
@@ -197,14 +208,27 @@ impl AttentionModel {
             }
             blk.proj.apply(mix, y);
             x.iter_mut().zip(y.iter()).for_each(|(x, y)| *x += y);
-            layer_norm(x, &blk.ln2, s.epsilon, y);
-            blk.ff1.apply(y, ff);
+            if post {
+                layer_norm(x, &blk.ln1, s.epsilon, y);
+                x.clone_from(y);
+                blk.ff1.apply(x, ff);
+            } else {
+                layer_norm(x, &blk.ln2, s.epsilon, y);
+                blk.ff1.apply(y, ff);
+            }
             activate(s.activation, ff);
             blk.ff2.apply(ff, y);
             x.iter_mut().zip(y.iter()).for_each(|(x, y)| *x += y);
+            if post {
+                layer_norm(x, &blk.ln2, s.epsilon, y);
+                x.clone_from(y);
+            }
         }
         if last {
-            layer_norm(x, &self.ln_f, s.epsilon, hidden);
+            match &self.ln_f {
+                Some(n) => layer_norm(x, n, s.epsilon, hidden),
+                None => hidden.clone_from(x),
+            }
         }
     }
 }
@@ -328,6 +352,8 @@ mod tests {
             attention_scale: 1.0,
             epsilon: 1e-5,
             activation: Activation::Relu,
+            norm: NormPlacement::Pre,
+            final_norm: true,
         }
     }
 
