@@ -3,15 +3,15 @@ SHELL := /bin/bash
 export CHROMEDRIVER ?= /usr/bin/chromedriver
 WASM_TARGET := wasm32-unknown-unknown
 
-.PHONY: setup test lint test-native test-browser test-e2e demo size
+.PHONY: setup test lint test-native test-browser test-e2e test-fuzz demo size
 
 setup:
 	scripts/setup.sh
 
 ## Every test: the layering and lint gates, native core and CLI, the SDK in headless Chromium,
 ## then end to end (the npm package, the demo store with the collector, the package in a fresh
-## Vite app).
-test: setup lint test-native test-browser test-e2e
+## Vite app), then every parser of outside bytes under libFuzzer for 10 s each.
+test: setup lint test-native test-browser test-e2e test-fuzz
 
 ## Imports only point down the layers (ARCHITECTURE.md), formatting, clippy without warnings on
 ## native and wasm32 with all features and with none. (`tsc --noEmit` on the npm types runs with
@@ -40,6 +40,10 @@ test-browser:
 
 test-e2e:
 	scripts/test-e2e.sh
+
+## The CI-lite fuzz run (tests/fuzz/README.md; `scripts/fuzz.sh` alone runs 60 s per target).
+test-fuzz:
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-10} scripts/fuzz.sh
 
 ## The demo film store (MovieLens-100K, a model trained here, signed bundles) with the
 ## collector on SQLite.

@@ -550,6 +550,14 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     // float16 weights move scores by ~1e-3 relative; what matters then is the ranking.
     let tolerance = if args.quantize.is_some() || args.embedding_dtype == EmbeddingDtype::F16 { 5e-2 } else { 1e-3 };
     for p in &parity {
+        // NaN or infinite scores: nothing to ship (and a manifest holds finite floats only).
+        if !p.max_abs_delta.is_finite() {
+            bail!(
+                "parity with {}: the scores differ by {} (the model gives NaN or infinite scores on some input)",
+                p.reference,
+                p.max_abs_delta
+            );
+        }
         if p.max_abs_delta > tolerance || p.top_k_agreement.is_some_and(|a| a < 1.0) {
             notes.push(format!(
                 "parity with {} is poor (max |Δ| {:.2e}, top-{} agreement {:.0}%): check the model before shipping",

@@ -3,6 +3,7 @@
 
 mod aggregate;
 mod html;
+mod intake;
 mod limits;
 mod server;
 mod storage;

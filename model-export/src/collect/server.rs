@@ -16,11 +16,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use foresight::contract::report::{self, Report};
 use serde_json::json;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use super::limits::{self, RateLimiter, MAX_BATCH};
+use super::intake;
+use super::limits::{self, RateLimiter};
 use super::storage::{self, NewReport, Storage};
 
 pub const KEY_HEADER: &str = "x-foresight-key";
@@ -127,36 +127,24 @@ async fn accept(state: &AppState, headers: &HeaderMap, uri: &Uri, body: Body) ->
     }
 
     let bytes = read_body(body, headers, state.max_body).await?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
-    let (items, batch) = match value {
-        serde_json::Value::Array(items) => (items, true),
-        v @ serde_json::Value::Object(_) => (vec![v], false),
-        _ => {
-            return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "expected a report object or an array of reports"));
-        }
-    };
-    if items.is_empty() {
-        return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "an empty batch: send at least one report"));
-    }
-    if items.len() > MAX_BATCH {
-        return Err(error(StatusCode::PAYLOAD_TOO_LARGE, format!("a batch holds at most {MAX_BATCH} reports, got {}", items.len())));
-    }
-
-    let mut rows = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
-        let at = if batch { format!("reports[{i}]") } else { "report".to_owned() };
-        let report: Report = serde_json::from_value(item).map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, format!("{at}: {e}")))?;
-        report::validate(&report, state.max_epsilon).map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, format!("{at}: {e}")))?;
-        if &report.site != site {
-            return Err(error(
-                StatusCode::FORBIDDEN,
-                format!("{at}: the key is for site `{site}`, the report is for site `{}`", report.site),
-            ));
-        }
-        let body_json = serde_json::to_string(&report).map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        rows.push(NewReport { idempotency_key: report.idempotency_key, day: report.day, epsilon: report.epsilon, body_json });
-    }
+    let rows: Vec<NewReport> = intake::reports(&bytes, site, state.max_epsilon)
+        .map_err(|refusal| {
+            let status = match refusal {
+                intake::Refusal::Malformed(_) => StatusCode::BAD_REQUEST,
+                intake::Refusal::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                intake::Refusal::TooMany(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                intake::Refusal::WrongSite { .. } => StatusCode::FORBIDDEN,
+            };
+            error(status, refusal.to_string())
+        })?
+        .into_iter()
+        .map(|(report, body_json)| NewReport {
+            idempotency_key: report.idempotency_key,
+            day: report.day,
+            epsilon: report.epsilon,
+            body_json,
+        })
+        .collect();
 
     if let Err(wait) = state.limiter.take(site, rows.len()) {
         let secs = limits::retry_after_secs(wait);

@@ -118,9 +118,10 @@ pub struct ParityReport {
     /// What the bundle was compared with (`tract-onnx`, `onnxruntime 1.32.0`).
     pub reference: String,
     pub cases: usize,
+    #[serde(deserialize_with = "finite::f32")]
     pub max_abs_delta: f32,
     /// Share of cases whose top-k (k = `top_k`) is identical, in order.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "finite::option")]
     pub top_k_agreement: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_k: Option<usize>,
@@ -247,10 +248,13 @@ pub struct AttentionSpec {
     /// Learned positions: the longest sequence the model reads.
     pub positions: usize,
     /// The embedding is multiplied by this before the positions are added (SASRec: √dim).
+    #[serde(deserialize_with = "finite::f32")]
     pub embedding_scale: f32,
     /// Attention logits are `q·k · attention_scale` (usually `1/√(dim/heads)`).
+    #[serde(deserialize_with = "finite::f32")]
     pub attention_scale: f32,
     /// The LayerNorms' epsilon.
+    #[serde(deserialize_with = "finite::f32")]
     pub epsilon: f32,
     pub activation: Activation,
     /// Where each block's two LayerNorms sit. Absent (bundles written before it): pre-LN.
@@ -326,8 +330,10 @@ pub struct TransitionSpec {
     /// Width of the item factors.
     pub dim: usize,
     /// Weights of the recent window, oldest first (the newest position gets the last).
+    #[serde(deserialize_with = "finite::vec")]
     pub recency_weights: Vec<f32>,
     /// Weight of the whole input's mean factor.
+    #[serde(deserialize_with = "finite::f32")]
     pub history_weight: f32,
 }
 
@@ -345,6 +351,50 @@ impl TransitionSpec {
     }
 }
 
+/// Floats a manifest may hold only finite: JSON has no infinity, so serde reads a number past
+/// f32's range as one, and writing the manifest back would give `null`, which no reader takes.
+mod finite {
+    use serde::de::{Deserialize, Deserializer, Error};
+
+    fn check<E: Error>(x: f32) -> Result<f32, E> {
+        if x.is_finite() {
+            Ok(x)
+        } else {
+            Err(E::custom(format!("{x} is not a finite 32-bit float")))
+        }
+    }
+
+    pub fn f32<'de, D: Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+        check(f32::deserialize(d)?)
+    }
+
+    pub fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f32>, D::Error> {
+        Option::<f32>::deserialize(d)?.map(check).transpose()
+    }
+
+    pub fn vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+        Vec::<f32>::deserialize(d)?.into_iter().map(check).collect()
+    }
+}
+
 fn checked_sum(counts: &[usize]) -> Option<usize> {
     counts.iter().try_fold(0usize, |sum, &n| sum.checked_add(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Manifest;
+
+    #[test]
+    fn a_float_beyond_f32_is_refused_not_written_back_as_null() {
+        // Found by the `manifest` fuzz target (tests/fuzz/corpus/manifest/): 1.19e57 read as
+        // f32 infinity, which serialized as `null` and made the written bundle unreadable.
+        let text = include_str!("../../../tests/fuzz/corpus/manifest/f32-overflow-written-as-null.json");
+        let err = serde_json::from_str::<Manifest>(text).expect_err("refused");
+        assert!(err.to_string().contains("not a finite 32-bit float"), "{err}");
+        let fine = text.replace("1.1920929e57", "1.1920929e-7");
+        let manifest: Manifest = serde_json::from_str(&fine).expect("the same manifest with a finite delta parses");
+        let written = serde_json::to_string(&manifest).expect("serializes");
+        assert_eq!(serde_json::from_str::<Manifest>(&written).expect("reads back"), manifest);
+    }
 }

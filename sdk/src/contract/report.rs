@@ -198,7 +198,11 @@ pub fn validate(report: &Report, max_epsilon: f64) -> Result<(), String> {
             | Contribution::ItemTransition { mechanism, report }
             | Contribution::CategoryView { mechanism, report }
             | Contribution::RecItem { mechanism, report } => {
-                mechanism.validate().is_ok() && report.hash < mechanism.hashes && report.coord < mechanism.width && report.sign.abs() == 1
+                // `sign` is an i8 from the wire: `abs()` of -128 overflows, so compare instead.
+                mechanism.validate().is_ok()
+                    && report.hash < mechanism.hashes
+                    && report.coord < mechanism.width
+                    && matches!(report.sign, 1 | -1)
             }
             Contribution::IntentBucket { mechanism, value }
             | Contribution::RecOutcome { mechanism, value }
@@ -209,4 +213,32 @@ pub fn validate(report: &Report, max_epsilon: f64) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(sign: i8) -> Report {
+        let mechanism = Hcms { hashes: 16, width: 1024, epsilon: 0.3 };
+        Report {
+            version: REPORT_VERSION,
+            site: "shop".into(),
+            idempotency_key: "0123456789abcdef0123456789abcdef".into(),
+            day: "2023-11-14".into(),
+            epsilon: 0.3,
+            contributions: vec![Contribution::ItemView { mechanism, report: HcmsReport { hash: 3, coord: 17, sign } }],
+        }
+    }
+
+    #[test]
+    fn signs_other_than_plus_or_minus_one_are_refused() {
+        assert_eq!(validate(&report(1), 1.0), Ok(()));
+        assert_eq!(validate(&report(-1), 1.0), Ok(()));
+        // -128 panicked ("attempt to negate with overflow" in `i8::abs`) before: found by the
+        // `report` fuzz target, tests/fuzz/corpus/report/sign-i8-min.json.
+        for sign in [0, 2, -2, i8::MAX, i8::MIN] {
+            assert!(validate(&report(sign), 1.0).expect_err("refused").contains("item_view"), "sign {sign}");
+        }
+    }
 }

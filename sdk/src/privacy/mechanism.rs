@@ -47,8 +47,11 @@ impl KaryRr {
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        if self.k < 2 {
-            return Err(format!("k-ary randomized response needs k ≥ 2, got {}", self.k));
+        // Whoever pools reports keeps a tally of k counters per mechanism it sees, from
+        // reports anyone with the page's site key can send; the largest real domain is an
+        // experiment's (4 variants × 5 stages).
+        if !(2..=MAX_RR_DOMAIN).contains(&self.k) {
+            return Err(format!("k-ary randomized response needs k from 2 to {MAX_RR_DOMAIN}, got {}", self.k));
         }
         if !(self.epsilon > 0.0 && self.epsilon.is_finite()) {
             return Err(format!("ε must be positive, got {}", self.epsilon));
@@ -106,6 +109,12 @@ impl KaryRr {
     }
 }
 
+/// The largest domain of a k-ary randomized response.
+pub const MAX_RR_DOMAIN: u32 = 1024;
+
+/// The most counters (hashes × width) an HCMS sketch may have: 8 MiB as i64.
+pub const MAX_SKETCH_CELLS: u64 = 1 << 20;
+
 /// Hadamard count-mean sketch: `hashes` hash functions into `width` buckets (a power of two).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -132,6 +141,12 @@ impl Hcms {
         }
         if !self.width.is_power_of_two() || self.width < 2 || self.width > 1 << 20 {
             return Err(format!("width must be a power of two from 2 to 2^20, got {}", self.width));
+        }
+        // A sketch holds hashes × width counters (i64), and whoever pools reports allocates
+        // one per mechanism it sees — from reports anyone with the page's site key can send.
+        // 1024 × 2^20 would be 8 GiB; the default sketch is 16 × 1024.
+        if u64::from(self.hashes) * u64::from(self.width) > MAX_SKETCH_CELLS {
+            return Err(format!("hashes × width must be at most 2^20, got {} × {}", self.hashes, self.width));
         }
         if !(self.epsilon > 0.0 && self.epsilon.is_finite()) {
             return Err(format!("ε must be positive, got {}", self.epsilon));
@@ -236,6 +251,21 @@ impl HcmsSketch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mechanisms_too_large_to_pool_are_refused() {
+        // Both were accepted before, and `foresight-export aggregates` then allocated a
+        // counter per cell for them: 32 GiB for this k, 8 GiB for this sketch (found with the
+        // `aggregates` fuzz target; tests/fuzz/corpus/aggregates/{rr-k-4e9,sketch-8gib}).
+        assert!(KaryRr { k: 4_000_000_000, epsilon: 0.1 }.validate().is_err());
+        assert!(KaryRr { k: MAX_RR_DOMAIN + 1, epsilon: 0.1 }.validate().is_err());
+        assert!(KaryRr { k: 20, epsilon: 0.1 }.validate().is_ok());
+        assert!(Hcms { hashes: 1024, width: 1 << 20, epsilon: 0.3 }.validate().is_err());
+        assert!(Hcms { hashes: 2, width: 1 << 20, epsilon: 0.3 }.validate().is_err());
+        assert!(Hcms { hashes: 1, width: 1 << 20, epsilon: 0.3 }.validate().is_ok());
+        assert!(Hcms { hashes: 1024, width: 1024, epsilon: 0.3 }.validate().is_ok());
+        assert!(Hcms { hashes: 16, width: 1024, epsilon: 0.3 }.validate().is_ok());
+    }
 
     #[test]
     fn kary_rr_is_unbiased_and_its_intervals_cover() {
