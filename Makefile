@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CHROMEDRIVER ?= /usr/bin/chromedriver
 WASM_TARGET := wasm32-unknown-unknown
 
-.PHONY: setup test lint test-native test-browser test-e2e test-fuzz demo size
+.PHONY: setup test lint test-native test-browser test-e2e test-fuzz demo size bench
 
 setup:
 	scripts/setup.sh
@@ -53,3 +53,8 @@ demo: setup
 ## Release wasm size (raw and gzip -9), the figure the README reports.
 size: setup
 	scripts/size.sh
+
+## Foresight vs onnxruntime-web in headless Chromium (its step models included): rewrites
+## bench/RESULTS.md, which names the commit it measured; fails if any timed answer differs.
+bench: setup
+	scripts/bench.sh

@@ -220,7 +220,7 @@ const ratio = (a, b) => (a == null || b == null || b === 0 ? "–" : `${(a / b).
 
 const cpuModel = (fs.readFileSync("/proc/cpuinfo", "utf8").match(/model name\s*:\s*(.*)/) || [, "?"])[1];
 const memGb = (os.totalmem() / 2 ** 30).toFixed(1);
-const git = (() => { try { return execFileSync("git", ["-C", root, "rev-parse", "--short", "HEAD"]).toString().trim() + (execFileSync("git", ["-C", root, "status", "--porcelain", "--", "sdk"]).toString().trim() ? " + uncommitted sdk/ changes" : ""); } catch { return "?"; } })();
+const git = (() => { try { return execFileSync("git", ["-C", root, "rev-parse", "--short", "HEAD"]).toString().trim() + (execFileSync("git", ["-C", root, "status", "--porcelain", "--", "sdk", "bench"]).toString().trim() ? " + uncommitted sdk/ or bench/ changes" : ""); } catch { return "?"; } })();
 const first = compare[0].result;
 
 let md = [];
@@ -235,7 +235,7 @@ p(`- CPU: ${cpuModel}, \`nproc\` = ${os.cpus().length}, ${memGb} GiB RAM; load a
 p(`- browser: headless Chromium ${chromiumVersion} (\`/usr/bin/chromium\`, playwright-core 1.64.1), a fresh browser per page load; pages cross-origin isolated (COOP/COEP), so \`performance.now()\` has 5 µs resolution; crossOriginIsolated = ${first.crossOriginIsolated}, hardwareConcurrency = ${first.hardwareConcurrency}`);
 p(`- Foresight: SDK at ${git}, release wasm with SIMD (\`scripts/build-web.sh\`, \`--lean\`), wasm-bindgen \`--target web\`, not \`wasm-opt\`-ed; onnxruntime-web ${ortVersion} (npm, \`ort.wasm.min.mjs\`, wasm backend, \`graphOptimizationLevel: "all"\`)`);
 p(`- ${compare.length} page loads per measurement, each figure the median over page loads; ${first.runs} timed runs per model and page after ${first.warmup} warm-up runs; ${minutes.toFixed(1)} minutes in all`);
-p(`- models: \`tests/fixtures/session_gru.onnx\` (GRU4Rec-style, 5,000 items, dim 64), \`bench/models/sasrec_5000.onnx\` (SASRec-style: 2 blocks of 2-head causal self-attention, dim 64, 5,000 items, seeded random weights, \`bench/models/make_sasrec.py\`), \`tests/fixtures/intent_logreg.onnx\` (logistic regression, 18 features). Recommender input: the fixture's 50-item sequence (\`[1, 50]\` int64). Foresight full loads the ONNX files; Foresight lean cannot read ONNX and loads the signed bundles made from them (\`tests/fixtures/bundles/*.fsb\`; SASRec: \`foresight-export convert\` at bench time, which recognises it and writes the \`attention\` format for the SDK's kernels), signature and hashes verified in the load time; the whole-sequence timings of the SASRec bundle do not use its key/value cache`);
+p(`- models: \`tests/fixtures/session_gru.onnx\` (GRU4Rec-style, 5,000 items, dim 64), \`bench/models/sasrec_5000.onnx\` (SASRec-style: 2 blocks of 2-head causal self-attention, dim 64, 5,000 items, seeded random weights, \`bench/models/make_sasrec.py\`), \`tests/fixtures/intent_logreg.onnx\` (logistic regression, 18 features). Recommender input: the fixture's 50-item sequence (\`[1, 50]\` int64). Foresight full loads the ONNX files; Foresight lean cannot read ONNX and loads the signed bundles made from them (\`tests/fixtures/bundles/*.fsb\`; SASRec: \`foresight-export convert\` at bench time, which recognises it and writes the \`attention\` format for the SDK's kernels), signature and hashes verified in the load time; the whole-sequence timings of the SASRec bundle do not use its key/value cache. onnxruntime-web's step models (latency section): \`bench/models/sasrec_5000_step.onnx\` (committed, PyTorch legacy exporter) and, written at bench time with onnx alone, \`gru_step.onnx\` (the fixture cut to one GRU step with \`h\` in and out) plus both with an in-graph \`TopK(20)\` (\`bench/models/make_step_models.py\`)`);
 p();
 p("## Bytes shipped (runtime: JS + wasm fetched by the page)");
 p();
@@ -315,30 +315,51 @@ for (const id of ["full", "lean"]) {
 }
 p();
 if (mism.length) { p("Mismatches:"); p(); for (const x of [...new Set(mism)]) p(`- ${x}`); p(); }
-p("## One recommendation by session length: incremental state vs whole sequence (ms, median over page loads)");
+p("## One recommendation after a new event, by session length: against onnxruntime-web's step models (ms per call, median over page loads)");
 p();
-p("The GRU fixture three ways in one page (`bench/pages/latency.js`): **incremental** — the signed `gru` bundle on the SDK's own kernels, the session already holding the events, one GRU step for the new event plus the scoring head (5,000 exact scores to JavaScript; \"+ top-20\": the top 20 picked in wasm instead — every item ranked by an i16 copy of the head with integer dot products, the ~20 near the 20th rescored exactly within a proven error bound, so the same 20 with the same scores as the exact head); **whole** — the whole sequence from a zero state on the SDK's kernels and on tract; and onnxruntime-web (1 thread) on the whole sequence (\"+ top-20\" picked in JavaScript). Ratios are against onnxruntime-web's whole-sequence run at the same length; the goal of issue #8 is ≤ 0.5×.");
+p("`bench/pages/latency.js`, one page per load. **SDK**: the signed `gru` / `attention` bundle on the SDK's own kernels with its kept state — one GRU step, or one attention position from the kept keys and values — then all 5,000 exact scores to JavaScript; \"top-20\": the 20 picked in wasm instead (an i16 copy of the head ranks every item, the ~20 near the 20th are rescored exactly, so the same 20 as the exact head). **ORT step**: onnxruntime-web " + ortVersion + " (wasm, 1 thread) on step models from the same weights (`bench/models/make_step_models.py`, checked against the whole-sequence models at every event of 7 sessions before the run): GRU `item` + `h` → `scores` + `h_next`, its `h_next` fed back; SASRec `item` + past keys/values → `scores` + present keys/values, as LLM exports do; session and input tensors made once and refilled; \"TopK\": the same model ending in an in-graph `TopK(20)`. GRU: each sample starts from the session of length − 1 (set up untimed) and appends new events. SASRec up to 50 events: each call replaces the session's last event (the SDK takes it back for free; onnxruntime-web feeds the same past), so every call is at exactly that length; its learned positions stop at 50, so at 200 the window slides with each event on both sides: every position moves, the SDK recomputes its 50 and onnxruntime-web's step is its whole-sequence model on the window.");
+p();
+p("**Every timed call is checked**: its top 20 (by score, ties by index) against onnxruntime-web's step model on the same input; a difference fails the run and names the case. Two items whose scores differ by ≤ 1e-5 may swap places between runtimes (float rounding); such swaps are counted, not failed. Timer: cross-origin isolated, `performance.now()` ticks every " + (latency[0]?.tickMs != null ? `${(latency[0].tickMs * 1000).toFixed(0)} µs` : "?") + "; each sample batches as many calls as make ≥ 100 ticks (the same batch for every path of a row, so call c has the same input everywhere); p50 / p99 per call over the samples. Targets (issue #17): top-20 ≤ 0.5× onnxruntime-web's step model (p50 and p99), all-items exact scores ≤ 0.7×.");
 p();
 if (latency.length && !latency[0].error) {
-  p("| length | incremental p50 / p99 | + top-20 p50 / p99 | SDK kernels whole p50 | tract whole p50 | ORT p50 / p99 | ORT + top-20 p50 | incremental ÷ ORT (p50 / p99) | + top-20 ÷ ORT + top-20 (p50) | top-20 vs ORT, max \\|Δ\\| |");
-  p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
-  for (const len of Object.keys(latency[0].lengths)) {
-    const L = (k, f) => median(latency.map((r) => r.lengths[len][k][f]));
-    const agree = latency.every((r) => r.lengths[len].agreement.top20Identical);
-    const delta = Math.max(...latency.map((r) => r.lengths[len].agreement.maxAbsDelta));
-    p(`| ${len} | ${ms(L("incremental", "p50Ms"), 3)} / ${ms(L("incremental", "p99Ms"), 3)} | ${ms(L("incrementalTop20", "p50Ms"), 3)} / ${ms(L("incrementalTop20", "p99Ms"), 3)} | ${ms(L("kernelsWhole", "p50Ms"), 3)} | ${ms(L("tractWhole", "p50Ms"), 3)} | ${ms(L("ortWhole", "p50Ms"), 3)} / ${ms(L("ortWhole", "p99Ms"), 3)} | ${ms(L("ortWholeTop20", "p50Ms"), 3)} | ${ratio(L("incremental", "p50Ms"), L("ortWhole", "p50Ms"))} / ${ratio(L("incremental", "p99Ms"), L("ortWhole", "p99Ms"))} | ${ratio(L("incrementalTop20", "p50Ms"), L("ortWholeTop20", "p50Ms"))} | ${agree ? "identical" : "DIFFERS"}, ${delta.toExponential(1)} |`);
+  const G = (len, g, path, f) => median(latency.map((r) => r.lengths[len][g]?.paths[path]?.[f]));
+  const pp = (len, g, path) => `${ms(G(len, g, path, "p50Ms"), 3)} / ${ms(G(len, g, path, "p99Ms"), 3)}`;
+  const rr = (len, g, a, b) => `${ratio(G(len, g, a, "p50Ms"), G(len, g, b, "p50Ms"))} / ${ratio(G(len, g, a, "p99Ms"), G(len, g, b, "p99Ms"))}`;
+  const checked = (len, g) => {
+    const rs = latency.map((r) => r.lengths[len][g]).filter(Boolean);
+    const calls = rs.reduce((n, x) => n + x.calls, 0);
+    const ties = rs.reduce((n, x) => n + Object.values(x.nearTies ?? {}).reduce((a, b) => a + b, 0), 0);
+    return `${calls.toLocaleString("en")} × ${Object.keys(rs[0]?.paths ?? {}).length - 1}${ties ? `, ${ties} near-tie swap${ties > 1 ? "s" : ""}` : ""}, max \\|Δ\\| ${Math.max(...rs.map((x) => x.maxAbsDelta)).toExponential(1)}`;
+  };
+  const batch = (len, g) => median(latency.map((r) => r.lengths[len][g]?.batch));
+  for (const [g, name] of [["gru", "GRU"], ["sasrec", "SASRec-style"]]) {
+    p(`**${name}** (p50 / p99):`);
+    p();
+    p("| length | SDK top-20 | ORT step + TopK | top-20 ratio | SDK all scores | ORT step, all scores | all-scores ratio | calls per sample | calls checked (× paths), near ties, max \\|Δ\\| |");
+    p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    for (const len of Object.keys(latency[0].lengths)) {
+      const sliding = g === "sasrec" && Number(len) > 50;
+      const topkPath = sliding ? "ortStep" : "ortStepTopK";
+      p(`| ${sliding ? `${len} (last 50)` : len} | ${pp(len, g, "sdkTop20")} | ${sliding ? "(whole window, top-20 in JS: " + pp(len, g, "ortStep") + ")" : pp(len, g, topkPath)} | ${rr(len, g, "sdkTop20", topkPath)} | ${pp(len, g, "sdk")} | ${pp(len, g, "ortStep")} | ${rr(len, g, "sdk", "ortStep")} | ${batch(len, g)} | ${checked(len, g)} |`);
+    }
+    p();
+  }
+  p("The whole sequence from scratch on every runtime (the SDK's kernels without their kept state, tract, onnxruntime-web on the whole-sequence model), each call a window of the given length (SASRec: at most 50), checked the same way against onnxruntime-web:");
+  p();
+  p("| model | length | SDK kernels | tract | ORT whole | SDK ÷ ORT (p50 / p99) | calls checked (× paths), near ties, max \\|Δ\\| |");
+  p("| --- | ---: | ---: | ---: | ---: | ---: | --- |");
+  for (const [g, name] of [["gruWhole", "GRU"], ["sasrecWhole", "SASRec-style"]]) {
+    for (const len of Object.keys(latency[0].lengths)) {
+      p(`| ${name} | ${g === "sasrecWhole" && Number(len) > 50 ? `${len} (last 50)` : len} | ${pp(len, g, "sdkKernels")} | ${pp(len, g, "tract")} | ${pp(len, g, "ort")} | ${rr(len, g, "sdkKernels", "ort")} | ${checked(len, g)} |`);
+    }
   }
   p();
-  p("The SASRec-style model the same ways: **incremental** — its signed `attention` bundle on the SDK's kernels, keys and values of every block kept per position, so a new event costs one position plus the head (the session of length − 1 events is set up untimed before each run, a different history each time; at length 200 only its last 50 events, all the model reads, so the set-up does not slide the window 150 times per run); **whole** — every position on the same kernels, on tract, and on onnxruntime-web. Its learned positions stop at 50, so at length 200 every runtime reads the last 50 events, and the window slides with each event: every position moves and the incremental run recomputes all 50 (the model's definition, not a missed shortcut).");
-  p();
-  p("| length | incremental p50 / p99 | + top-20 p50 / p99 | SDK kernels whole p50 | tract whole p50 | ORT p50 / p99 | ORT + top-20 p50 | incremental ÷ ORT (p50 / p99) | + top-20 ÷ ORT + top-20 (p50) | top-20 vs ORT, max \\|Δ\\| |");
-  p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
-  for (const len of Object.keys(latency[0].lengths)) {
-    const L = (k, f) => median(latency.map((r) => r.lengths[len][k]?.[f]));
-    const ags = latency.map((r) => r.lengths[len].sasrecAgreement).filter(Boolean);
-    const agree = ags.length && ags.every((a) => a.top20Identical) ? "identical" : "DIFFERS";
-    const delta = Math.max(...ags.map((a) => a.maxAbsDelta));
-    p(`| ${Number(len) > 50 ? `${len} (last 50)` : len} | ${ms(L("sasrecIncremental", "p50Ms"), 3)} / ${ms(L("sasrecIncremental", "p99Ms"), 3)} | ${ms(L("sasrecIncrementalTop20", "p50Ms"), 3)} / ${ms(L("sasrecIncrementalTop20", "p99Ms"), 3)} | ${ms(L("sasrecKernelsWhole", "p50Ms"), 3)} | ${ms(L("sasrecTract", "p50Ms"), 3)} | ${ms(L("sasrecOrt", "p50Ms"), 3)} / ${ms(L("sasrecOrt", "p99Ms"), 3)} | ${ms(L("sasrecOrtTop20", "p50Ms"), 3)} | ${ratio(L("sasrecIncremental", "p50Ms"), L("sasrecOrt", "p50Ms"))} / ${ratio(L("sasrecIncremental", "p99Ms"), L("sasrecOrt", "p99Ms"))} | ${ratio(L("sasrecIncrementalTop20", "p50Ms"), L("sasrecOrtTop20", "p50Ms"))} | ${agree}, ${delta.toExponential(1)} |`);
+  const failed = latency.flatMap((r) => r.failures ?? []);
+  if (failed.length) {
+    p("**FAILED: the runtimes disagree** (the run exits with status 1):");
+    p();
+    for (const f of [...new Set(failed)]) p(`- ${f}`);
+    p();
   }
   const S = (k, f) => median(latency.map((r) => r.sdk?.[k]?.[f]));
   p();
@@ -427,3 +448,9 @@ if (fs.existsSync(resultsMd)) {
 }
 fs.writeFileSync(outFile, md.join("\n"));
 log(`wrote ${path.relative(process.cwd(), outFile)} (raw figures: ${path.relative(process.cwd(), rawFile)})`);
+// A benchmark whose runtimes answer differently measures nothing: fail, naming each case.
+const disagreements = [...new Set(latency.flatMap((r) => r.failures ?? []))];
+if (disagreements.length) {
+  for (const f of disagreements) log(`FAILED: ${f}`);
+  process.exit(1);
+}

@@ -44,6 +44,11 @@ else
   rm -f "$site/sasrec_5000.convert-error.txt"
 fi
 
+# onnxruntime-web's step models (GRU from the fixture, SASRec's committed step model + TopK),
+# each checked against its whole-sequence model at every event before anything is timed.
+log "onnxruntime-web step models (bench/models/make_step_models.py derive)"
+python3 bench/models/make_step_models.py derive "$site" >&2
+
 eval_arg=()
 if scripts/fetch-data.sh >&2; then
   log "accuracy: foresight-export train --eval --json on MovieLens-100K"

@@ -149,6 +149,13 @@ impl BenchModel {
         indices.iter().try_for_each(|&i| self.push(i, false))
     }
 
+    /// Takes back the session's last event (no model work): the next push then replaces it, and
+    /// the attention cache recomputes only that position — so many runs at exactly one session
+    /// length need no set-up between them.
+    pub fn pop(&mut self) {
+        self.sequence.pop();
+    }
+
     /// Incremental: one new event, then every item's score — the work of one recommendation
     /// after a `track()`, whatever the session's length.
     #[wasm_bindgen(js_name = pushScores)]
