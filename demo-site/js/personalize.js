@@ -95,8 +95,8 @@ export class Personalization {
       }
     } catch (e) {
       console.warn("[demo] Foresight could not start; the shop runs on the catalog alone.", e);
-      // Queued calls are answered by the handle (its popularity, or the SDK's error); later ones
-      // go to the demo's catalog.
+      // Lists come from the demo's catalog from now on; other calls still reach the handle,
+      // which rejects them with the SDK's error, and the same fallbacks answer.
       this.fs = null;
       this.state = "failed";
       this.error = e;
