@@ -2,7 +2,9 @@
 //! posts reports built by the SDK's real code to a collector on loopback from a few threads,
 //! bounded in count and time, and prints the sustained rate and latency percentiles.
 //!
-//! cargo run -p foresight-export --example bench_collector -- --bench URL KEY SITE [REPORTS] [THREADS] [BATCH] [SECONDS]
+//! cargo run -p foresight-export --example bench_collector -- --bench URL[,URL…] KEY SITE [REPORTS] [THREADS] [BATCH] [SECONDS]
+//!
+//! Several URLs (collectors sharing one database): the threads take them in turn.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,7 +20,7 @@ fn main() {
         eprintln!("usage: bench_collector --bench URL KEY SITE [REPORTS=5000] [THREADS=8] [BATCH=1] [SECONDS=20]");
         std::process::exit(2);
     }
-    let url = args[1].clone();
+    let urls: Vec<String> = args[1].split(',').map(str::to_owned).collect();
     let key = args[2].clone();
     let site = args[3].clone();
     let arg = |i: usize, default: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
@@ -28,6 +30,9 @@ fn main() {
     let mechanisms = Mechanisms::default();
     let mut rng =
         SeededRandomness(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1));
+    // Yesterday: the collector takes report days within its window around today.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as f64).unwrap_or(0.0);
+    let yesterday = foresight::privacy::budget::utc_day(now - 86_400_000.0);
     let reports: Vec<_> = (0..total)
         .map(|_| {
             let i = rng.below(500);
@@ -38,7 +43,7 @@ fn main() {
                 max_intent: Some(rng.unit() as f32),
                 ..Default::default()
             };
-            foresight::sync::day::build(&site, "2026-11-30", &summary, &mechanisms, &mut rng)
+            foresight::sync::day::build(&site, &yesterday, &summary, &mechanisms, &mut rng)
         })
         .collect();
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new(reports.chunks(batch).map(|c| serde_json::to_vec(c).expect("json")).collect());
@@ -47,8 +52,8 @@ fn main() {
     let deadline = Instant::now() + Duration::from_secs(seconds as u64);
     let started = Instant::now();
     let workers: Vec<_> = (0..threads)
-        .map(|_| {
-            let (bodies, next, url, key) = (bodies.clone(), next.clone(), url.clone(), key.clone());
+        .map(|t| {
+            let (bodies, next, url, key) = (bodies.clone(), next.clone(), urls[t % urls.len()].clone(), key.clone());
             std::thread::spawn(move || {
                 let agent: ureq::Agent =
                     ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(10))).build().into();

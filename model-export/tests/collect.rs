@@ -20,7 +20,19 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_foresight-export");
 const SHOP_KEY: &str = "shop-key-0001";
 const OTHER_KEY: &str = "other-key-002";
-const DAY: &str = "2026-11-30";
+
+/// The report day of the tests: yesterday (UTC), as the SDK reports a finished day; the
+/// collector refuses days far from its own.
+fn day() -> &'static str {
+    static DAY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DAY.get_or_init(|| days_ago(1))
+}
+
+/// The UTC day `n` days before today (negative: after).
+fn days_ago(n: i32) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as f64;
+    foresight::privacy::budget::utc_day(now - f64::from(n) * 86_400_000.0)
+}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
@@ -176,7 +188,7 @@ fn mechanisms_with(eps: [f64; 6]) -> Mechanisms {
 fn reports(n: usize, seed: u64) -> Vec<Report> {
     let mut rng = SeededRandomness(seed);
     let m = Mechanisms::default();
-    (0..n).map(|_| one_report("shop", DAY, &mut rng, &m)).collect()
+    (0..n).map(|_| one_report("shop", day(), &mut rng, &m)).collect()
 }
 
 fn aggregates_json(db: &str, extra: &[&str]) -> Value {
@@ -311,13 +323,13 @@ fn sqlite_accepts_stores_and_deduplicates() {
     let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(journal, "wal");
     let r = reports(4, 11);
-    let (body, day, eps): (String, String, f64) = conn
+    let (body, stored_day, eps): (String, String, f64) = conn
         .query_row("SELECT body_json, day, epsilon FROM reports WHERE site='shop' AND idempotency_key=?1", [&r[0].idempotency_key], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?))
         })
         .unwrap();
     assert_eq!(serde_json::from_str::<Report>(&body).unwrap(), r[0]);
-    assert_eq!((day.as_str(), eps), (DAY, r[0].epsilon));
+    assert_eq!((stored_day.as_str(), eps), (day(), r[0].epsilon));
     let all: String = conn.query_row("SELECT group_concat(body_json || received_day, '') FROM reports", [], |r| r.get(0)).unwrap();
     assert!(!all.contains("127.0.0.1") && !all.to_lowercase().contains("ureq"), "no address or header is stored");
 }
@@ -362,8 +374,47 @@ fn bad_requests_get_specific_errors_and_the_server_keeps_serving() {
 
     // ε out of range: a real report from mechanisms spending 2.0.
     let greedy = mechanisms_with([1.0, 0.5, 0.25, 0.125, 0.0625, 0.0625]);
-    let r = one_report("shop", DAY, &mut SeededRandomness(9), &greedy);
+    let r = one_report("shop", day(), &mut SeededRandomness(9), &greedy);
     check(send(&url, Some(SHOP_KEY), None, tp, &serde_json::to_vec(&r).unwrap(), None), 422, "epsilon 2 is outside (0, 1]");
+
+    // Days: far in the past (the SDK's queue never holds one that old), in the future, not a date.
+    let at_day = |d: &str| {
+        let mut r = reports(1, 10).remove(0);
+        r.day = d.to_owned();
+        serde_json::to_vec(&r).unwrap()
+    };
+    check(send(&url, Some(SHOP_KEY), None, tp, &at_day(&days_ago(40)), None), 422, "more than 31 days in the past");
+    check(send(&url, Some(SHOP_KEY), None, tp, &at_day(&days_ago(-3)), None), 422, "is in the future");
+    check(send(&url, Some(SHOP_KEY), None, tp, &at_day("2026-02-30"), None), 422, "day `2026-02-30` is not a date");
+    // A compressed body (here a gzip bomb: 16 MB of zeros in ~16 KB) is refused unread.
+    let zeros = dir.path().join("zeros");
+    std::fs::write(&zeros, vec![0u8; 16 << 20]).unwrap();
+    let bomb = Command::new("gzip").args(["-9", "-c"]).arg(&zeros).output().expect("gzip").stdout;
+    assert!(bomb.len() < 65_536, "{} bytes", bomb.len());
+    let a = answer(
+        agent()
+            .post(&format!("{url}?key={SHOP_KEY}"))
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", "gzip")
+            .send(&bomb[..])
+            .expect("HTTP exchange"),
+    );
+    check(a, 415, "Content-Encoding `gzip` is not accepted");
+    // 10,000 contributions: over the body limit here (named as such where the limit is
+    // raised). The answer comes from Content-Length, before the body is read, so the client
+    // may see its 1 MB upload cut off instead: then the log holds the answer.
+    let mut flood = good_value.clone();
+    let one = flood["contributions"][0].clone();
+    flood["contributions"] = Value::Array(vec![one; 10_000]);
+    let flood = json(&flood);
+    match agent().post(&format!("{url}?key={SHOP_KEY}")).header("Content-Type", "text/plain").send(&flood[..]) {
+        Ok(r) => check(answer(r), 413, "over the limit of 65536 bytes"),
+        Err(e) => {
+            std::thread::sleep(Duration::from_millis(200));
+            let log = c.log_text();
+            assert!(log.contains("413") && log.contains("over the limit of 65536 bytes"), "{e}:\n{log}");
+        }
+    }
 
     // Too large: over --max-body, and a batch over 50.
     let big = format!("[{}]", vec![serde_json::to_string(&good).unwrap(); 120].join(","));
@@ -400,6 +451,20 @@ fn bad_requests_get_specific_errors_and_the_server_keeps_serving() {
     let log = c.log_text();
     assert!(log.contains("WARN") && log.contains("413") && log.contains("INFO"), "request log lines:\n{log}");
     assert!(!log.contains(SHOP_KEY), "the site key is not logged");
+}
+
+#[test]
+fn a_report_of_ten_thousand_contributions_is_refused_by_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = sqlite_db(dir.path());
+    let c = Collector::start(dir.path(), &db, &["--max-body", "4000000"]);
+    let mut flood = serde_json::to_value(&reports(1, 5)[0]).unwrap();
+    let one = flood["contributions"][0].clone();
+    flood["contributions"] = Value::Array(vec![one; 10_000]);
+    let a = send(&c.url("/v1/reports"), Some(SHOP_KEY), None, Some("application/json"), &serde_json::to_vec(&flood).unwrap(), None);
+    assert_eq!(a.status, 422, "{:?}", a.body);
+    assert_eq!(a.body["error"], "report: a report carries at most 32 contributions, got 10000");
+    assert_eq!(stored_count(&db), 0);
 }
 
 #[test]
@@ -542,7 +607,7 @@ fn aggregates_recover_a_simulated_population_within_their_intervals() {
             rec_stage,
             experiments: Vec::new(),
         };
-        population.push(foresight::sync::day::build("shop", DAY, &summary, &mechanisms, &mut rng));
+        population.push(foresight::sync::day::build("shop", day(), &summary, &mechanisms, &mut rng));
     }
     // 60 visitors whose SDK used other parameters: never pooled with the others, and too few
     // to be released.
@@ -555,7 +620,7 @@ fn aggregates_recover_a_simulated_population_within_their_intervals() {
         rec_item: Hcms { hashes: 8, width: 512, epsilon: 0.05 },
     };
     for _ in 0..60 {
-        population.push(one_report("shop", DAY, &mut rng, &other));
+        population.push(one_report("shop", day(), &mut rng, &other));
     }
 
     // Delivered in batches of 50 from two threads.
@@ -653,7 +718,7 @@ fn aggregates_recover_a_simulated_population_within_their_intervals() {
     let strict = aggregates_json(&db, &["--catalog", catalog_arg, "--min-contributors", "20000"]);
     assert!(strict["groups"].as_array().unwrap().iter().all(|g| g["released"] == false && g["estimates"].as_array().unwrap().is_empty()));
     // Another day holds nothing.
-    let empty = aggregates_json(&db, &["--day", "2026-12-01"]);
+    let empty = aggregates_json(&db, &["--day", &days_ago(3)]);
     assert_eq!(empty["reports"], 0);
     assert!(empty["groups"].as_array().unwrap().is_empty());
 
@@ -731,7 +796,7 @@ fn train_from_aggregates_learns_the_transitions_visitors_made() {
                 transitions: vec![format!("film-{a}>film-{b}")],
                 ..Default::default()
             };
-            foresight::sync::day::build("shop", DAY, &summary, &mechanisms, &mut rng)
+            foresight::sync::day::build("shop", day(), &summary, &mechanisms, &mut rng)
         })
         .collect();
     for chunk in reports.chunks(50) {
@@ -832,7 +897,7 @@ fn experiments_report_a_true_lift_and_not_a_null_one() {
             let v = e.assign(&mut rng);
             let st = stage(&mut rng, rates[v]);
             let summary = DaySummary { experiments: vec![(e.name.clone(), e.mechanism(), encode_value(v, st))], ..Default::default() };
-            foresight::sync::day::build("shop", DAY, &summary, &small, &mut rng)
+            foresight::sync::day::build("shop", day(), &summary, &small, &mut rng)
         })
         .collect();
     for chunk in reports.chunks(50) {
@@ -876,7 +941,11 @@ impl Postgres {
             versions.sort();
             candidates.extend(versions.into_iter().rev());
         }
-        candidates.into_iter().find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
+        // Where the binaries really are (a PATH entry may hold links to some of them only).
+        candidates
+            .into_iter()
+            .find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
+            .map(|d| std::fs::canonicalize(d.join("initdb")).ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or(d))
     }
 
     fn command(&self, program: &str) -> Command {
@@ -935,6 +1004,64 @@ impl Postgres {
     }
 }
 
+impl Postgres {
+    /// One SQL command through `psql` on database `db` of this cluster; its output, unaligned.
+    fn psql(&self, db: &str, sql: &str) -> String {
+        let url = self.url.rsplit_once('/').map(|(base, _)| format!("{base}/{db}")).expect("a database URL");
+        let out =
+            self.command("psql").args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", &url, "-c", sql]).output().expect("psql");
+        assert!(out.status.success(), "psql `{sql}`: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn database(&self, name: &str) -> String {
+        self.psql("postgres", &format!("CREATE DATABASE {name}"));
+        self.url.rsplit_once('/').map(|(base, _)| format!("{base}/{name}")).expect("a database URL")
+    }
+}
+
+/// Two collector processes on one database, as behind a load balancer: the same 200 reports
+/// sent to both at once are stored once, each acknowledged by both.
+fn two_collectors_share_one_database(dir: &Path, db: &str) {
+    let a = Collector::start(dir, db, &["--rate-per-minute", "10000000"]);
+    let b = Collector::start(dir, db, &["--rate-per-minute", "10000000"]);
+    let before = stored_count(db);
+    let all = Arc::new(reports(200, 4242));
+    // One sends the batches first to last, the other last to first: they cross midway.
+    let senders: Vec<_> = [(a.url("/v1/reports"), false), (b.url("/v1/reports"), true)]
+        .into_iter()
+        .map(|(url, reverse)| {
+            let all = all.clone();
+            std::thread::spawn(move || {
+                let agent = agent();
+                let (mut accepted, mut duplicates) = (0, 0);
+                let mut chunks: Vec<&[Report]> = all.chunks(10).collect();
+                if reverse {
+                    chunks.reverse();
+                }
+                for chunk in chunks {
+                    let r = agent
+                        .post(&format!("{url}?key={SHOP_KEY}"))
+                        .header("Content-Type", "application/json")
+                        .send(&serde_json::to_vec(chunk).expect("json")[..])
+                        .expect("post");
+                    let a = answer(r);
+                    assert_eq!(a.status, 202, "{:?}", a.body);
+                    accepted += a.body["accepted"].as_u64().expect("n");
+                    duplicates += a.body["duplicates"].as_u64().expect("n");
+                }
+                (accepted, duplicates)
+            })
+        })
+        .collect();
+    let counts: Vec<(u64, u64)> = senders.into_iter().map(|t| t.join().expect("sender")).collect();
+    let accepted: u64 = counts.iter().map(|c| c.0).sum();
+    let duplicates: u64 = counts.iter().map(|c| c.1).sum();
+    assert_eq!((accepted, duplicates), (200, 200), "per collector: {counts:?}");
+    assert_eq!(stored_count(db), before + 200);
+    eprintln!("two collectors: stored {accepted} of 400 deliveries (per process accepted/duplicates {counts:?})");
+}
+
 impl Drop for Postgres {
     fn drop(&mut self) {
         if !self.data.as_os_str().is_empty() {
@@ -956,4 +1083,83 @@ fn postgres_accepts_deduplicates_and_survives_kill9() {
     let work = tempfile::tempdir().expect("tempdir");
     accept_and_deduplicate(work.path(), &pg.url);
     kill9_keeps_acknowledged(work.path(), &pg.url);
+    two_collectors_share_one_database(work.path(), &pg.url);
+
+    // One partition a report day (and the default one for rows that carry no date).
+    let partitions = pg.psql("postgres", "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'reports'::regclass");
+    assert_eq!(partitions, format!("reports_{},reports_undated", day().replace('-', "_")));
+}
+
+/// `aggregates` reads sums that PostgreSQL computed (one row per sketch cell), and they give
+/// exactly the estimates SQLite's sums give for the same reports.
+#[test]
+fn postgres_sums_equal_sqlite_sums_and_old_databases_are_partitioned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pg = match Postgres::start(dir.path()) {
+        Ok(pg) => pg,
+        Err(why) => {
+            eprintln!("note: skipping the PostgreSQL aggregation test: {why}");
+            return;
+        }
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let catalog: Vec<Value> =
+        (0..20).map(|i| serde_json::json!({"id": format!("film-{i}"), "category": format!("genre-{}", i % 4)})).collect();
+    let catalog_path = work.path().join("catalog.json");
+    std::fs::write(&catalog_path, serde_json::to_vec(&serde_json::json!({"items": catalog})).unwrap()).unwrap();
+    let mut population = reports(300, 99);
+    let yesterday = days_ago(2);
+    for r in population.iter_mut().step_by(3) {
+        r.day = yesterday.clone();
+    }
+    let sqlite = sqlite_db(work.path());
+    let postgres = pg.database("sums");
+    for db in [&sqlite, &postgres] {
+        let c = Collector::start(work.path(), db, &["--rate-per-minute", "10000000"]);
+        for chunk in population.chunks(50) {
+            assert_eq!(post_reports(&c, chunk).status, 202);
+        }
+    }
+    let catalog_arg = catalog_path.to_str().unwrap();
+    for extra in [vec![], vec!["--day", day()], vec!["--from", yesterday.as_str()], vec!["--to", yesterday.as_str()]] {
+        let args: Vec<&str> = ["--catalog", catalog_arg, "--min-contributors", "20"].into_iter().chain(extra.iter().copied()).collect();
+        let (a, b) = (aggregates_json(&sqlite, &args), aggregates_json(&postgres, &args));
+        assert_eq!(a, b, "{extra:?}");
+        assert!(a["groups"].as_array().is_some_and(|g| g.iter().any(|g| g["released"] == true)), "{a}");
+    }
+    assert_eq!(aggregates_json(&postgres, &[])["reports"], 300);
+
+    // A database of the first schema (one unpartitioned table): the collector moves its rows
+    // into day partitions, and rows whose day is no date into the default one.
+    let legacy = pg.database("legacy");
+    pg.psql(
+        "legacy",
+        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_day TEXT NOT NULL);
+        INSERT INTO schema_version VALUES (1, '2026-11-01');
+        CREATE TABLE reports (id BIGSERIAL PRIMARY KEY, site TEXT NOT NULL, idempotency_key TEXT NOT NULL, day TEXT NOT NULL,
+            epsilon DOUBLE PRECISION NOT NULL, received_day TEXT NOT NULL, body_json TEXT NOT NULL);
+        CREATE UNIQUE INDEX reports_site_idempotency_key ON reports (site, idempotency_key);
+        CREATE INDEX reports_site_day ON reports (site, day);",
+    );
+    let old = reports(3, 5);
+    let quote = |s: &str| s.replace('\'', "''");
+    for (r, d) in old.iter().zip([day(), day(), "2026-02-30"]) {
+        pg.psql(
+            "legacy",
+            &format!(
+                "INSERT INTO reports (site, idempotency_key, day, epsilon, received_day, body_json) VALUES ('shop', '{}', '{d}', {}, '{d}', '{}')",
+                r.idempotency_key,
+                r.epsilon,
+                quote(&serde_json::to_string(r).unwrap())
+            ),
+        );
+    }
+    let c = Collector::start(work.path(), &legacy, &[]);
+    assert_eq!(pg.psql("legacy", "SELECT MAX(version) FROM schema_version"), "2");
+    assert_eq!(pg.psql("legacy", &format!("SELECT COUNT(*) FROM reports_{}", day().replace('-', "_"))), "2");
+    assert_eq!(pg.psql("legacy", "SELECT COUNT(*) FROM reports_undated"), "1");
+    // Retried after the migration: still stored once.
+    let a = post_reports(&c, &old[..2]);
+    assert_eq!(a.body, serde_json::json!({"accepted": 0, "duplicates": 2}));
+    assert_eq!(aggregates_json(&legacy, &[])["reports"], 3);
 }

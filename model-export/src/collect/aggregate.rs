@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use foresight::contract::report::{Contribution, RecStage, Report, INTENT_BUCKETS, NOTHING};
 use foresight::experiment::{self, Comparison, VariantResult};
-use foresight::privacy::mechanism::{Estimate, HcmsSketch, KaryRr};
+use foresight::privacy::mechanism::{Estimate, Hcms, HcmsSketch, KaryRr};
 use foresight::recommend::CatalogItem;
 use serde::Serialize;
 
@@ -158,55 +158,162 @@ struct RrKey {
     epsilon_bits: u64,
 }
 
-/// Pools the stored report bodies and releases what the k-threshold allows.
-pub fn aggregate(bodies: &[String], options: &Options) -> Aggregates {
-    let mut sketches: BTreeMap<HcmsKey, HcmsSketch> = BTreeMap::new();
-    let mut tallies: BTreeMap<RrKey, (KaryRr, Vec<u64>)> = BTreeMap::new();
-    let mut experiment_tallies: BTreeMap<(String, u32, u64), (KaryRr, Vec<u64>)> = BTreeMap::new();
-    let mut skipped = 0u64;
-    let mut reports = 0u64;
-    for body in bodies {
-        let Ok(report) = serde_json::from_str::<Report>(body) else {
-            skipped += 1;
-            continue;
+/// One cell of the stored contributions, summed over reports: what the database hands back
+/// when it aggregates (`storage::Storage::cells`), so raw reports never reach memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    pub statistic: String,
+    /// The mechanism's parameters as JSON (pooled by their values once parsed).
+    pub mechanism: String,
+    /// An experiment's name (experiment outcomes only).
+    pub experiment: Option<String>,
+    /// HCMS: the row and column the reports fell in; -1 for k-RR.
+    pub hash: i64,
+    pub coord: i64,
+    /// k-RR: the reported value; -1 for HCMS.
+    pub value: i64,
+    /// HCMS: Σ sign; k-RR: the count.
+    pub sum: i64,
+    /// Contributions in the cell.
+    pub count: i64,
+}
+
+/// The pooled sums every estimate is computed from: per statistic and mechanism, an HCMS
+/// sketch or a k-RR histogram.
+#[derive(Debug, Default)]
+pub struct Tallies {
+    sketches: BTreeMap<HcmsKey, HcmsSketch>,
+    tallies: BTreeMap<RrKey, (KaryRr, Vec<u64>)>,
+    experiments: BTreeMap<(String, u32, u64), (KaryRr, Vec<u64>)>,
+    /// Reports read.
+    pub reports: u64,
+    /// Stored rows that are not reports (none unless the database was edited).
+    pub skipped: u64,
+}
+
+impl Tallies {
+    fn sketch(&mut self, statistic: &str, mechanism: &Hcms) -> Option<&mut HcmsSketch> {
+        let statistic = ORDER.iter().position(|s| *s == statistic)?;
+        mechanism.validate().ok()?;
+        let key = HcmsKey { statistic, hashes: mechanism.hashes, width: mechanism.width, epsilon_bits: mechanism.epsilon.to_bits() };
+        Some(self.sketches.entry(key).or_insert_with(|| HcmsSketch::new(*mechanism)))
+    }
+
+    fn histogram(&mut self, statistic: &str, experiment: Option<&str>, mechanism: &KaryRr, value: u32) -> Option<&mut u64> {
+        if mechanism.validate().is_err() || value >= mechanism.k {
+            return None;
+        }
+        let (_, t) = match experiment {
+            Some(name) => {
+                if !mechanism.k.is_multiple_of(RecStage::COUNT) {
+                    return None;
+                }
+                let key = (name.to_owned(), mechanism.k, mechanism.epsilon.to_bits());
+                self.experiments.entry(key).or_insert_with(|| (*mechanism, vec![0; mechanism.k as usize]))
+            }
+            None => {
+                let statistic = ORDER.iter().position(|s| *s == statistic)?;
+                let key = RrKey { statistic, k: mechanism.k, epsilon_bits: mechanism.epsilon.to_bits() };
+                self.tallies.entry(key).or_insert_with(|| (*mechanism, vec![0; mechanism.k as usize]))
+            }
         };
-        reports += 1;
+        t.get_mut(value as usize)
+    }
+
+    /// Adds one stored report body (a row that does not parse is counted as skipped).
+    // The collector sums in SQL (`add_cell`); pooling whole reports is what the fuzz target
+    // `aggregates` and the storage test check those sums against.
+    #[allow(dead_code)]
+    pub fn add_body(&mut self, body: &str) {
+        match serde_json::from_str::<Report>(body) {
+            Ok(report) => self.add_report(&report),
+            Err(_) => self.skipped += 1,
+        }
+    }
+
+    #[allow(dead_code)]
+    pub fn add_report(&mut self, report: &Report) {
+        self.reports += 1;
         for c in &report.contributions {
             match c {
                 Contribution::ItemView { mechanism, report }
                 | Contribution::ItemTransition { mechanism, report }
                 | Contribution::CategoryView { mechanism, report }
                 | Contribution::RecItem { mechanism, report } => {
-                    let statistic = ORDER.iter().position(|s| *s == c.statistic()).unwrap_or(0);
-                    let key =
-                        HcmsKey { statistic, hashes: mechanism.hashes, width: mechanism.width, epsilon_bits: mechanism.epsilon.to_bits() };
-                    if mechanism.validate().is_err() {
-                        continue;
+                    if let Some(sketch) = self.sketch(c.statistic(), mechanism) {
+                        let _ = sketch.add(report);
                     }
-                    let sketch = sketches.entry(key).or_insert_with(|| HcmsSketch::new(*mechanism));
-                    let _ = sketch.add(report);
                 }
                 Contribution::ExperimentOutcome { experiment, mechanism, value } => {
-                    if mechanism.validate().is_err() || *value >= mechanism.k || mechanism.k % RecStage::COUNT != 0 {
-                        continue;
+                    if let Some(n) = self.histogram(c.statistic(), Some(experiment), mechanism, *value) {
+                        *n += 1;
                     }
-                    let key = (experiment.clone(), mechanism.k, mechanism.epsilon.to_bits());
-                    let (_, t) = experiment_tallies.entry(key).or_insert_with(|| (*mechanism, vec![0; mechanism.k as usize]));
-                    t[*value as usize] += 1;
                 }
                 Contribution::IntentBucket { mechanism, value } | Contribution::RecOutcome { mechanism, value } => {
-                    if mechanism.validate().is_err() || *value >= mechanism.k {
-                        continue;
+                    if let Some(n) = self.histogram(c.statistic(), None, mechanism, *value) {
+                        *n += 1;
                     }
-                    let statistic = ORDER.iter().position(|s| *s == c.statistic()).unwrap_or(0);
-                    let key = RrKey { statistic, k: mechanism.k, epsilon_bits: mechanism.epsilon.to_bits() };
-                    let (_, t) = tallies.entry(key).or_insert_with(|| (*mechanism, vec![0; mechanism.k as usize]));
-                    t[*value as usize] += 1;
                 }
             }
         }
     }
 
+    /// Adds one summed cell; a cell outside its mechanism (an edited database) is dropped, and
+    /// `false` says so.
+    pub fn add_cell(&mut self, cell: &Cell) -> bool {
+        let count = u64::try_from(cell.count).unwrap_or(0);
+        if count == 0 || cell.sum.unsigned_abs() > count {
+            return false;
+        }
+        match cell.statistic.as_str() {
+            "item_view" | "item_transition" | "category_view" | "rec_item" => {
+                let Ok(mechanism) = serde_json::from_str::<Hcms>(&cell.mechanism) else { return false };
+                let Some(sketch) = self.sketch(&cell.statistic, &mechanism) else { return false };
+                let (Ok(hash), Ok(coord)) = (u32::try_from(cell.hash), u32::try_from(cell.coord)) else { return false };
+                if hash >= mechanism.hashes || coord >= mechanism.width {
+                    return false;
+                }
+                sketch.sums[(hash * mechanism.width + coord) as usize] += cell.sum;
+                sketch.reports += count;
+                true
+            }
+            "intent_bucket" | "rec_outcome" | "experiment_outcome" => {
+                let Ok(mechanism) = serde_json::from_str::<KaryRr>(&cell.mechanism) else { return false };
+                let Ok(value) = u32::try_from(cell.value) else { return false };
+                let experiment = if cell.statistic == "experiment_outcome" {
+                    match cell.experiment.as_deref() {
+                        Some(name) => Some(name),
+                        None => return false,
+                    }
+                } else {
+                    None
+                };
+                match self.histogram(&cell.statistic, experiment, &mechanism, value) {
+                    Some(n) => {
+                        *n += count;
+                        true
+                    }
+                    None => false,
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Pools the stored report bodies and releases what the k-threshold allows.
+#[allow(dead_code)] // see `Tallies::add_body`
+pub fn aggregate(bodies: &[String], options: &Options) -> Aggregates {
+    let mut tallies = Tallies::default();
+    for body in bodies {
+        tallies.add_body(body);
+    }
+    release(tallies, options)
+}
+
+/// The estimates from pooled sums, released where the k-threshold allows.
+pub fn release(pooled: Tallies, options: &Options) -> Aggregates {
+    let Tallies { sketches, tallies, experiments: experiment_tallies, reports, skipped } = pooled;
     let mut notes = Vec::new();
     let k = options.min_contributors;
     let catalog = options.catalog.as_deref().unwrap_or(&[]);

@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 
 /// The most reports one request may carry (the SDK's batches are smaller).
 pub const MAX_BATCH: usize = 50;
+/// The most contributions one report may carry: the six statistics and up to 26 experiments
+/// (the SDK sends one per statistic and running experiment).
+pub const MAX_CONTRIBUTIONS: usize = 32;
 /// How long reading one request body may take.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 

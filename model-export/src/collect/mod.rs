@@ -40,6 +40,10 @@ pub struct CollectArgs {
     /// The most ε one report may spend.
     #[arg(long, default_value_t = 1.0)]
     max_epsilon: f64,
+    /// Reports whose day is more than this many days ago are refused (the SDK keeps reports
+    /// queued while a visitor is offline; older ones would reopen days already aggregated).
+    #[arg(long, default_value_t = 31)]
+    max_report_age_days: u32,
     /// Reports a minute per site (token bucket; bursts up to a minute's worth).
     #[arg(long, default_value_t = 600)]
     rate_per_minute: u32,
@@ -186,6 +190,7 @@ pub fn run_collect(args: CollectArgs) -> Result<()> {
             store,
             keys: keys.clone(),
             max_epsilon: args.max_epsilon,
+            max_age_days: i64::from(args.max_report_age_days),
             max_body: args.max_body,
             limiter: limits::RateLimiter::new(args.rate_per_minute),
         });
@@ -265,9 +270,9 @@ pub fn run_aggregates(args: AggregatesArgs) -> Result<()> {
     let catalog = args.catalog.as_deref().map(read_catalog).transpose()?;
     let query = Query { site: args.site.clone(), from: from.clone(), to: to.clone() };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
-    let bodies = runtime.block_on(async {
+    let tallies = runtime.block_on(async {
         let store = storage::open(&db, Mode::Read).await.with_context(|| format!("opening {db}"))?;
-        store.load(&query).await.with_context(|| format!("reading reports from {db}"))
+        store.tally(&query).await.with_context(|| format!("summing the reports in {db}"))
     })?;
     let options = aggregate::Options {
         site: args.site.clone(),
@@ -277,7 +282,7 @@ pub fn run_aggregates(args: AggregatesArgs) -> Result<()> {
         catalog,
         top_items: args.top_items,
     };
-    let result = aggregate::aggregate(&bodies, &options);
+    let result = aggregate::release(tallies, &options);
     let summary = aggregate::summary(&result);
     let output = match args.format {
         None => {

@@ -30,6 +30,8 @@ pub struct AppState {
     /// Site key → site.
     pub keys: HashMap<String, String>,
     pub max_epsilon: f64,
+    /// The oldest report day accepted, in days before today.
+    pub max_age_days: i64,
     pub max_body: usize,
     pub limiter: RateLimiter,
 }
@@ -126,8 +128,24 @@ async fn accept(state: &AppState, headers: &HeaderMap, uri: &Uri, body: Body) ->
         ));
     }
 
+    // Compressed bodies are not taken: a report is ~600 bytes, and decompressing is where a
+    // small body becomes a large one.
+    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity").trim();
+    if !encoding.eq_ignore_ascii_case("identity") {
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Encoding `{encoding}` is not accepted: send the JSON uncompressed"),
+        ));
+    }
+
     let bytes = read_body(body, headers, state.max_body).await?;
-    let rows: Vec<NewReport> = intake::reports(&bytes, site, state.max_epsilon)
+    let today = storage::today();
+    let rules = intake::Rules {
+        max_epsilon: state.max_epsilon,
+        today: foresight::privacy::budget::day_number(&today).unwrap_or(0),
+        max_age_days: state.max_age_days,
+    };
+    let rows: Vec<NewReport> = intake::reports(&bytes, site, &rules)
         .map_err(|refusal| {
             let status = match refusal {
                 intake::Refusal::Malformed(_) => StatusCode::BAD_REQUEST,
@@ -153,7 +171,7 @@ async fn accept(state: &AppState, headers: &HeaderMap, uri: &Uri, body: Body) ->
         return Err(response);
     }
 
-    match state.store.insert(site, &storage::today(), rows).await {
+    match state.store.insert(site, &today, rows).await {
         Ok(done) => Ok(json_response(StatusCode::ACCEPTED, &json!({ "accepted": done.accepted, "duplicates": done.duplicates }))),
         Err(e) => {
             tracing::error!("storing reports for site `{site}` failed: {e}");

@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
-use tokio::sync::{mpsc, oneshot, RwLock};
+use tokio::sync::{mpsc, oneshot, Mutex, RwLock};
+
+use super::aggregate::{Cell, Tallies};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -111,8 +113,10 @@ pub trait Storage: Send + Sync + 'static {
     /// Stores the reports of one request atomically; resolves once they are committed.
     fn insert<'a>(&'a self, site: &'a str, received_day: &'a str, reports: Vec<NewReport>)
         -> BoxFuture<'a, Result<Inserted, StorageError>>;
-    /// The stored report JSON bodies.
-    fn load<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<Vec<String>, StorageError>>;
+    /// The reports' contributions summed per statistic, mechanism and sketch cell (or value)
+    /// by the database, plus how many reports there were: what `aggregates` estimates from,
+    /// in memory bounded by the sketches' sizes however many reports are stored.
+    fn tally<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<Tallies, StorageError>>;
     /// The highest migration applied.
     fn schema_version(&self) -> BoxFuture<'_, Result<i64, StorageError>>;
 }
@@ -162,8 +166,13 @@ const SQLITE_MIGRATIONS: &[&str] = &["
     CREATE INDEX reports_site_day ON reports (site, day);
 "];
 
-/// PostgreSQL migrations, the same schema.
-const PG_MIGRATIONS: &[&str] = &["
+/// PostgreSQL migrations: the same schema, then (2) the reports partitioned by report day —
+/// one partition a day, created as reports for it arrive (`PgStore::ensure_partitions`), so a
+/// day's aggregation reads one partition and old days can be detached or dropped whole — with
+/// the body as `jsonb` so the database sums the sketch cells itself. Partitioning puts the day
+/// into the unique key: a retried report (same key, same day) is still stored once.
+const PG_MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE reports (
         id BIGSERIAL PRIMARY KEY,
         site TEXT NOT NULL,
@@ -175,7 +184,51 @@ const PG_MIGRATIONS: &[&str] = &["
     );
     CREATE UNIQUE INDEX reports_site_idempotency_key ON reports (site, idempotency_key);
     CREATE INDEX reports_site_day ON reports (site, day);
-"];
+",
+    r#"
+    ALTER TABLE reports RENAME TO reports_unpartitioned;
+    ALTER INDEX reports_site_idempotency_key RENAME TO reports_unpartitioned_key;
+    ALTER INDEX reports_site_day RENAME TO reports_unpartitioned_site_day;
+    CREATE TABLE reports (
+        id BIGSERIAL,
+        site TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        day TEXT COLLATE "C" NOT NULL,
+        epsilon DOUBLE PRECISION NOT NULL,
+        received_day TEXT NOT NULL,
+        body_json JSONB NOT NULL,
+        PRIMARY KEY (day, id),
+        UNIQUE (day, site, idempotency_key)
+    ) PARTITION BY RANGE (day);
+    CREATE INDEX reports_site_day ON reports (site, day);
+    -- Rows of days that are not calendar dates (accepted before days were checked as dates).
+    CREATE TABLE reports_undated PARTITION OF reports DEFAULT;
+    DO $$
+    DECLARE d text;
+    BEGIN
+        FOR d IN SELECT DISTINCT day FROM reports_unpartitioned WHERE day ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' LOOP
+            BEGIN
+                IF to_char(d::date, 'YYYY-MM-DD') = d THEN
+                    EXECUTE format('CREATE TABLE %I PARTITION OF reports FOR VALUES FROM (%L) TO (%L)',
+                        'reports_' || replace(d, '-', '_'), d, to_char(d::date + 1, 'YYYY-MM-DD'));
+                END IF;
+            EXCEPTION WHEN others THEN NULL;
+            END;
+        END LOOP;
+    END $$;
+    INSERT INTO reports (site, idempotency_key, day, epsilon, received_day, body_json)
+        SELECT site, idempotency_key, day, epsilon, received_day, body_json::jsonb FROM reports_unpartitioned ORDER BY id;
+    DROP TABLE reports_unpartitioned;
+"#,
+];
+
+/// The name and bounds of the partition holding report day `day` (a calendar date: intake
+/// checked it), `None` for anything else (it goes to the default partition).
+fn pg_partition(day: &str) -> Option<(String, String)> {
+    let n = foresight::privacy::budget::day_number(day)?;
+    let next = foresight::privacy::budget::utc_day((n + 1) as f64 * 86_400_000.0);
+    Some((format!("reports_{}", day.replace('-', "_")), next))
+}
 
 const SCHEMA_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_day TEXT NOT NULL)";
 
@@ -347,19 +400,38 @@ impl Storage for SqliteStore {
         })
     }
 
-    fn load<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
+    fn tally<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<Tallies, StorageError>> {
         let path = self.path.clone();
         let query = query.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || -> Result<Vec<String>, StorageError> {
+            tokio::task::spawn_blocking(move || -> Result<Tallies, StorageError> {
                 let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
                 conn.busy_timeout(std::time::Duration::from_secs(10))?;
-                let mut stmt = conn.prepare(
-                    "SELECT body_json FROM reports WHERE site = ?1 AND (?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3) ORDER BY id",
+                let params = (&query.site, &query.from, &query.to);
+                let mut tallies = Tallies::default();
+                let (reports, skipped): (i64, i64) = conn.query_row(
+                    &format!("SELECT COUNT(*), COALESCE(SUM(NOT json_valid(body_json)), 0) FROM reports WHERE {SQLITE_WHERE}"),
+                    params,
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )?;
-                let rows = stmt.query_map((&query.site, &query.from, &query.to), |r| r.get::<_, String>(0))?;
-                let bodies = rows.collect::<Result<Vec<_>, _>>()?;
-                Ok(bodies)
+                tallies.skipped = skipped as u64;
+                tallies.reports = (reports - skipped) as u64;
+                let mut stmt = conn.prepare(SQLITE_CELLS)?;
+                let mut rows = stmt.query(params)?;
+                while let Some(row) = rows.next()? {
+                    let cell = Cell {
+                        statistic: row.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                        mechanism: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                        experiment: row.get(2)?,
+                        hash: row.get(3)?,
+                        coord: row.get(4)?,
+                        value: row.get(5)?,
+                        sum: row.get(6)?,
+                        count: row.get(7)?,
+                    };
+                    tallies.add_cell(&cell);
+                }
+                Ok(tallies)
             })
             .await
             .map_err(|e| StorageError::Task(e.to_string()))?
@@ -370,6 +442,25 @@ impl Storage for SqliteStore {
         Box::pin(async move { Ok(self.version) })
     }
 }
+
+const SQLITE_WHERE: &str = "site = ?1 AND (?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3)";
+
+/// Σ sign (HCMS) or the count (k-RR) per statistic, mechanism, experiment and cell. `CAST`
+/// keeps an edited row from failing the query (its cells are dropped by `Tallies::add_cell`).
+const SQLITE_CELLS: &str = "
+    SELECT CAST(json_extract(c.value, '$.statistic') AS TEXT),
+           CAST(json_extract(c.value, '$.mechanism') AS TEXT),
+           CAST(json_extract(c.value, '$.experiment') AS TEXT),
+           CAST(COALESCE(json_extract(c.value, '$.report.hash'), -1) AS INTEGER),
+           CAST(COALESCE(json_extract(c.value, '$.report.coord'), -1) AS INTEGER),
+           CAST(COALESCE(json_extract(c.value, '$.value'), -1) AS INTEGER),
+           SUM(CAST(COALESCE(json_extract(c.value, '$.report.sign'), 1) AS INTEGER)),
+           COUNT(*)
+    FROM reports r,
+         json_each(CASE WHEN json_valid(r.body_json) AND json_type(r.body_json, '$.contributions') = 'array'
+                        THEN r.body_json ELSE '{\"contributions\": []}' END, '$.contributions') c
+    WHERE r.site = ?1 AND (?2 IS NULL OR r.day >= ?2) AND (?3 IS NULL OR r.day <= ?3)
+    GROUP BY 1, 2, 3, 4, 5, 6";
 
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
@@ -383,6 +474,8 @@ pub struct PgStore {
     conns: Vec<RwLock<Option<PgConn>>>,
     next: AtomicUsize,
     version: i64,
+    /// Report days whose partition is known to exist.
+    partitions: Mutex<std::collections::HashSet<String>>,
 }
 
 struct PgConn {
@@ -392,8 +485,19 @@ struct PgConn {
 
 const PG_CONNECTIONS: usize = 4;
 const PG_INSERT: &str = "INSERT INTO reports (site, idempotency_key, day, epsilon, received_day, body_json)
-    SELECT $1, k, d, e, $2, b FROM UNNEST($3::text[], $4::text[], $5::float8[], $6::text[]) AS t(k, d, e, b)
-    ON CONFLICT (site, idempotency_key) DO NOTHING";
+    SELECT $1, k, d, e, $2, b::jsonb FROM UNNEST($3::text[], $4::text[], $5::float8[], $6::text[]) AS t(k, d, e, b)
+    ON CONFLICT (day, site, idempotency_key) DO NOTHING";
+
+/// The PostgreSQL twin of `SQLITE_CELLS`.
+const PG_CELLS: &str = "
+    SELECT c->>'statistic', (c->'mechanism')::text, c->>'experiment',
+           COALESCE((c->'report'->>'hash')::bigint, -1), COALESCE((c->'report'->>'coord')::bigint, -1),
+           COALESCE((c->>'value')::bigint, -1), SUM(COALESCE((c->'report'->>'sign')::bigint, 1))::bigint, COUNT(*)::bigint
+    FROM reports r,
+         jsonb_array_elements(CASE WHEN jsonb_typeof(r.body_json->'contributions') = 'array'
+                                   THEN r.body_json->'contributions' ELSE '[]'::jsonb END) c
+    WHERE r.site = $1 AND ($2::text IS NULL OR r.day >= $2) AND ($3::text IS NULL OR r.day <= $3)
+    GROUP BY 1, 2, 3, 4, 5, 6";
 
 async fn pg_connect(url: &str) -> Result<tokio_postgres::Client, StorageError> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
@@ -446,7 +550,36 @@ impl PgStore {
                 conns.push(RwLock::new(None));
             }
         }
-        Ok(PgStore { url: url.to_owned(), conns, next: AtomicUsize::new(0), version })
+        Ok(PgStore { url: url.to_owned(), conns, next: AtomicUsize::new(0), version, partitions: Mutex::default() })
+    }
+
+    /// Creates the partitions of the report days in `days` that do not exist yet. An advisory
+    /// lock orders the collectors sharing the database, so two creating one day's partition
+    /// together do not fail each other.
+    async fn ensure_partitions(&self, days: &[String]) -> Result<(), StorageError> {
+        let mut known = self.partitions.lock().await;
+        let mut missing: Vec<&String> = days.iter().filter(|d| !known.contains(*d)).collect();
+        missing.sort();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let guard = self.conn().await?;
+        let conn = guard.as_ref().ok_or(StorageError::WriterGone)?;
+        // One simple-query message: PostgreSQL runs it as one implicit transaction (rolled
+        // back whole on an error), and no other request pipelined on this connection can
+        // land inside it.
+        let mut sql = String::from("SELECT pg_advisory_xact_lock(4747700002);");
+        for day in &missing {
+            // Only calendar dates (checked at intake) name a partition; the text is digits
+            // and dashes, so it is safe in the statement.
+            if let Some((name, next)) = pg_partition(day) {
+                sql.push_str(&format!(" CREATE TABLE IF NOT EXISTS {name} PARTITION OF reports FOR VALUES FROM ('{day}') TO ('{next}');"));
+            }
+        }
+        conn.client.batch_execute(&sql).await?;
+        known.extend(missing.into_iter().cloned());
+        Ok(())
     }
 
     /// A live connection, (re)connecting the slot when it has none or lost it.
@@ -486,25 +619,43 @@ impl Storage for PgStore {
                 epsilons.push(r.epsilon);
                 bodies.push(r.body_json);
             }
+            self.ensure_partitions(&days).await?;
             let guard = self.conn().await?;
-            let conn = guard.as_ref().expect("connected");
+            let conn = guard.as_ref().ok_or(StorageError::WriterGone)?;
             let stored = conn.client.execute(&conn.insert, &[&site, &received_day, &keys, &days, &epsilons, &bodies]).await? as usize;
             Ok(Inserted { accepted: stored, duplicates: total - stored })
         })
     }
 
-    fn load<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
+    fn tally<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<Tallies, StorageError>> {
         Box::pin(async move {
             let guard = self.conn().await?;
-            let conn = guard.as_ref().expect("connected");
-            let rows = conn
+            let conn = guard.as_ref().ok_or(StorageError::WriterGone)?;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&query.site, &query.from, &query.to];
+            let mut tallies = Tallies::default();
+            let reports: i64 = conn
                 .client
-                .query(
-                    "SELECT body_json FROM reports WHERE site = $1 AND ($2::text IS NULL OR day >= $2) AND ($3::text IS NULL OR day <= $3) ORDER BY id",
-                    &[&query.site, &query.from, &query.to],
+                .query_one(
+                    "SELECT COUNT(*)::bigint FROM reports WHERE site = $1 AND ($2::text IS NULL OR day >= $2) AND ($3::text IS NULL OR day <= $3)",
+                    &params,
                 )
-                .await?;
-            Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+                .await?
+                .get(0);
+            tallies.reports = reports as u64;
+            for row in conn.client.query(PG_CELLS, &params).await? {
+                let cell = Cell {
+                    statistic: row.get::<_, Option<String>>(0).unwrap_or_default(),
+                    mechanism: row.get::<_, Option<String>>(1).unwrap_or_default(),
+                    experiment: row.get(2),
+                    hash: row.get(3),
+                    coord: row.get(4),
+                    value: row.get(5),
+                    sum: row.get(6),
+                    count: row.get(7),
+                };
+                tallies.add_cell(&cell);
+            }
+            Ok(tallies)
         })
     }
 
@@ -516,6 +667,81 @@ impl Storage for PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::aggregate::{self, Options};
+    use foresight::contract::report::{Mechanisms, RecStage};
+    use foresight::platform::{Randomness, SeededRandomness};
+    use foresight::sync::day::DaySummary;
+
+    /// What the database sums equals what pooling every report in memory gives, estimate for
+    /// estimate, with several mechanisms, an experiment, another site, another day and an
+    /// edited row that is not a report.
+    #[test]
+    fn sqlite_cell_sums_give_the_same_aggregates_as_the_reports() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.db");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let mut rng = SeededRandomness(7);
+        let other =
+            Mechanisms { item_view: foresight::privacy::mechanism::Hcms { hashes: 8, width: 512, epsilon: 0.25 }, ..Mechanisms::default() };
+        let mut rows = Vec::new();
+        for v in 0..600u32 {
+            let i = rng.below(30);
+            let summary = DaySummary {
+                viewed_items: vec![format!("i{i}")],
+                transitions: if v % 3 == 0 { vec![] } else { vec![format!("i{i}>i{}", (i + 1) % 30)] },
+                categories: vec![format!("c{}", i % 4)],
+                max_intent: (v % 5 != 0).then_some(i as f32 / 30.0),
+                recommended: vec![format!("i{}", (i * 7) % 30)],
+                rec_stage: if v % 2 == 0 { RecStage::Clicked } else { RecStage::Shown },
+                experiments: if v % 4 == 0 {
+                    let mechanism = foresight::privacy::mechanism::KaryRr { k: 2 * RecStage::COUNT, epsilon: 0.05 };
+                    vec![("hero".into(), mechanism, foresight::experiment::encode_value((v / 4 % 2) as usize, RecStage::Shown))]
+                } else {
+                    vec![]
+                },
+            };
+            let mechanisms = if v % 7 == 0 { &other } else { &Mechanisms::default() };
+            let site = if v % 11 == 0 { "elsewhere" } else { "shop" };
+            let day = if v % 13 == 0 { "2026-12-02" } else { "2026-12-01" };
+            let report = foresight::sync::day::build(site, day, &summary, mechanisms, &mut rng);
+            rows.push((
+                site,
+                NewReport {
+                    idempotency_key: report.idempotency_key.clone(),
+                    day: report.day.clone(),
+                    epsilon: report.epsilon,
+                    body_json: serde_json::to_string(&report).expect("json"),
+                },
+            ));
+        }
+        let catalog: Vec<foresight::recommend::CatalogItem> = (0..30)
+            .map(|i| foresight::recommend::CatalogItem { id: format!("i{i}"), category: Some(format!("c{}", i % 4)), ..Default::default() })
+            .collect();
+        runtime.block_on(async {
+            let store = open(&Db::Sqlite(path.clone()), Mode::Serve).await.expect("open");
+            for (site, row) in rows {
+                store.insert(site, "2026-12-02", vec![row]).await.expect("insert");
+            }
+            let conn = Connection::open(&path).expect("open");
+            conn.execute("INSERT INTO reports (site, idempotency_key, day, epsilon, received_day, body_json) VALUES ('shop', 'edited', '2026-12-01', 1.0, '2026-12-02', '{not json')", []).expect("edit");
+            for (from, to) in [(None, None), (Some("2026-12-01"), Some("2026-12-01")), (Some("2026-12-02"), None)] {
+                let query = Query { site: "shop".into(), from: from.map(str::to_owned), to: to.map(str::to_owned) };
+                let options = Options { site: "shop".into(), from: query.from.clone(), to: query.to.clone(), min_contributors: 10, catalog: Some(catalog.clone()), top_items: 5 };
+                let bodies: Vec<String> = conn
+                    .prepare("SELECT body_json FROM reports WHERE site = ?1 AND (?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3) ORDER BY id")
+                    .expect("prepare")
+                    .query_map((&query.site, &query.from, &query.to), |r| r.get(0))
+                    .expect("query")
+                    .collect::<Result<_, _>>()
+                    .expect("rows");
+                let in_memory = serde_json::to_value(aggregate::aggregate(&bodies, &options)).expect("json");
+                let summed = serde_json::to_value(aggregate::release(store.tally(&query).await.expect("tally"), &options)).expect("json");
+                assert_eq!(summed, in_memory, "{from:?}..{to:?}");
+                assert!(summed["groups"].as_array().is_some_and(|g| g.len() >= 7), "{summed}");
+                assert_eq!(summed["skipped"], u64::from(from != Some("2026-12-02")));
+            }
+        });
+    }
 
     #[test]
     fn database_urls() {

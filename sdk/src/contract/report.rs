@@ -163,10 +163,8 @@ pub fn validate(report: &Report, max_epsilon: f64) -> Result<(), String> {
     if report.idempotency_key.len() != 32 || !report.idempotency_key.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err("idempotencyKey must be 32 hex characters".into());
     }
-    let d = report.day.as_bytes();
-    if d.len() != 10 || d[4] != b'-' || d[7] != b'-' || !report.day.bytes().enumerate().all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit())
-    {
-        return Err(format!("day `{}` is not YYYY-MM-DD", report.day));
+    if crate::privacy::budget::day_number(&report.day).is_none() {
+        return Err(format!("day `{}` is not a date YYYY-MM-DD", report.day));
     }
     let total: f64 = report.contributions.iter().map(Contribution::epsilon).sum();
     // Sums of decimal ε's land a rounding step either side of the limit they were chosen for.

@@ -92,10 +92,45 @@ pub fn utc_day(ms: f64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// Days since 1970-01-01 of a `YYYY-MM-DD` day, or `None` when it is not a calendar date
+/// (`2026-02-30`, `2026-13-01`, anything of another shape).
+pub fn day_number(day: &str) -> Option<i64> {
+    let d = day.as_bytes();
+    let shape =
+        d.len() == 10 && d[4] == b'-' && d[7] == b'-' && day.bytes().enumerate().all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
+    if !shape {
+        return None;
+    }
+    let (y, m, dd): (i64, i64, i64) = (day[..4].parse().ok()?, day[5..7].parse().ok()?, day[8..].parse().ok()?);
+    if !(1..=12).contains(&m) || dd < 1 {
+        return None;
+    }
+    // Days-from-civil (Howard Hinnant's algorithm), the inverse of `utc_day`.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + dd - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    // A day past the month's end (02-30) lands in the next month: the round trip says so.
+    (utc_day(days as f64 * 86_400_000.0) == day).then_some(days)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::platform::MemoryStorage;
+
+    #[test]
+    fn day_numbers_are_the_inverse_of_utc_day() {
+        assert_eq!(day_number("1970-01-01"), Some(0));
+        assert_eq!(day_number("2025-11-30"), Some(1_764_460_800_000 / 86_400_000));
+        assert_eq!(day_number("2024-02-29").map(|d| utc_day(d as f64 * 86_400_000.0)).as_deref(), Some("2024-02-29"));
+        for bad in ["2025-02-29", "2026-13-01", "2026-00-10", "2026-04-31", "2026-1-01", "20261201xx", "", "2026-12-00"] {
+            assert_eq!(day_number(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn days_are_utc_calendar_days() {
