@@ -465,11 +465,18 @@ const SQLITE_CELLS: &str = "
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
 
-/// PostgreSQL through a few `tokio-postgres` connections (each pipelines concurrent requests).
-/// One request's reports go in one `INSERT … SELECT FROM UNNEST … ON CONFLICT DO NOTHING`
-/// statement: atomic on its own, and acknowledged after PostgreSQL's durable commit
-/// (`synchronous_commit` on, its default).
+/// PostgreSQL through a few `tokio-postgres` connections. Writes go through `PG_CONNECTIONS`
+/// writer tasks that each take every request waiting when they are free and store them in one
+/// `INSERT … SELECT FROM UNNEST … ON CONFLICT DO NOTHING RETURNING` statement (group commit:
+/// one durable commit, `synchronous_commit` on, serves them all); a request is acknowledged
+/// only after that commit. A group that fails is retried request by request, so one cannot
+/// fail the others.
 pub struct PgStore {
+    inner: Arc<PgInner>,
+    writer: Option<mpsc::Sender<Job>>,
+}
+
+struct PgInner {
     url: String,
     conns: Vec<RwLock<Option<PgConn>>>,
     next: AtomicUsize,
@@ -485,8 +492,9 @@ struct PgConn {
 
 const PG_CONNECTIONS: usize = 4;
 const PG_INSERT: &str = "INSERT INTO reports (site, idempotency_key, day, epsilon, received_day, body_json)
-    SELECT $1, k, d, e, $2, b::jsonb FROM UNNEST($3::text[], $4::text[], $5::float8[], $6::text[]) AS t(k, d, e, b)
-    ON CONFLICT (day, site, idempotency_key) DO NOTHING";
+    SELECT s, k, d, e, r, b::jsonb FROM UNNEST($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[], $6::text[]) AS t(s, k, d, e, r, b)
+    ON CONFLICT (day, site, idempotency_key) DO NOTHING
+    RETURNING site, idempotency_key, day";
 
 /// The PostgreSQL twin of `SQLITE_CELLS`.
 const PG_CELLS: &str = "
@@ -550,15 +558,111 @@ impl PgStore {
                 conns.push(RwLock::new(None));
             }
         }
-        Ok(PgStore { url: url.to_owned(), conns, next: AtomicUsize::new(0), version, partitions: Mutex::default() })
+        let inner = Arc::new(PgInner { url: url.to_owned(), conns, next: AtomicUsize::new(0), version, partitions: Mutex::default() });
+        let writer = (mode == Mode::Serve).then(|| {
+            let (tx, rx) = mpsc::channel::<Job>(1024);
+            let rx = Arc::new(Mutex::new(rx));
+            for _ in 0..PG_CONNECTIONS {
+                let (inner, rx) = (inner.clone(), rx.clone());
+                tokio::spawn(async move {
+                    while let Some(jobs) = next_group(&rx).await {
+                        inner.write_group(jobs).await;
+                    }
+                });
+            }
+            tx
+        });
+        Ok(PgStore { inner, writer })
+    }
+}
+
+/// The next request and every one waiting behind it (up to `GROUP_COMMIT_MAX`); `None` once
+/// the store is dropped.
+async fn next_group(rx: &Mutex<mpsc::Receiver<Job>>) -> Option<Vec<Job>> {
+    let mut rx = rx.lock().await;
+    let first = rx.recv().await?;
+    let mut jobs = vec![first];
+    while jobs.len() < GROUP_COMMIT_MAX {
+        match rx.try_recv() {
+            Ok(job) => jobs.push(job),
+            Err(_) => break,
+        }
+    }
+    Some(jobs)
+}
+
+impl PgInner {
+    async fn write_group(&self, jobs: Vec<Job>) {
+        match self.insert_group(&jobs).await {
+            Ok(results) => {
+                for (job, result) in jobs.into_iter().zip(results) {
+                    let _ = job.reply.send(Ok(result));
+                }
+            }
+            Err(_) if jobs.len() > 1 => {
+                for job in jobs {
+                    let result = self.insert_group(std::slice::from_ref(&job)).await.map(|mut r| r.remove(0));
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(e) => {
+                for job in jobs {
+                    let _ = job.reply.send(Err(StorageError::Task(e.to_string())));
+                }
+            }
+        }
+    }
+
+    /// One statement for all the jobs' reports; per job, how many were stored now (a key
+    /// stored by an earlier job of the group counts as a duplicate for the later one).
+    async fn insert_group(&self, jobs: &[Job]) -> Result<Vec<Inserted>, StorageError> {
+        let total: usize = jobs.iter().map(|j| j.reports.len()).sum();
+        let (mut sites, mut keys, mut days, mut epsilons, mut received, mut bodies) = (
+            Vec::with_capacity(total),
+            Vec::with_capacity(total),
+            Vec::with_capacity(total),
+            Vec::with_capacity(total),
+            Vec::with_capacity(total),
+            Vec::with_capacity(total),
+        );
+        for job in jobs {
+            for r in &job.reports {
+                sites.push(job.site.as_str());
+                keys.push(r.idempotency_key.as_str());
+                days.push(r.day.as_str());
+                epsilons.push(r.epsilon);
+                received.push(job.received_day.as_str());
+                bodies.push(r.body_json.as_str());
+            }
+        }
+        self.ensure_partitions(&days).await?;
+        let guard = self.conn().await?;
+        let conn = guard.as_ref().ok_or(StorageError::WriterGone)?;
+        let rows = conn.client.query(&conn.insert, &[&sites, &keys, &days, &epsilons, &received, &bodies]).await?;
+        let mut stored: std::collections::HashSet<(String, String, String)> =
+            rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, String>(2))).collect();
+        Ok(jobs
+            .iter()
+            .map(|job| {
+                let mut result = Inserted::default();
+                for r in &job.reports {
+                    if stored.remove(&(job.site.clone(), r.idempotency_key.clone(), r.day.clone())) {
+                        result.accepted += 1;
+                    } else {
+                        result.duplicates += 1;
+                    }
+                }
+                result
+            })
+            .collect())
     }
 
     /// Creates the partitions of the report days in `days` that do not exist yet. An advisory
     /// lock orders the collectors sharing the database, so two creating one day's partition
     /// together do not fail each other.
-    async fn ensure_partitions(&self, days: &[String]) -> Result<(), StorageError> {
+    async fn ensure_partitions(&self, days: &[&str]) -> Result<(), StorageError> {
         let mut known = self.partitions.lock().await;
-        let mut missing: Vec<&String> = days.iter().filter(|d| !known.contains(*d)).collect();
+        let mut missing: Vec<&str> = days.iter().copied().filter(|d| !known.contains(*d)).collect();
         missing.sort();
         missing.dedup();
         if missing.is_empty() {
@@ -578,7 +682,7 @@ impl PgStore {
             }
         }
         conn.client.batch_execute(&sql).await?;
-        known.extend(missing.into_iter().cloned());
+        known.extend(missing.into_iter().map(str::to_owned));
         Ok(())
     }
 
@@ -608,28 +712,19 @@ impl Storage for PgStore {
         reports: Vec<NewReport>,
     ) -> BoxFuture<'a, Result<Inserted, StorageError>> {
         Box::pin(async move {
-            let total = reports.len();
-            let mut keys = Vec::with_capacity(total);
-            let mut days = Vec::with_capacity(total);
-            let mut epsilons = Vec::with_capacity(total);
-            let mut bodies = Vec::with_capacity(total);
-            for r in reports {
-                keys.push(r.idempotency_key);
-                days.push(r.day);
-                epsilons.push(r.epsilon);
-                bodies.push(r.body_json);
-            }
-            self.ensure_partitions(&days).await?;
-            let guard = self.conn().await?;
-            let conn = guard.as_ref().ok_or(StorageError::WriterGone)?;
-            let stored = conn.client.execute(&conn.insert, &[&site, &received_day, &keys, &days, &epsilons, &bodies]).await? as usize;
-            Ok(Inserted { accepted: stored, duplicates: total - stored })
+            let writer = self.writer.as_ref().ok_or(StorageError::ReadOnly)?;
+            let (reply, answer) = oneshot::channel();
+            writer
+                .send(Job { site: site.to_owned(), received_day: received_day.to_owned(), reports, reply })
+                .await
+                .map_err(|_| StorageError::WriterGone)?;
+            answer.await.map_err(|_| StorageError::WriterGone)?
         })
     }
 
     fn tally<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<Tallies, StorageError>> {
         Box::pin(async move {
-            let guard = self.conn().await?;
+            let guard = self.inner.conn().await?;
             let conn = guard.as_ref().ok_or(StorageError::WriterGone)?;
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&query.site, &query.from, &query.to];
             let mut tallies = Tallies::default();
@@ -660,7 +755,7 @@ impl Storage for PgStore {
     }
 
     fn schema_version(&self) -> BoxFuture<'_, Result<i64, StorageError>> {
-        Box::pin(async move { Ok(self.version) })
+        Box::pin(async move { Ok(self.inner.version) })
     }
 }
 
