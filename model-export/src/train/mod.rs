@@ -93,12 +93,35 @@ pub fn run(args: TrainArgs) -> Result<()> {
     // the second-to-last one and (with --eval) to test on the last one.
     steps.message("held-out fit");
     let held_out_start = Instant::now();
-    let split = evaluate::leave_one_out(&data.sequences);
+    let split = match args.test_days {
+        Some(days) => {
+            let split = evaluate::by_time(&data.sequences, &data.times, n, days, args.max_cases as usize);
+            ensure!(
+                !split.train.is_empty() && !split.test.is_empty() && !split.validation.is_empty(),
+                "{}: a time split of {days} test days leaves {} interacting visitors to fit on, {} validation and {} test targets: \
+                 the log must span more than {} days with activity in each period (give fewer --test-days)",
+                interactions.display(),
+                split.train.len(),
+                split.validation.len(),
+                split.test.len(),
+                2.0 * days
+            );
+            if split.unseen.0 + split.unseen.1 > 0 {
+                info!(
+                    "{} validation and {} test targets are items the fit never saw (new products): left out",
+                    split.unseen.0, split.unseen.1
+                );
+            }
+            split
+        }
+        None => evaluate::leave_one_out(&data.sequences),
+    };
     ensure!(
         !evaluate || !split.test.is_empty(),
         "{}: no user has the 3 interactions leave-one-out evaluation needs (train, validation, test)",
         interactions.display()
     );
+    let protocol = if args.test_days.is_some() { evaluate::TIME_PROTOCOL } else { evaluate::PROTOCOL };
     let mut held_out = fit(&split.train, n, dim, window, args.seed, &steps);
     steps.message("tuning");
     let tuned = tune(&held_out, &split.validation, max_len, &steps);
@@ -133,9 +156,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let eval_bar = ProgressBar::new(split.test.len() as u64);
         let onnx_check = evaluate::check_against_reference(&bytes, &held_out, &split.test, max_len)?;
         steps.note(format!("ONNX (tract) vs Rust reference scores: max |Δ| {onnx_check:.2e}"));
+        let mut knn = evaluate::ItemKnn::fit(&split.train, n);
+        knn.tune(&split.validation);
         let rows = vec![
             ("popularity".to_owned(), evaluate::popularity(&split.train, n, &split.test)),
             ("markov (1st order)".to_owned(), evaluate::markov(&split.train, n, &split.test)),
+            (knn.label(), knn.evaluate(&split.test)),
             ("transition-svd (onnx)".to_owned(), steps.bar().suspend(|| evaluate::onnx_model(&bytes, n, &split.test, max_len, &eval_bar))?),
         ];
         eval_bar.finish_and_clear();
@@ -224,7 +250,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 "total": total.as_secs_f64(),
             },
             "evaluation": {
-                "protocol": evaluate::PROTOCOL,
+                "protocol": protocol,
+                "test_days": args.test_days,
+                "periods": split.periods.map(|(v, t, e)| json!({"validation_from": v, "test_from": t, "end": e})),
+                "targets_of_unseen_items": {"validation": split.unseen.0, "test": split.unseen.1},
                 "max_seq_len": args.max_seq_len,
                 "validation": tuned.as_ref().map(|t| t.validation.to_json("transition-svd (rust, validation)")),
                 "onnx_vs_reference_max_abs_diff": onnx_check,
@@ -237,7 +266,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let mut text = String::new();
         if let Some((rows, _, _)) = &report {
             text.push_str(&evaluate::table(rows));
-            writeln!(text, "({})", evaluate::PROTOCOL)?;
+            writeln!(text, "({protocol})")?;
         }
         writeln!(
             text,
