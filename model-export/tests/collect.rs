@@ -1014,6 +1014,11 @@ impl Postgres {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
+    /// A throwaway cluster, or `None` (said on standard error) where PostgreSQL is missing.
+    fn start_or_skip(dir: &Path) -> Option<Postgres> {
+        Postgres::start(dir).map_err(|why| eprintln!("note: skipping a PostgreSQL test: {why}")).ok()
+    }
+
     fn database(&self, name: &str) -> String {
         self.psql("postgres", &format!("CREATE DATABASE {name}"));
         self.url.rsplit_once('/').map(|(base, _)| format!("{base}/{name}")).expect("a database URL")
@@ -1073,13 +1078,7 @@ impl Drop for Postgres {
 #[test]
 fn postgres_accepts_deduplicates_and_survives_kill9() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pg = match Postgres::start(dir.path()) {
-        Ok(pg) => pg,
-        Err(why) => {
-            eprintln!("note: skipping the PostgreSQL collector tests: {why}");
-            return;
-        }
-    };
+    let Some(pg) = Postgres::start_or_skip(dir.path()) else { return };
     let work = tempfile::tempdir().expect("tempdir");
     accept_and_deduplicate(work.path(), &pg.url);
     kill9_keeps_acknowledged(work.path(), &pg.url);
@@ -1095,13 +1094,7 @@ fn postgres_accepts_deduplicates_and_survives_kill9() {
 #[test]
 fn postgres_sums_equal_sqlite_sums_and_old_databases_are_partitioned() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pg = match Postgres::start(dir.path()) {
-        Ok(pg) => pg,
-        Err(why) => {
-            eprintln!("note: skipping the PostgreSQL aggregation test: {why}");
-            return;
-        }
-    };
+    let Some(pg) = Postgres::start_or_skip(dir.path()) else { return };
     let work = tempfile::tempdir().expect("tempdir");
     let catalog: Vec<Value> =
         (0..20).map(|i| serde_json::json!({"id": format!("film-{i}"), "category": format!("genre-{}", i % 4)})).collect();

@@ -252,6 +252,23 @@ struct Job {
     reply: oneshot::Sender<Result<Inserted, StorageError>>,
 }
 
+/// Hands one request's reports to the writer (a thread for SQLite, tasks for PostgreSQL) and
+/// waits for its commit.
+async fn submit(
+    writer: Option<&mpsc::Sender<Job>>,
+    site: &str,
+    received_day: &str,
+    reports: Vec<NewReport>,
+) -> Result<Inserted, StorageError> {
+    let writer = writer.ok_or(StorageError::ReadOnly)?;
+    let (reply, answer) = oneshot::channel();
+    writer
+        .send(Job { site: site.to_owned(), received_day: received_day.to_owned(), reports, reply })
+        .await
+        .map_err(|_| StorageError::WriterGone)?;
+    answer.await.map_err(|_| StorageError::WriterGone)?
+}
+
 /// How many waiting requests one transaction may take.
 const GROUP_COMMIT_MAX: usize = 128;
 
@@ -389,15 +406,7 @@ impl Storage for SqliteStore {
         received_day: &'a str,
         reports: Vec<NewReport>,
     ) -> BoxFuture<'a, Result<Inserted, StorageError>> {
-        Box::pin(async move {
-            let writer = self.writer.as_ref().ok_or(StorageError::ReadOnly)?;
-            let (reply, answer) = oneshot::channel();
-            writer
-                .send(Job { site: site.to_owned(), received_day: received_day.to_owned(), reports, reply })
-                .await
-                .map_err(|_| StorageError::WriterGone)?;
-            answer.await.map_err(|_| StorageError::WriterGone)?
-        })
+        Box::pin(submit(self.writer.as_ref(), site, received_day, reports))
     }
 
     fn tally<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<Tallies, StorageError>> {
@@ -711,15 +720,7 @@ impl Storage for PgStore {
         received_day: &'a str,
         reports: Vec<NewReport>,
     ) -> BoxFuture<'a, Result<Inserted, StorageError>> {
-        Box::pin(async move {
-            let writer = self.writer.as_ref().ok_or(StorageError::ReadOnly)?;
-            let (reply, answer) = oneshot::channel();
-            writer
-                .send(Job { site: site.to_owned(), received_day: received_day.to_owned(), reports, reply })
-                .await
-                .map_err(|_| StorageError::WriterGone)?;
-            answer.await.map_err(|_| StorageError::WriterGone)?
-        })
+        Box::pin(submit(self.writer.as_ref(), site, received_day, reports))
     }
 
     fn tally<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<Tallies, StorageError>> {
