@@ -159,7 +159,7 @@ struct RrKey {
 }
 
 /// One cell of the stored contributions, summed over reports: what the database hands back
-/// when it aggregates (`storage::Storage::cells`), so raw reports never reach memory.
+/// when it aggregates (`storage::Storage::tally`), so raw reports never reach memory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cell {
     pub statistic: String,
