@@ -389,9 +389,13 @@ pub fn run(args: ConvertArgs) -> Result<()> {
                     if t.spec.items != catalog.len() {
                         bail!("the transition model scores {} items but the catalog lists {}", t.spec.items, catalog.len());
                     }
+                    let repeat = match t.spec.repeat_weights.len() {
+                        0 => String::new(),
+                        r => format!(", a repeat term over the last {r} items"),
+                    };
                     notes.push(format!(
-                        "the windowed-transition recommender `foresight-export train` writes ({} dims, a window of {}): format \
-                         transition, on the SDK's own kernel (no tract download in the browser)",
+                        "the windowed-transition recommender `foresight-export train` writes ({} dims, a window of {}{repeat}): \
+                         format transition, on the SDK's own kernel (no tract download in the browser)",
                         t.spec.dim,
                         t.spec.recency_weights.len()
                     ));

@@ -71,6 +71,9 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
             t.recency_weights,
             t.history_weight
         );
+        if let Some(newest) = t.repeat_weights.last() {
+            println!("  repeat term: the last {} items gain up to {newest} on their own score", t.repeat_weights.len());
+        }
     }
     if m.model.format.is_tabular() {
         match b.model_bytes().map_err(anyhow::Error::from).and_then(|bytes| Ok(TabularModel::from_bytes(bytes)?)) {

@@ -170,6 +170,45 @@ fn same_data_same_seed_same_model() {
 }
 
 #[test]
+fn eval_onnx_scores_another_model_on_the_same_targets_on_the_sdk_kernel() {
+    let dir = temp_dir("eval-onnx");
+    let data = planted_csv(&dir);
+    let held_out = dir.join("held-out.onnx");
+    let (code, _, err) = train(&dir, &data, &["--json", "--out-eval-model", common::s(&held_out)]);
+    assert_eq!(code, 0, "{err}");
+    // The evaluated model itself, given back: the kernel row must equal tract's row.
+    let again = format!("again={}", held_out.display());
+    let (code, out, err) = train(&dir, &data, &["--json", "--eval-onnx", &again]);
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).expect("JSON");
+    let rows = report["evaluation"]["models"].as_array().expect("models");
+    let row = |name: &str| rows.iter().find(|r| r["model"].as_str().is_some_and(|m| m.starts_with(name))).expect(name).clone();
+    let (kernel, tract) = (row("again (transition kernel)"), row("transition-svd"));
+    for key in ["hr@10", "ndcg@10", "mrr@20", "coverage@10"] {
+        let (a, b) = (kernel[key].as_f64().expect(key), tract[key].as_f64().expect(key));
+        assert!((a - b).abs() < 1e-3, "{key}: kernel {a} vs tract {b}");
+    }
+    assert_eq!(kernel["users"], tract["users"]);
+
+    // A model of another catalog, a file that is not there, and a malformed argument.
+    let gru = common::fixture("session_gru.onnx");
+    let other = format!("gru={}", gru.display());
+    let (code, _, err) = train(&dir, &data, &["--eval", "--eval-onnx", &other]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--eval-onnx gru") && err.contains("the catalog has 30"), "{err}");
+    let (code, _, err) = train(&dir, &data, &["--eval", "--eval-onnx", "x=/nonexistent/model.onnx"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("/nonexistent/model.onnx"), "{err}");
+    let (code, _, err) = train(&dir, &data, &["--eval", "--eval-onnx", "model.onnx"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is not NAME=PATH"), "{err}");
+    let (code, _, err) = train(&dir, &data, &["--eval-onnx", &again]);
+    assert_ne!(code, 0);
+    assert!(err.contains("needs --eval"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn bad_input_exits_2_naming_the_file_and_line() {
     let dir = temp_dir("bad");
     let cases: [(&str, &str, &[&str]); 5] = [

@@ -58,9 +58,9 @@ pub struct TrainArgs {
     /// Seed of the randomized SVD (the output is deterministic for a seed).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Evaluate (leave-one-out, full ranking) against popularity and first-order Markov
-    /// baselines, and print a table. The trained model is scored by running its ONNX export in
-    /// the SDK's tract runtime.
+    /// Evaluate (leave-one-out, full ranking) against popularity, first-order Markov, item-kNN
+    /// and session-kNN baselines, and print a table. The trained model is scored by running
+    /// its ONNX export in the SDK's tract runtime.
     #[arg(long)]
     pub eval: bool,
     /// Split by time instead of leave-one-out (a shop's log, e.g. `data/tafeng`): the last DAYS
@@ -72,12 +72,25 @@ pub struct TrainArgs {
     /// With --test-days: at most this many targets per period (every k-th in time order).
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_cases: u32,
+    /// With --eval: also score this recommender on the same targets, on the SDK's own kernels
+    /// (a GRU4Rec or SASRec ONNX export the SDK recognises, e.g. from
+    /// `model-export/training/train_sequence.py`, fitted on the same period). Its item index
+    /// i must be item i of this command's catalog. Repeatable.
+    #[arg(long = "eval-onnx", value_name = "NAME=PATH", value_parser = named_path)]
+    pub eval_onnx: Vec<(String, PathBuf)>,
     /// Print a JSON report on standard output (includes the evaluation).
     #[arg(long)]
     pub json: bool,
     /// Only warnings and errors on standard error.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+fn named_path(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok((name.to_owned(), PathBuf::from(path))),
+        _ => Err(format!("`{text}` is not NAME=PATH (e.g. gru4rec=gru.onnx)")),
+    }
 }
 
 fn positive_days(text: &str) -> Result<f64, String> {

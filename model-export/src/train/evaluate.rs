@@ -27,9 +27,59 @@ pub struct Case {
     /// Whether the items of the history are left out of the ranking (leave-one-out on films:
     /// nobody watches a film twice; not in a shop, where repeat purchases are the norm).
     pub exclude_history: bool,
+    /// Where the session the session-based baselines query starts in `history`: the target's
+    /// own session (a basket, a visit) when it already holds items, else the one before it.
+    pub session: usize,
+}
+
+/// A gap longer than this starts a new session (the usual 30 minutes of web analytics; a shop
+/// log whose baskets are days, like Ta Feng's, splits into its baskets).
+pub const SESSION_GAP_SECONDS: f64 = 1_800.0;
+
+/// The start of the session a case at position `p` queries (`Case::session`).
+fn query_session(times: &[f64], p: usize) -> usize {
+    let start_of = |end: usize| -> usize {
+        let mut q = end;
+        while q > 0 && times[q] - times[q - 1] <= SESSION_GAP_SECONDS {
+            q -= 1;
+        }
+        q
+    };
+    let own = start_of(p);
+    if own < p || own == 0 {
+        own
+    } else {
+        start_of(own - 1)
+    }
+}
+
+/// A past session (basket, visit) of the fit: its distinct items, sorted, and when it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub items: Vec<u32>,
+    pub end: f64,
+}
+
+/// Cuts time-ordered interactions into sessions at gaps over `SESSION_GAP_SECONDS`.
+pub fn sessions_of(items: &[u32], times: &[f64], out: &mut Vec<Session>) {
+    let mut start = 0;
+    for p in 1..=items.len() {
+        if p == items.len() || times[p] - times[p - 1] > SESSION_GAP_SECONDS {
+            let mut s = items[start..p].to_vec();
+            s.sort_unstable();
+            s.dedup();
+            out.push(Session { items: s, end: times[p - 1] });
+            start = p;
+        }
+    }
 }
 
 impl Case {
+    /// The items of the session the session-based baselines query.
+    pub fn session_items(&self) -> &[u32] {
+        &self.history[self.session.min(self.history.len())..]
+    }
+
     /// The model input: the most recent `max_len` items of the history.
     pub fn input(&self, max_len: usize) -> &[u32] {
         &self.history[self.history.len().saturating_sub(max_len)..]
@@ -43,6 +93,8 @@ pub struct Split {
     pub train: Vec<Vec<u32>>,
     pub validation: Vec<Case>,
     pub test: Vec<Case>,
+    /// The fit's interactions cut into sessions (session-kNN's neighbours).
+    pub sessions: Vec<Session>,
     /// Time split: targets left out because their item was never seen in the fit (validation,
     /// test), and the period boundaries (seconds).
     pub unseen: (usize, usize),
@@ -59,16 +111,20 @@ pub fn by_time(sequences: &[Vec<u32>], times: &[Vec<f64>], n: usize, days: f64, 
         train: Vec::new(),
         validation: Vec::new(),
         test: Vec::new(),
+        sessions: Vec::new(),
         unseen: (0, 0),
         periods: Some((validation_from, test_from, end)),
     };
     let mut seen = vec![false; n];
     for (s, t) in sequences.iter().zip(times) {
-        let fit: Vec<u32> = s.iter().zip(t).filter(|(_, &ts)| ts <= validation_from).map(|(&i, _)| i).collect();
+        // Times are sorted within a visitor, so the fit is a prefix.
+        let len = t.partition_point(|&ts| ts <= validation_from);
+        let fit = s[..len].to_vec();
         for &i in &fit {
             seen[i as usize] = true;
         }
         if !fit.is_empty() {
+            sessions_of(&fit, &t[..len], &mut split.sessions);
             split.train.push(fit);
         }
     }
@@ -94,7 +150,7 @@ pub fn by_time(sequences: &[Vec<u32>], times: &[Vec<f64>], n: usize, days: f64, 
             }
             continue;
         }
-        let case = Case { history: sequences[u][..p].to_vec(), target, exclude_history: false };
+        let case = Case { history: sequences[u][..p].to_vec(), target, exclude_history: false, session: query_session(&times[u], p) };
         if is_test {
             test.push(case);
         } else {
@@ -110,17 +166,19 @@ pub fn by_time(sequences: &[Vec<u32>], times: &[Vec<f64>], n: usize, days: f64, 
     split
 }
 
-pub fn leave_one_out(sequences: &[Vec<u32>]) -> Split {
-    let mut split = Split { train: Vec::new(), validation: Vec::new(), test: Vec::new(), unseen: (0, 0), periods: None };
-    for s in sequences {
+pub fn leave_one_out(sequences: &[Vec<u32>], times: &[Vec<f64>]) -> Split {
+    let mut split =
+        Split { train: Vec::new(), validation: Vec::new(), test: Vec::new(), sessions: Vec::new(), unseen: (0, 0), periods: None };
+    for (s, t) in sequences.iter().zip(times) {
         let len = s.len();
+        let fit = if len >= 3 { len - 2 } else { len };
         if len >= 3 {
-            split.train.push(s[..len - 2].to_vec());
-            split.validation.push(Case { history: s[..len - 2].to_vec(), target: s[len - 2], exclude_history: true });
-            split.test.push(Case { history: s[..len - 1].to_vec(), target: s[len - 1], exclude_history: true });
-        } else {
-            split.train.push(s.clone());
+            let case = |p: usize| Case { history: s[..p].to_vec(), target: s[p], exclude_history: true, session: query_session(t, p) };
+            split.validation.push(case(len - 2));
+            split.test.push(case(len - 1));
         }
+        sessions_of(&s[..fit], &t[..fit], &mut split.sessions);
+        split.train.push(s[..fit].to_vec());
     }
     split
 }
@@ -136,7 +194,8 @@ pub fn mark(excluded: &mut [bool], case: &Case, on: bool) {
     excluded[case.target as usize] = false;
 }
 
-/// Sums of HR@10, HR@20, NDCG@10 and MRR@20 over the targets seen.
+/// Sums of HR@10, HR@20, NDCG@10 and MRR@20 over the targets seen; for a model's test row also
+/// every top-10 list, for coverage and novelty.
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
     pub users: usize,
@@ -144,9 +203,57 @@ pub struct Metrics {
     hr20: f64,
     ndcg10: f64,
     mrr20: f64,
+    /// The top-10 lists, one after the other (`Metrics::listing`); `None` while tuning, where
+    /// only NDCG@10 decides.
+    lists: Option<Vec<u32>>,
+}
+
+/// Catalog coverage@10 and novelty of the top-10 lists of a test row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BeyondAccuracy {
+    /// The share of the catalog that is in at least one top-10 list.
+    pub coverage10: f64,
+    /// The mean self-information, −log₂ p(i), of the recommended items, p(i) being the item's
+    /// share of the fit's interactions (add-one smoothed, so an item never seen is finite):
+    /// higher means less obvious recommendations.
+    pub novelty10: f64,
 }
 
 impl Metrics {
+    /// Metrics that also keep each top-10 list (`beyond_accuracy`).
+    pub fn listing() -> Metrics {
+        Metrics { lists: Some(Vec::new()), ..Metrics::default() }
+    }
+
+    /// Coverage@10 and novelty over the kept lists, against the fit's interaction counts;
+    /// `None` without lists.
+    pub fn beyond_accuracy(&self, counts: &[f64]) -> Option<BeyondAccuracy> {
+        let lists = self.lists.as_ref()?;
+        let n = counts.len();
+        let mut listed = vec![false; n];
+        for &i in lists {
+            listed[i as usize] = true;
+        }
+        let total: f64 = counts.iter().sum::<f64>() + n as f64;
+        let novelty = lists.iter().map(|&i| -((counts[i as usize] + 1.0) / total).log2()).sum::<f64>() / lists.len().max(1) as f64;
+        Some(BeyondAccuracy { coverage10: listed.iter().filter(|&&l| l).count() as f64 / n.max(1) as f64, novelty10: novelty })
+    }
+
+    /// Appends the 10 best-scored items not excluded (ties to the lower index), when listing.
+    fn keep_list(&mut self, scores: &[f32], excluded: &[bool]) {
+        let Some(lists) = self.lists.as_mut() else { return };
+        let mut top: Vec<(f32, u32)> = Vec::with_capacity(11);
+        for (j, &s) in scores.iter().enumerate() {
+            if excluded[j] || s.is_nan() || (top.len() == 10 && s <= top[9].0) {
+                continue;
+            }
+            let at = top.partition_point(|&(t, _)| t >= s);
+            top.insert(at, (s, j as u32));
+            top.truncate(10);
+        }
+        lists.extend(top.iter().map(|&(_, j)| j));
+    }
+
     /// Adds one user: the target's rank among the items not excluded. With `e` other items tied
     /// with the target, each rank in `g+1 ..= g+e+1` is equally likely; the metrics are averaged
     /// over them (a random tie-break, without the randomness).
@@ -154,6 +261,7 @@ impl Metrics {
         let t = target as usize;
         let st = scores[t];
         self.users += 1;
+        self.keep_list(scores, excluded);
         if st.is_nan() {
             return;
         }
@@ -204,19 +312,23 @@ impl Metrics {
         self.mean(self.mrr20)
     }
 
-    pub fn to_json(&self, name: &str) -> Value {
+    pub fn to_json(&self, name: &str, counts: &[f64]) -> Value {
+        let beyond = self.beyond_accuracy(counts);
         json!({
             "model": name,
             "hr@10": self.hr10(),
             "hr@20": self.hr20(),
             "ndcg@10": self.ndcg10(),
             "mrr@20": self.mrr20(),
+            "coverage@10": beyond.map(|b| b.coverage10),
+            "novelty@10": beyond.map(|b| b.novelty10),
             "users": self.users,
         })
     }
 }
 
-fn counts(train: &[Vec<u32>], n: usize) -> Vec<f64> {
+/// How often each item occurs in the fit (popularity, and novelty's p(i)).
+pub fn counts(train: &[Vec<u32>], n: usize) -> Vec<f64> {
     let mut c = vec![0.0; n];
     for s in train {
         for &i in s {
@@ -229,7 +341,7 @@ fn counts(train: &[Vec<u32>], n: usize) -> Vec<f64> {
 /// Baseline (a): the most-interacted items of the training part, same for everyone.
 pub fn popularity(train: &[Vec<u32>], n: usize, cases: &[Case]) -> Metrics {
     let pop: Vec<f32> = counts(train, n).into_iter().map(|c| c as f32).collect();
-    let mut m = Metrics::default();
+    let mut m = Metrics::listing();
     let mut excluded = vec![false; n];
     for case in cases {
         mark(&mut excluded, case, true);
@@ -252,7 +364,7 @@ pub fn markov(train: &[Vec<u32>], n: usize, cases: &[Case]) -> Metrics {
     let max_pop = pop.iter().copied().fold(0.0, f64::max);
     // Popularity in [0, 1): below any difference of one transition.
     let tie_break: Vec<f64> = pop.iter().map(|p| p / (max_pop + 1.0)).collect();
-    let mut m = Metrics::default();
+    let mut m = Metrics::listing();
     let mut excluded = vec![false; n];
     let mut scores = vec![0f32; n];
     for case in cases {
@@ -339,7 +451,7 @@ impl ItemKnn {
 
     pub fn evaluate(&self, cases: &[Case]) -> Metrics {
         let n = self.tie_break.len();
-        let (mut m, mut excluded, mut scores) = (Metrics::default(), vec![false; n], vec![0f32; n]);
+        let (mut m, mut excluded, mut scores) = (Metrics::listing(), vec![false; n], vec![0f32; n]);
         for case in cases {
             self.scores_into(&case.history, self.items, self.decay, &mut scores);
             mark(&mut excluded, case, true);
@@ -362,7 +474,7 @@ fn load(bytes: &[u8], n: usize) -> Result<foresight::infer::model::RecommenderMo
 /// The trained model, scored by the SDK's runtime (tract) on its ONNX export.
 pub fn onnx_model(bytes: &[u8], n: usize, cases: &[Case], max_len: usize, bar: &ProgressBar) -> Result<Metrics> {
     let mut model = load(bytes, n)?;
-    let mut m = Metrics::default();
+    let mut m = Metrics::listing();
     let mut excluded = vec![false; n];
     let mut scores = Vec::with_capacity(n);
     let mut input: Vec<usize> = Vec::new();
@@ -374,6 +486,51 @@ pub fn onnx_model(bytes: &[u8], n: usize, cases: &[Case], max_len: usize, bar: &
         m.add(&scores, case.target, &excluded);
         mark(&mut excluded, case, false);
         bar.inc(1);
+    }
+    Ok(m)
+}
+
+/// An ONNX recommender on the SDK's own kernels, as `convert` would run it (GRU, then
+/// attention, then the windowed transition), with the kernel's name; why not, per kernel, when
+/// none recognises it.
+pub fn sdk_kernel(bytes: &[u8], n: usize) -> Result<(foresight::infer::model::RecommenderModel, &'static str)> {
+    use foresight::import;
+    use foresight::infer::model::RecommenderModel;
+    let (model, kind, items) = match import::gru::from_onnx(bytes, None) {
+        Ok(g) => {
+            let items = g.head().bias().len();
+            (RecommenderModel::from_gru(g), "gru", items)
+        }
+        Err(g) => match import::attention::from_onnx(bytes, None) {
+            Ok(a) => {
+                let items = a.head().bias().len();
+                (RecommenderModel::from_attention(a), "attention", items)
+            }
+            Err(a) => match import::transition::from_onnx(bytes, None) {
+                Ok(t) => {
+                    let items = t.spec.items;
+                    (RecommenderModel::from_transition(t), "transition", items)
+                }
+                Err(t) => bail!("no SDK kernel recognises it (gru: {g}; attention: {a}; transition: {t})"),
+            },
+        },
+    };
+    if items != n {
+        bail!("it scores {items} items, the catalog has {n}: its item indices must be this command's catalog order");
+    }
+    Ok((model, kind))
+}
+
+/// A recommender on the SDK's kernels (`sdk_kernel`) over the cases.
+pub fn kernel_model(model: &mut foresight::infer::model::RecommenderModel, n: usize, cases: &[Case], max_len: usize) -> Result<Metrics> {
+    let (mut m, mut excluded, mut scores, mut input) = (Metrics::listing(), vec![false; n], Vec::with_capacity(n), Vec::new());
+    for case in cases {
+        input.clear();
+        input.extend(case.input(max_len).iter().map(|&i| i as usize));
+        model.scores_into(&input, &mut scores).context("running the model on the SDK's kernel")?;
+        mark(&mut excluded, case, true);
+        m.add(&scores, case.target, &excluded);
+        mark(&mut excluded, case, false);
     }
     Ok(m)
 }
@@ -400,15 +557,25 @@ pub fn check_against_reference(bytes: &[u8], reference: &Model, cases: &[Case], 
     Ok(worst)
 }
 
-pub fn table(rows: &[(String, Metrics)]) -> String {
+pub fn table(rows: &[(String, Metrics)], counts: &[f64]) -> String {
     let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(5).max(5);
-    let mut out =
-        format!("{:<width$} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7}\n", "model", "HR@10", "HR@20", "NDCG@10", "MRR@20", "targets");
-    let dash = "-".repeat(7);
-    out.push_str(&format!("{}-|-{dash}-|-{dash}-|-{dash}-|-{dash}-|-{dash}\n", "-".repeat(width)));
+    let heads = ["HR@10", "HR@20", "NDCG@10", "MRR@20", "Cov@10", "Nov@10", "targets"];
+    let mut out = format!("{:<width$}", "model");
+    for h in heads {
+        out.push_str(&format!(" | {h:>7}"));
+    }
+    out.push('\n');
+    out.push_str(&"-".repeat(width));
+    for _ in heads {
+        out.push_str(&format!("-|-{}", "-".repeat(7)));
+    }
+    out.push('\n');
     for (name, m) in rows {
+        let beyond = m.beyond_accuracy(counts);
+        let (cov, nov) =
+            beyond.map_or(("-".to_owned(), "-".to_owned()), |b| (format!("{:.4}", b.coverage10), format!("{:.2}", b.novelty10)));
         out.push_str(&format!(
-            "{:<width$} | {:>7.4} | {:>7.4} | {:>7.4} | {:>7.4} | {:>7}\n",
+            "{:<width$} | {:>7.4} | {:>7.4} | {:>7.4} | {:>7.4} | {cov:>7} | {nov:>7} | {:>7}\n",
             name,
             m.hr10(),
             m.hr20(),
@@ -451,5 +618,44 @@ mod tests {
         let split = by_time(&long, &t, 3, 3.0, 2);
         assert_eq!(split.test.len(), 2, "{:?}", split.test);
         assert_eq!(split.test.iter().map(|c| c.history.len()).collect::<Vec<_>>(), vec![7, 9]);
+    }
+
+    #[test]
+    fn sessions_cut_at_gaps_and_a_case_queries_its_own_session_or_the_one_before() {
+        let items = [4, 5, 5, 6, 7];
+        let times = [0.0, 10.0, 20.0, DAY, DAY + 60.0];
+        let mut out = Vec::new();
+        sessions_of(&items, &times, &mut out);
+        assert_eq!(out, vec![Session { items: vec![4, 5], end: 20.0 }, Session { items: vec![6, 7], end: DAY + 60.0 }]);
+        // Target 7 (position 4): its session already holds 6.
+        assert_eq!(query_session(&times, 4), 3);
+        // Target 6 opens a new session: the query is the session before, from position 0.
+        assert_eq!(query_session(&times, 3), 0);
+        assert_eq!(query_session(&times, 2), 0);
+    }
+
+    #[test]
+    fn coverage_and_novelty_count_the_top_ten_lists() {
+        // 20 items; scores rank 0..9 first for one target and 10..19 for the other.
+        let counts: Vec<f64> = (0..20).map(|i| if i < 10 { 99.0 } else { 0.0 }).collect();
+        let mut m = Metrics::listing();
+        let excluded = vec![false; 20];
+        let first: Vec<f32> = (0..20).map(|i| 20.0 - i as f32).collect();
+        m.add(&first, 3, &excluded);
+        assert_eq!(m.beyond_accuracy(&counts).map(|b| b.coverage10), Some(0.5));
+        let second: Vec<f32> = (0..20).map(|i| i as f32).collect();
+        m.add(&second, 3, &excluded);
+        let b = m.beyond_accuracy(&counts).expect("listing");
+        assert_eq!(b.coverage10, 1.0);
+        // p = 100/1010 for the popular half and 1/1010 for the rest.
+        let expected = (-(100.0f64 / 1010.0).log2() - (1.0f64 / 1010.0).log2()) / 2.0;
+        assert!((b.novelty10 - expected).abs() < 1e-12, "{} vs {expected}", b.novelty10);
+        // Excluded items never enter a list; tuning metrics keep none.
+        let mut only = Metrics::listing();
+        let mut ex = vec![true; 20];
+        ex[5] = false;
+        only.add(&first, 5, &ex);
+        assert_eq!(only.beyond_accuracy(&counts).map(|b| b.coverage10), Some(0.05));
+        assert_eq!(Metrics::default().beyond_accuracy(&counts), None);
     }
 }

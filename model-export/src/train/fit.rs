@@ -97,7 +97,7 @@ pub fn fit_counts(rows: Counts, counts: Vec<u64>, dim: usize, seed: u64, started
         v: v.into_iter().map(|x| x as f32).collect(),
         pop_unit,
         counts,
-        query: Query { recency, history_weight, popularity_weight },
+        query: Query { recency, history_weight, popularity_weight, repeat_weight: 0.0, repeat_decay: 1.0 },
         singular_values,
     }
 }

@@ -32,6 +32,7 @@ mod input;
 mod model;
 mod onnx;
 mod output;
+mod sknn;
 mod steps;
 mod svd;
 mod tune;
@@ -58,6 +59,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     init_logging(args.quiet);
     let evaluate = args.eval || args.json;
     ensure!(args.out_eval_model.is_none() || evaluate, "--out-eval-model writes the evaluated model: it needs --eval or --json");
+    ensure!(args.eval_onnx.is_empty() || evaluate, "--eval-onnx scores a model on the evaluation's targets: it needs --eval or --json");
     let started = Instant::now();
     let steps = Steps::new(if evaluate { 9 } else { 8 });
     steps.message("reading");
@@ -114,7 +116,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             }
             split
         }
-        None => evaluate::leave_one_out(&data.sequences),
+        None => evaluate::leave_one_out(&data.sequences, &data.times),
     };
     ensure!(
         !evaluate || !split.test.is_empty(),
@@ -130,12 +132,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
             held_out.query = t.query;
             steps.step(format!(
                 "query weights chosen on {} validation targets: recency {}, history weight {}, popularity weight \
-                 {:.3e} ({} of the mean top score); validation NDCG@10 {:.4}",
+                 {:.3e} ({} of the mean top score), repeat weight {:.3e} ({} of it, decay {}); validation NDCG@10 {:.4}",
                 t.validation.users,
                 t.query.recency,
                 t.query.history_weight,
                 t.query.popularity_weight,
                 t.relative_popularity_weight,
+                t.query.repeat_weight,
+                t.relative_repeat_weight,
+                t.query.repeat_decay,
                 t.validation.ndcg10()
             ));
         }
@@ -158,15 +163,31 @@ pub fn run(args: TrainArgs) -> Result<()> {
         steps.note(format!("ONNX (tract) vs Rust reference scores: max |Δ| {onnx_check:.2e}"));
         let mut knn = evaluate::ItemKnn::fit(&split.train, n);
         knn.tune(&split.validation);
-        let rows = vec![
+        let mut session_knn = Vec::new();
+        for weighting in [sknn::Weighting::Cosine, sknn::Weighting::Linear] {
+            let mut m = sknn::SessionKnn::fit(&split.sessions, &split.train, n, weighting);
+            m.tune(&split.validation);
+            session_knn.push((m.label(), m.evaluate(&split.test)));
+        }
+        let mut rows = vec![
             ("popularity".to_owned(), evaluate::popularity(&split.train, n, &split.test)),
             ("markov (1st order)".to_owned(), evaluate::markov(&split.train, n, &split.test)),
             (knn.label(), knn.evaluate(&split.test)),
-            ("transition-svd (onnx)".to_owned(), steps.bar().suspend(|| evaluate::onnx_model(&bytes, n, &split.test, max_len, &eval_bar))?),
         ];
+        rows.extend(session_knn);
+        for (name, path) in &args.eval_onnx {
+            let bytes = std::fs::read(path).with_context(|| format!("--eval-onnx {name}: reading {}", path.display()))?;
+            let (mut model, kind) = evaluate::sdk_kernel(&bytes, n).with_context(|| format!("--eval-onnx {name} ({})", path.display()))?;
+            let metrics = evaluate::kernel_model(&mut model, n, &split.test, max_len).with_context(|| format!("--eval-onnx {name}"))?;
+            rows.push((format!("{name} ({kind} kernel)"), metrics));
+        }
+        rows.extend([(
+            "transition-svd (onnx)".to_owned(),
+            steps.bar().suspend(|| evaluate::onnx_model(&bytes, n, &split.test, max_len, &eval_bar))?,
+        )]);
         eval_bar.finish_and_clear();
         steps.step(format!("evaluated on {} users", split.test.len()));
-        report = Some((rows, onnx_check, bytes.len()));
+        report = Some((rows, onnx_check, bytes.len(), evaluate::counts(&split.train, n)));
     }
 
     // The shipped model: every interaction, the chosen query weights.
@@ -218,7 +239,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
     let total = started.elapsed();
     if args.json {
-        let (rows, onnx_check, eval_bytes) = report.as_ref().expect("evaluated with --json");
+        let (rows, onnx_check, eval_bytes, fit_counts) = report.as_ref().expect("evaluated with --json");
         let out = json!({
             "data": {
                 "interactions_file": interactions.display().to_string(),
@@ -239,6 +260,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 "history_weight": model.query.history_weight,
                 "popularity_weight": model.query.popularity_weight,
                 "relative_popularity_weight": tuned.as_ref().map(|t| t.relative_popularity_weight),
+                "repeat_weight": model.query.repeat_weight,
+                "repeat_decay": model.query.repeat_decay,
+                "repeat_window": model::REPEAT_WINDOW,
+                "relative_repeat_weight": tuned.as_ref().map(|t| t.relative_repeat_weight),
                 "top_singular_values": model.singular_values.iter().take(8).collect::<Vec<_>>(),
                 "onnx_bytes": bytes.len(),
                 "out_model": args.out_model.display().to_string(),
@@ -255,17 +280,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 "periods": split.periods.map(|(v, t, e)| json!({"validation_from": v, "test_from": t, "end": e})),
                 "targets_of_unseen_items": {"validation": split.unseen.0, "test": split.unseen.1},
                 "max_seq_len": args.max_seq_len,
-                "validation": tuned.as_ref().map(|t| t.validation.to_json("transition-svd (rust, validation)")),
+                "validation": tuned.as_ref().map(|t| t.validation.to_json("transition-svd (rust, validation)", fit_counts)),
                 "onnx_vs_reference_max_abs_diff": onnx_check,
                 "evaluated_onnx_bytes": eval_bytes,
-                "models": rows.iter().map(|(name, m)| m.to_json(name)).collect::<Vec<_>>(),
+                "models": rows.iter().map(|(name, m)| m.to_json(name, fit_counts)).collect::<Vec<_>>(),
             },
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         let mut text = String::new();
-        if let Some((rows, _, _)) = &report {
-            text.push_str(&evaluate::table(rows));
+        if let Some((rows, _, _, fit_counts)) = &report {
+            text.push_str(&evaluate::table(rows, fit_counts));
             writeln!(text, "({protocol})")?;
         }
         writeln!(

@@ -4,6 +4,9 @@
 /// Positions the recency-weighted part of the query looks at (the graph pads shorter inputs).
 pub const RECENT: usize = 8;
 
+/// Positions the repeat term looks at: the evaluation's default input length.
+pub const REPEAT_WINDOW: usize = 50;
+
 /// The query-time numbers of the model (see the `train` module docs).
 #[derive(Debug, Clone, Copy)]
 pub struct Query {
@@ -11,6 +14,11 @@ pub struct Query {
     pub history_weight: f64,
     /// Absolute weight of the normalized log-popularity bias.
     pub popularity_weight: f64,
+    /// The repeat term: the newest input item's own score gains `repeat_weight`, the one
+    /// before it `repeat_weight · repeat_decay`, … over the last `REPEAT_WINDOW` positions (a
+    /// shop's visitors buy again). 0: no term, and none in the graph.
+    pub repeat_weight: f64,
+    pub repeat_decay: f64,
 }
 
 /// A trained model: item factors, popularity bias and query weights.
@@ -34,17 +42,42 @@ impl Model {
     }
 
     /// The query vector, exactly as the ONNX graph computes it.
-    fn query_vec(&self, seq: &[u32]) -> Vec<f32> {
-        let (recent, mean) = recent_and_mean(&self.e, self.k, seq, self.query.recency);
-        let beta = self.query.history_weight as f32;
+    fn query_vec(&self, query: &Query, seq: &[u32]) -> Vec<f32> {
+        let (recent, mean) = recent_and_mean(&self.e, self.k, seq, query.recency);
+        let beta = query.history_weight as f32;
         recent.iter().zip(&mean).map(|(r, m)| r + beta * m).collect()
+    }
+
+    /// The repeat term's weights, oldest first (the newest position gets the last).
+    pub(super) fn repeat_weights(&self) -> [f32; REPEAT_WINDOW] {
+        repeat_weights(self.query.repeat_weight, self.query.repeat_decay)
     }
 
     /// Scores of every item for a non-empty sequence (the reference the graph is checked against).
     pub fn scores(&self, seq: &[u32]) -> Vec<f32> {
-        let q = self.query_vec(seq);
-        let pw = self.query.popularity_weight as f32;
-        (0..self.n).map(|j| dot(&q, &self.v[j * self.k..][..self.k]) + pw * self.pop_unit[j]).collect()
+        self.scores_with(&self.query, seq)
+    }
+
+    /// The scores with other query weights (tuning).
+    pub(super) fn scores_with(&self, query: &Query, seq: &[u32]) -> Vec<f32> {
+        let q = self.query_vec(query, seq);
+        let pw = query.popularity_weight as f32;
+        let mut scores: Vec<f32> = (0..self.n).map(|j| dot(&q, &self.v[j * self.k..][..self.k]) + pw * self.pop_unit[j]).collect();
+        if query.repeat_weight != 0.0 {
+            add_repeat(&mut scores, seq, &repeat_weights(query.repeat_weight, query.repeat_decay));
+        }
+        scores
+    }
+}
+
+pub(super) fn repeat_weights(weight: f64, decay: f64) -> [f32; REPEAT_WINDOW] {
+    std::array::from_fn(|i| (weight * decay.powi((REPEAT_WINDOW - 1 - i) as i32)) as f32)
+}
+
+/// Adds the repeat term (`weights` oldest first, aligned to the newest position) to `scores`.
+pub(super) fn add_repeat(scores: &mut [f32], seq: &[u32], weights: &[f32; REPEAT_WINDOW]) {
+    for (age, &item) in seq.iter().rev().take(REPEAT_WINDOW).enumerate() {
+        scores[item as usize] += weights[REPEAT_WINDOW - 1 - age];
     }
 }
 

@@ -3,7 +3,7 @@
 use prost::Message;
 use tract_onnx::pb;
 
-use super::model::{Model, RECENT};
+use super::model::{Model, RECENT, REPEAT_WINDOW};
 
 fn tensor_f32(name: &str, dims: &[i64], data: &[f32]) -> pb::TensorProto {
     pb::TensorProto {
@@ -88,7 +88,7 @@ pub fn export_onnx(model: &Model, metadata: &[(&str, String)]) -> Vec<u8> {
     }
     let bias: Vec<f32> = model.pop_unit.iter().map(|p| p * model.query.popularity_weight as f32).collect();
     let recent = RECENT as i64;
-    let initializer = vec![
+    let mut initializer = vec![
         tensor_f32("item_factors", &[n + 1, k], &e_ext),
         tensor_f32("candidate_factors_t", &[k, n], &vt),
         tensor_f32("popularity_bias", &[n], &bias),
@@ -100,7 +100,7 @@ pub fn export_onnx(model: &Model, metadata: &[(&str, String)]) -> Vec<u8> {
         tensor_i64("axis_1", &[1], &[1]),
         tensor_i64("flat", &[1], &[-1]),
     ];
-    let nodes = vec![
+    let mut nodes = vec![
         // The last RECENT positions, padded at the front with the zero row for short inputs.
         node("Concat", &["padding", "item_seq"], "padded_seq", vec![attr_int("axis", 1)]),
         node("Slice", &["padded_seq", "recent_start", "recent_end", "axis_1"], "recent_seq", vec![]),
@@ -114,8 +114,31 @@ pub fn export_onnx(model: &Model, metadata: &[(&str, String)]) -> Vec<u8> {
         node("Mul", &["history_mean", "history_weight"], "history_query", vec![]),
         node("Add", &["recent_query", "history_query"], "query", vec![]),
         node("MatMul", &["query", "candidate_factors_t"], "affinity", vec![]),
-        node("Add", &["affinity", "popularity_bias"], "scores", vec![]),
     ];
+    if model.query.repeat_weight == 0.0 {
+        nodes.push(node("Add", &["affinity", "popularity_bias"], "scores", vec![]));
+    } else {
+        // The repeat term: one-hot rows of the last REPEAT_WINDOW items (padding with index n,
+        // which equals no item), weighted and summed by one MatMul.
+        let window = REPEAT_WINDOW as i64;
+        initializer.extend([
+            tensor_f32("repeat_weights", &[1, window], &model.repeat_weights()),
+            tensor_i64("repeat_padding", &[1, window], &[n; REPEAT_WINDOW]),
+            tensor_i64("repeat_start", &[1], &[-window]),
+            tensor_i64("column", &[2], &[-1, 1]),
+            tensor_i64("item_indices", &[1, n], &(0..n).collect::<Vec<i64>>()),
+        ]);
+        nodes.extend([
+            node("Add", &["affinity", "popularity_bias"], "model_scores", vec![]),
+            node("Concat", &["repeat_padding", "item_seq"], "repeat_padded", vec![attr_int("axis", 1)]),
+            node("Slice", &["repeat_padded", "repeat_start", "recent_end", "axis_1"], "repeat_seq", vec![]),
+            node("Reshape", &["repeat_seq", "column"], "repeat_column", vec![]),
+            node("Equal", &["repeat_column", "item_indices"], "repeat_hits", vec![]),
+            node("Cast", &["repeat_hits"], "repeat_one_hot", vec![attr_int("to", DataType::Float as i64)]),
+            node("MatMul", &["repeat_weights", "repeat_one_hot"], "repeat", vec![]),
+            node("Add", &["model_scores", "repeat"], "scores", vec![]),
+        ]);
+    }
     let graph = pb::GraphProto {
         name: "foresight_transition_svd".into(),
         node: nodes,

@@ -36,6 +36,8 @@ pub(crate) fn metadata(model: &Model, args: &TrainArgs, trained_on: &str) -> Vec
         ("foresight.recency", model.query.recency.to_string()),
         ("foresight.history_weight", model.query.history_weight.to_string()),
         ("foresight.popularity_weight", model.query.popularity_weight.to_string()),
+        ("foresight.repeat_weight", model.query.repeat_weight.to_string()),
+        ("foresight.repeat_decay", model.query.repeat_decay.to_string()),
         ("foresight.trained_on", trained_on.into()),
     ]
 }

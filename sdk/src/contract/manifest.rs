@@ -321,7 +321,8 @@ impl AttentionSpec {
 /// Shapes and constants of a windowed-transition recommender (`infer::transition`), as the
 /// bundle manifest records them: `q = Σ_p recencyWeights[p] E[x_p]` over the last
 /// `recencyWeights.len()` positions (oldest first, aligned to the newest) `+ historyWeight ·
-/// mean_p E[x_p]` over the whole input; `scores = q · Vᵀ + bias`.
+/// mean_p E[x_p]` over the whole input; `scores = q · Vᵀ + bias`, plus the repeat term when
+/// `repeatWeights` is present.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TransitionSpec {
@@ -335,6 +336,11 @@ pub struct TransitionSpec {
     /// Weight of the whole input's mean factor.
     #[serde(deserialize_with = "finite::f32")]
     pub history_weight: f32,
+    /// The repeat term, oldest first, aligned to the newest position like `recencyWeights`: each
+    /// of the last `repeatWeights.len()` input items adds its weight to its own score. In a
+    /// shop, what a visitor bought is what they buy next; empty (absent) in models without it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "finite::vec")]
+    pub repeat_weights: Vec<f32>,
 }
 
 impl TransitionSpec {

@@ -5,7 +5,9 @@
 //! The query is `q = Σ_p w[p] E[x_p]` over the last `w.len()` positions (`w` oldest first,
 //! aligned so the newest position gets the last weight) `+ history_weight · mean_p E[x_p]`
 //! over the whole input; the scores are `q · Vᵀ + bias`, the scoring [`LinearHead`] the GRU and
-//! attention models share (so the exact i16 top-k works here too). The sums run in the
+//! attention models share (so the exact i16 top-k works here too). A repeat term, when the
+//! spec has one, then adds `repeat_weights[p]` to the score of the item at each of the last
+//! positions (the newest gets the last weight). The sums run in the
 //! order the ONNX graph's `MatMul` and `ReduceMean` do; the model keeps no running state (a
 //! query costs `(window + len) · dim` multiply-adds before the head).
 
@@ -47,8 +49,8 @@ impl TransitionModel {
                 spec.recency_weights.len()
             )));
         }
-        if !spec.history_weight.is_finite() || spec.recency_weights.iter().any(|w| !w.is_finite()) {
-            return Err(prepare_err("the transition model's recency or history weights are not finite"));
+        if !spec.history_weight.is_finite() || spec.recency_weights.iter().chain(&spec.repeat_weights).any(|w| !w.is_finite()) {
+            return Err(prepare_err("the transition model's recency, history or repeat weights are not finite"));
         }
         if blob.len() != total {
             return Err(prepare_err(format!("transition weights hold {} floats, the spec needs {total}", blob.len())));
@@ -119,6 +121,13 @@ impl TransitionModel {
     pub fn scores_into(&self, sequence: &[usize], out: &mut Vec<f32>) -> Result<(), ModelError> {
         let q = self.query(sequence)?;
         self.head.scores_into(&q, out);
+        // In position order, as the graph's MatMul over the one-hot rows sums them.
+        let weights = &self.spec.repeat_weights;
+        let from = sequence.len().saturating_sub(weights.len());
+        let offset = weights.len() - (sequence.len() - from);
+        for (&item, &w) in sequence[from..].iter().zip(&weights[offset..]) {
+            out[item] += w;
+        }
         Ok(())
     }
 }
@@ -128,7 +137,7 @@ mod tests {
     use super::*;
 
     fn spec(items: usize, dim: usize) -> TransitionSpec {
-        TransitionSpec { items, dim, recency_weights: vec![0.25, 0.5, 1.0], history_weight: 0.5 }
+        TransitionSpec { items, dim, recency_weights: vec![0.25, 0.5, 1.0], history_weight: 0.5, repeat_weights: vec![] }
     }
 
     /// A small model with distinct, deterministic weights.
@@ -154,7 +163,35 @@ mod tests {
             let mean = seq.iter().map(|&x| m.factors[x * d + c] as f64).sum::<f64>() / seq.len() as f64;
             *qc += m.spec.history_weight as f64 * mean;
         }
-        (0..n).map(|j| (m.head.bias()[j] as f64 + (0..d).map(|c| q[c] * m.head.matrix()[c * n + j] as f64).sum::<f64>()) as f32).collect()
+        let mut scores: Vec<f64> =
+            (0..n).map(|j| m.head.bias()[j] as f64 + (0..d).map(|c| q[c] * m.head.matrix()[c * n + j] as f64).sum::<f64>()).collect();
+        let r = &m.spec.repeat_weights;
+        for (age, &x) in seq.iter().rev().enumerate().take(r.len()) {
+            scores[x] += r[r.len() - 1 - age] as f64;
+        }
+        scores.into_iter().map(|s| s as f32).collect()
+    }
+
+    #[test]
+    fn the_repeat_term_adds_each_recent_item_its_weight() {
+        let plain = model(11, 4);
+        let spec = TransitionSpec { repeat_weights: vec![0.5, 2.0], ..plain.spec.clone() };
+        let m = TransitionModel::from_bytes(spec, &plain.to_bytes()).expect("valid");
+        let (mut with, mut without) = (Vec::new(), Vec::new());
+        // Item 5 twice, older than the window's two positions except once; 7 newest.
+        let seq = [5, 3, 5, 7];
+        m.scores_into(&seq, &mut with).expect("runs");
+        plain.scores_into(&seq, &mut without).expect("runs");
+        let lift: Vec<f32> = with.iter().zip(&without).map(|(a, b)| a - b).collect();
+        assert!((lift[7] - 2.0).abs() < 1e-5 && (lift[5] - 0.5).abs() < 1e-5, "{lift:?}");
+        assert!(lift.iter().enumerate().all(|(i, l)| i == 5 || i == 7 || l.abs() < 1e-6), "{lift:?}");
+        for (a, b) in with.iter().zip(&reference(&m, &seq)) {
+            assert!((a - b).abs() < 1e-4);
+        }
+        // A one-item input gets the newest weight only.
+        m.scores_into(&[2], &mut with).expect("runs");
+        plain.scores_into(&[2], &mut without).expect("runs");
+        assert!((with[2] - without[2] - 2.0).abs() < 1e-5);
     }
 
     #[test]
@@ -218,6 +255,7 @@ mod tests {
             TransitionSpec { recency_weights: vec![], ..spec(7, 3) },
             TransitionSpec { history_weight: f32::NAN, ..spec(7, 3) },
             TransitionSpec { recency_weights: vec![f32::INFINITY], ..spec(7, 3) },
+            TransitionSpec { repeat_weights: vec![1.0, f32::NAN], ..spec(7, 3) },
         ] {
             assert!(TransitionModel::from_bytes(s.clone(), &bytes).is_err(), "{s:?}");
             assert!(TransitionModel::from_bytes(s, &[]).is_err());
