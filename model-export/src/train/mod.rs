@@ -18,7 +18,14 @@
 //!    chosen on a validation target (each user's second-to-last interaction, never the last),
 //!    see [`tune`](tune::tune).
 //!
-//! The ONNX graph (opset 17, IR 8, only Concat/Slice/Reshape/Gather/MatMul/ReduceMean/Mul/Add):
+//! 4. **Repeat term** (a shop's log, `--test-days`): each of the last `REPEAT_WINDOW` input
+//!    items adds `repeat_weight · repeat_decay^age` to its own score, since what a shopper
+//!    bought is what they buy next. Chosen on the validation period after the three weights
+//!    above, and kept only when it does better there (never on leave-one-out, which excludes
+//!    the history from the ranking).
+//!
+//! The ONNX graph (opset 17, IR 8, only Concat/Slice/Reshape/Gather/MatMul/ReduceMean/Mul/Add,
+//! and Equal/Cast for the repeat term):
 //! `item_seq` int64 `[1, seq]` (model indices, oldest first) → `scores` float32 `[1, items]`.
 //!
 //! The submodules depend only downwards (the model and progress at the bottom, fitting and
