@@ -76,9 +76,11 @@ tally=$(mktemp)
   }' 3> "$tally"
 # What every page loads, gzipped, may not grow: the budget is a ratchet at the size reached when
 # tract left the core (~442 KB with WebGPU scoring), raised once by 10 KB for per-placement rules
-# (+8.4 KB of wasm: the config's new section) and the start() handle (+2.2 KB of JS). Issue #15's
-# target is 250 KB; lower this as the core shrinks.
-budget=${FORESIGHT_CORE_BUDGET:-470000}
+# (+8.4 KB of wasm: the config's new section) and the start() handle (+2.2 KB of JS), and by
+# 1 KB for the buyAgain placement and the transition model's repeat term (+4.4 KB gzip in all,
+# measured 466,267 → 470,626 bytes; most of it the placement's deserializer and explanation).
+# Issue #15's target is 250 KB; lower this as the core shrinks.
+budget=${FORESIGHT_CORE_BUDGET:-471000}
 core=$(cat "$tally") && rm -f "$tally"
 if [ "${FORESIGHT_WASM_OPT:-1}" = 0 ]; then
   echo "core $core bytes gzipped without wasm-opt: the budget ($budget) applies to the optimized build"

@@ -1,5 +1,6 @@
 //! `foresight-export`: the server-side half of Foresight.
 
+mod basket;
 mod catalog;
 mod collect;
 mod convert;
@@ -58,6 +59,9 @@ enum Command {
     Collect(collect::CollectArgs),
     /// Debiased, k-thresholded estimates (95% intervals) from the collected reports.
     Aggregates(collect::AggregatesArgs),
+    /// Next-basket evaluation (the "Next Basket Recommendation Reality Check" protocol):
+    /// popularity, personal frequency, TIFU-KNN and the SDK's `buyAgain` scoring.
+    Baskets(basket::BasketArgs),
 }
 
 fn main() -> ExitCode {
@@ -94,5 +98,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train::run(args),
         Command::Collect(args) => collect::run_collect(args),
         Command::Aggregates(args) => collect::run_aggregates(args),
+        Command::Baskets(args) => basket::run(args),
     }
 }

@@ -61,6 +61,7 @@ export type Explanation =
   | { kind: 'goes_with'; itemId: string; text: string }
   | { kind: 'trending'; text: string }
   | { kind: 'recently_viewed'; text: string }
+  | { kind: 'bought_before'; text: string }
   | { kind: 'pinned'; text: string }
   | { kind: 'reranked'; shopPosition: number; text: string };
 
@@ -70,7 +71,7 @@ export interface Recommendation {
   because: Explanation;
 }
 
-export type PlacementName = 'forYou' | 'similarTo' | 'boughtTogether' | 'popular' | 'trending' | 'recentlyViewed' | 'rerank';
+export type PlacementName = 'forYou' | 'similarTo' | 'boughtTogether' | 'popular' | 'trending' | 'recentlyViewed' | 'buyAgain' | 'rerank';
 
 export interface Recommendations {
   items: Recommendation[];
@@ -99,6 +100,7 @@ export type PlacementRequest =
   | ({ type: 'popular'; category?: string } & PlacementOptions)
   | ({ type: 'trending'; category?: string } & PlacementOptions)
   | ({ type: 'recentlyViewed' } & PlacementOptions)
+  | ({ type: 'buyAgain' } & PlacementOptions)
   | { type: 'rerank'; itemIds: string[]; /** 0 keeps the shop's order, 1 the model's (default 0.5). */ blend?: number };
 
 /** Merchandising rules every placement obeys; contradictions reject `init` with every problem named. */
@@ -475,6 +477,8 @@ export class Foresight {
   popular(options?: PlacementOptions & { category?: string }): Promise<Recommendations>;
   trending(options?: PlacementOptions & { category?: string }): Promise<Recommendations>;
   recentlyViewed(options?: PlacementOptions): Promise<Recommendations>;
+  /** What the visitor is likely to buy again: their own purchases scored on the device, popular items after them. */
+  buyAgain(options?: PlacementOptions): Promise<Recommendations>;
   rerank(itemIds: string[], options?: { blend?: number }): Promise<Recommendations>;
   /** `{experiment: variant}`; kept on the device, never sent. */
   variants(): Promise<Record<string, string | null>>;

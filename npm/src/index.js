@@ -110,7 +110,7 @@ export class Foresight {
   }
 
   /** One placement's list: `{type: "forYou" | "similarTo" | "boughtTogether" | "popular" |
-   * "trending" | "recentlyViewed" | "rerank", ...}` → `{items, source, placement, variant?, id}`. */
+   * "trending" | "recentlyViewed" | "buyAgain" | "rerank", ...}` → `{items, source, placement, variant?, id}`. */
   place(request) {
     return this.#call('place', [request]);
   }
@@ -143,6 +143,12 @@ export class Foresight {
   /** The visitor's own recently viewed items, newest first. */
   recentlyViewed(options = {}) {
     return this.place({ ...options, type: 'recentlyViewed' });
+  }
+
+  /** What the visitor is likely to buy again: their own purchases (recency- and
+   * frequency-weighted, on the device), then popular items. */
+  buyAgain(options = {}) {
+    return this.place({ ...options, type: 'buyAgain' });
   }
 
   /** A personal reordering of the page's own list (search results, a category page). */

@@ -12,7 +12,7 @@
 import { ForesightError } from './errors.js';
 
 /** Methods answered by a list; before the SDK is ready, from popularity. */
-const LISTS = ['recommend', 'place', 'forYou', 'similarTo', 'boughtTogether', 'popular', 'trending', 'recentlyViewed', 'rerank'];
+const LISTS = ['recommend', 'place', 'forYou', 'similarTo', 'boughtTogether', 'popular', 'trending', 'recentlyViewed', 'buyAgain', 'rerank'];
 /** Every other method of Foresight the handle forwards. */
 const CALLS = ['track', 'variants', 'intent', 'history', 'forget', 'status', 'scoring', 'consent', 'privacy', 'flush', 'stopAutocapture'];
 

@@ -239,6 +239,8 @@ async function storefront(): Promise<void> {
     await fs.trending(),
     await fs.recentlyViewed({ k: 5 }),
     await fs.recentlyViewed(),
+    await fs.buyAgain({ k: 8, exclude: ['sku-1'] }),
+    await fs.buyAgain(),
     await fs.rerank(['sku-3', 'sku-1', 'sku-2'], { blend: 0.5 }),
     await fs.rerank(['sku-3', 'sku-1']),
   ];
@@ -249,6 +251,7 @@ async function storefront(): Promise<void> {
     { type: 'popular', category: 'shoes' },
     { type: 'trending' },
     { type: 'recentlyViewed', k: 3 },
+    { type: 'buyAgain', k: 5 },
     { type: 'rerank', itemIds: ['sku-1', 'sku-2'], blend: 1 },
   ];
   for (const request of requests) lists.push(await fs.place(request));
@@ -354,6 +357,7 @@ function explain(because: Explanation): string {
     case 'popular_now':
     case 'trending':
     case 'recently_viewed':
+    case 'bought_before':
     case 'pinned':
       return because.text;
     default:

@@ -6,7 +6,8 @@
 //! (the model's answer to a history of that one item: what visitors look at next) and
 //! `boughtTogether` (the answer to a history of the given items, e.g. the cart). The catalog's
 //! popularity and trend tables serve `popular` and `trending`; the visitor's own history
-//! serves `recentlyViewed`; `rerank` reorders a list the page already has.
+//! serves `recentlyViewed`, their own purchases `buyAgain` (`recommend::repeat`); `rerank`
+//! reorders a list the page already has.
 
 use super::Client;
 use crate::error::{Error, Result};
@@ -122,7 +123,10 @@ impl<S: Storage, C: Clock> Client<S, C> {
     fn place_under_rules(&mut self, placement: &Placement) -> Result<Recommendations> {
         let k = placement.k()?;
         if let Some(reason) = self.variant_is_popularity(placement.name()) {
-            if !matches!(placement, Placement::Rerank { .. } | Placement::RecentlyViewed { .. } | Placement::Popular { .. }) {
+            if !matches!(
+                placement,
+                Placement::Rerank { .. } | Placement::RecentlyViewed { .. } | Placement::BuyAgain { .. } | Placement::Popular { .. }
+            ) {
                 let mask = self.excluded(placement.exclude());
                 let items = self.ranked(self.catalog.popularity(), k, &mask, |_| Explanation::popular());
                 return Ok(self.finish(placement.name(), items, Source::Popularity, Some(reason)));
@@ -137,6 +141,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
             Placement::Popular { category, .. } => self.place_popular(category.as_deref(), k, mask)?,
             Placement::Trending { category, .. } => self.place_trending(category.as_deref(), k, mask)?,
             Placement::RecentlyViewed { .. } => self.place_recently_viewed(placement.exclude(), k, mask)?,
+            Placement::BuyAgain { .. } => self.place_buy_again(placement.exclude(), k, mask),
         };
         Ok(self.finish(placement.name(), items, source, fallback))
     }
@@ -354,6 +359,55 @@ impl<S: Storage, C: Clock> Client<S, C> {
             }
         };
         Ok((items, source, fallback))
+    }
+
+    /// `buyAgain`: the visitor's purchases (each `purchase` event one basket, oldest first)
+    /// scored by `recommend::repeat`, popularity filling the places they leave; popular when
+    /// nothing was bought yet.
+    fn place_buy_again(&mut self, exclude: &[String], k: usize, mask: Vec<bool>) -> Placed {
+        let vocab = self.catalog.vocab();
+        let baskets: Vec<Vec<usize>> = if self.personalizing() {
+            self.log
+                .events()
+                .iter()
+                .filter_map(|e| match &e.event {
+                    crate::capture::Event::Purchase { items, .. } => {
+                        Some(items.iter().filter_map(|l| vocab.index_of(&l.item_id)).collect::<Vec<usize>>())
+                    }
+                    _ => None,
+                })
+                .filter(|b| !b.is_empty())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if baskets.is_empty() {
+            let reason = if self.personalizing() { "nothing bought yet" } else { "personalization waits for the visitor's consent" };
+            return (self.ranked(self.catalog.popularity(), k, &mask, |_| Explanation::popular()), Source::Popularity, Some(reason.into()));
+        }
+        let params = recommend::repeat::BuyAgainParams::default();
+        let scores = recommend::repeat::buy_again_scores(&baskets, self.catalog.popularity(), &params);
+        let mut bought = vec![false; self.catalog.len()];
+        baskets.iter().flatten().for_each(|&i| bought[i] = true);
+        // Bought items are what this list is for, so only the caller's exclusions and what is
+        // in the cart now (being bought already) hold; the filter and caps still apply.
+        let mut own_mask = self.excluded_by_caller(exclude);
+        if self.rules.rules.exclude_cart {
+            let events = self.log.events().iter().map(|e| &e.event);
+            for id in crate::features::Cart::from_events(events).item_ids() {
+                if let Some(i) = self.catalog.vocab().index_of(id) {
+                    own_mask[i] = true;
+                }
+            }
+        }
+        let items = self.ranked_with(&scores, k, &own_mask, false, |i| {
+            if bought[i] {
+                Explanation::BoughtBefore { text: "you bought this before".into() }
+            } else {
+                Explanation::popular()
+            }
+        });
+        (items, Source::History, None)
     }
 
     /// `forYou` on a visitor tower: the vector, then the best unmasked items by embedding

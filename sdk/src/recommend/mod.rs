@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 pub mod catalog;
 pub mod explain;
 pub mod placement;
+pub mod repeat;
 pub mod rules;
 
 pub use crate::contract::manifest::CatalogItem;
@@ -55,6 +56,8 @@ pub enum Explanation {
     Trending { text: String },
     /// From the visitor's own history (`recentlyViewed`).
     RecentlyViewed { text: String },
+    /// The visitor bought it before (`buyAgain`).
+    BoughtBefore { text: String },
     /// Placed at this position by the shop's rules.
     Pinned { text: String },
     /// `rerank`: where the shop's list had it.

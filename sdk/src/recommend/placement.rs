@@ -1,6 +1,6 @@
 //! The placements a shop puts on a page, as the page requests them: `forYou`, `similarTo`,
-//! `boughtTogether`, `popular`, `trending`, `recentlyViewed` and `rerank`. The client answers
-//! them (`client::place`); experiments name them.
+//! `boughtTogether`, `popular`, `trending`, `recentlyViewed`, `buyAgain` and `rerank`. The
+//! client answers them (`client::place`); experiments name them.
 
 use serde::Deserialize;
 
@@ -53,6 +53,13 @@ pub enum Placement {
         #[serde(default)]
         exclude: Vec<String>,
     },
+    /// What the visitor is likely to buy again, from their own purchases (`repeat`).
+    BuyAgain {
+        #[serde(default)]
+        k: Option<usize>,
+        #[serde(default)]
+        exclude: Vec<String>,
+    },
     /// Personal reordering of the page's own list: a permutation of `itemIds`.
     Rerank {
         item_ids: Vec<String>,
@@ -62,7 +69,7 @@ pub enum Placement {
     },
 }
 
-pub const PLACEMENTS: [&str; 7] = ["forYou", "similarTo", "boughtTogether", "popular", "trending", "recentlyViewed", "rerank"];
+pub const PLACEMENTS: [&str; 8] = ["forYou", "similarTo", "boughtTogether", "popular", "trending", "recentlyViewed", "buyAgain", "rerank"];
 
 impl Placement {
     pub fn name(&self) -> &'static str {
@@ -73,6 +80,7 @@ impl Placement {
             Placement::Popular { .. } => "popular",
             Placement::Trending { .. } => "trending",
             Placement::RecentlyViewed { .. } => "recentlyViewed",
+            Placement::BuyAgain { .. } => "buyAgain",
             Placement::Rerank { .. } => "rerank",
         }
     }
@@ -84,7 +92,8 @@ impl Placement {
             | Placement::BoughtTogether { k, .. }
             | Placement::Popular { k, .. }
             | Placement::Trending { k, .. }
-            | Placement::RecentlyViewed { k, .. } => k.unwrap_or(DEFAULT_K),
+            | Placement::RecentlyViewed { k, .. }
+            | Placement::BuyAgain { k, .. } => k.unwrap_or(DEFAULT_K),
             Placement::Rerank { item_ids, .. } => return Ok(item_ids.len()),
         };
         match k {
@@ -100,7 +109,8 @@ impl Placement {
             | Placement::BoughtTogether { exclude, .. }
             | Placement::Popular { exclude, .. }
             | Placement::Trending { exclude, .. }
-            | Placement::RecentlyViewed { exclude, .. } => exclude,
+            | Placement::RecentlyViewed { exclude, .. }
+            | Placement::BuyAgain { exclude, .. } => exclude,
             Placement::Rerank { .. } => &[],
         }
     }

@@ -325,7 +325,7 @@ impl WebForesight {
     }
 
     /// One placement's list: `{type: "forYou" | "similarTo" | "boughtTogether" | "popular" |
-    /// "trending" | "recentlyViewed" | "rerank", …}` → the same shape as `recommend`, plus
+    /// "trending" | "recentlyViewed" | "buyAgain" | "rerank", …}` → the same shape as `recommend`, plus
     /// `placement`, `variant?` and the list's `id`.
     pub fn place(&self, request: JsValue) -> Result<JsValue, JsValue> {
         let request: crate::recommend::placement::Placement =
