@@ -46,9 +46,9 @@ test-fuzz:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-10} scripts/fuzz.sh
 
 ## The demo film store (MovieLens-100K, a model trained here, signed bundles) with the
-## collector on SQLite.
+## collector on SQLite; `make demo DATA=tafeng`: the same store on the Ta Feng grocery's products.
 demo: setup
-	scripts/demo.sh
+	DATA=$(DATA) scripts/demo.sh
 
 ## Release wasm size (raw and gzip -9), the figure the README reports.
 size: setup

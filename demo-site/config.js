@@ -76,9 +76,14 @@ export const config = {
       },
     },
   },
+  // The grocery (`make demo DATA=tafeng`, js/shop.js) has neither MovieLens's "unknown" entries
+  // nor Pulp Fiction (the SDK refuses rules naming what its catalog lacks): its rules are the
+  // defaults, spelled out. Everything else in `foresight` applies to it as it is.
+  groceryRules: { excludeCart: true, excludePurchased: true },
   // What the privacy panel says about each experiment (keyed by name).
   experimentNotes: {
-    "cart-addons": "what “Goes well with your cart” shows: films the on-device model picks to go with yours or simply the most popular films (the control)",
+    // ({items}: "films", or "products" in the grocery, `make demo DATA=tafeng`.)
+    "cart-addons": "what “Goes well with your cart” shows: {items} the on-device model picks to go with yours or simply the most popular {items} (the control)",
   },
   // Give up waiting for the SDK after this long and run on the catalog alone.
   initTimeoutMs: 30000,

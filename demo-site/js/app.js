@@ -8,7 +8,8 @@ import { effectiveConfig } from "../config.js";
 import { Personalization } from "./personalize.js";
 import { Cart } from "./cart.js";
 import { Nudges } from "./nudges.js";
-import { filmLabel, html, el } from "./ui.js";
+import { filmLabel, html, el, genreHref } from "./ui.js";
+import { shop, setShop, applyShopChrome } from "./shop.js";
 import * as views from "./views.js";
 
 const cfg = effectiveConfig();
@@ -66,6 +67,7 @@ async function loadJson(url) {
 }
 
 function buildCatalog(data) {
+  setShop(data?.shop);
   const items = (data?.items ?? [])
     .filter((f) => f && f.id !== undefined)
     .map((f) => ({
@@ -79,9 +81,17 @@ function buildCatalog(data) {
   const byId = new Map(items.map((f) => [f.id, f]));
   const byPopularity = [...items].sort((a, b) => b.popularity - a.popularity);
   const counts = new Map();
-  for (const f of items) for (const g of f.genres) counts.set(g, (counts.get(g) ?? 0) + 1);
-  const genres = [...counts].map(([name, count]) => ({ name, count })).filter((g) => g.name !== "unknown").sort((a, b) => a.name.localeCompare(b.name));
-  return { items, byId, byPopularity, genres };
+  const bought = new Map();
+  for (const f of items) {
+    for (const g of f.genres) {
+      counts.set(g, (counts.get(g) ?? 0) + 1);
+      bought.set(g, (bought.get(g) ?? 0) + f.popularity);
+    }
+  }
+  const genres = [...counts].map(([name, count]) => ({ name, count, popularity: bought.get(name) })).filter((g) => g.name !== "unknown").sort((a, b) => a.name.localeCompare(b.name));
+  // Where there are too many to list (the grocery's subclasses): the most bought, most first.
+  const featured = (n) => (genres.length <= n ? genres : [...genres].sort((a, b) => b.popularity - a.popularity || a.name.localeCompare(b.name)).slice(0, n));
+  return { items, byId, byPopularity, genres, featured };
 }
 
 // ---- boot --------------------------------------------------------------------------------
@@ -96,6 +106,7 @@ async function boot() {
     resolveReady({ state: "failed", error: String(e.message ?? e) });
     return;
   }
+  applyShopChrome(document, catalog);
   const p = new Personalization(catalog);
   const cart = new Cart(cfg.cartKey);
   const nudges = new Nudges({ thresholds: cfg.nudges, banner: $("[data-testid=nudge]") });
@@ -152,7 +163,7 @@ async function boot() {
 
   // Genre navigation.
   $("[data-testid=genre-nav]").append(
-    ...catalog.genres.map((g) => el(html`<a href="#/genre/${encodeURIComponent(g.name)}" data-genre="${g.name}">${g.name}</a>`)),
+    ...catalog.featured(shop.navCategories).map((g) => el(html`<a href="${genreHref(g.name)}" data-genre="${g.name}">${shop.categoryLabel(g.name)}</a>`)),
   );
 
   // Search form: a route, so the back button works.
@@ -221,7 +232,7 @@ async function boot() {
     main.replaceChildren(view);
     main.dataset.route = name;
     main.dataset.state = "rendering";
-    document.title = "Foresight Films";
+    document.title = shop.name;
     if (name !== "search") $("[data-testid=search-input]").value = "";
     for (const a of document.querySelectorAll("[data-genre]")) a.classList.toggle("active", name === "genre" && a.dataset.genre === params.name);
     const scroll = window.scrollY;
@@ -268,7 +279,7 @@ async function boot() {
     storageKey: cfg.storageKey,
     onProgress,
     timeoutMs: cfg.initTimeoutMs,
-    options: cfg.foresight,
+    options: shop.kind === "grocery" ? { ...cfg.foresight, rules: cfg.groceryRules } : cfg.foresight,
   });
   hideProgress();
   window.__foresight = p.fs;
@@ -296,8 +307,10 @@ export function parseRoute(hash) {
     case undefined:
       return { name: "home", params: {}, path };
     case "genre":
+    case "subclass":
       return { name: "genre", params: { name: parts[1] ?? "" }, path };
     case "film":
+    case "product":
       return { name: "film", params: { id: parts[1] ?? "" }, path };
     case "search":
       return { name: "search", params: { q: query.q ?? "" }, path };

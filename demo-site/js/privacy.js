@@ -2,6 +2,7 @@
 // consent, export and erase.
 
 import { html, el, filmLabel } from "./ui.js";
+import { shop } from "./shop.js";
 
 const CONSENT_LABELS = {
   granted: "Yes — send a daily anonymous, randomized summary",
@@ -15,7 +16,7 @@ export async function renderPrivacy(ctx) {
     <p class="lead">Recommendations and nudges on this site are computed <strong>in your browser</strong>
       from what you do here. The record of it stays on this device. With your consent, at most one
       small report a day leaves it: randomized on the device (local differential privacy), with no
-      id, no list of films and no raw events — the exact reports are shown below.</p>
+      id, no list of ${shop.items} and no raw events — the exact reports are shown below.</p>
     <div class="panel-grid">
       <div class="card">
         <h2>Sending anonymous statistics</h2>
@@ -55,7 +56,7 @@ export async function renderPrivacy(ctx) {
         <code>experiment_outcome</code> value per test — your group and how far that list led today (shown → clicked →
         added to cart → bought), randomized together on this device (k-ary randomized response, its own ε, part of
         today’s budget), so the shop can compare the groups across many visitors but learns nothing certain about yours.
-        It names the test, never a film.</p>
+        It names the test, never a ${shop.item}.</p>
     </div>
     <div class="card">
       <h2>Stored on this device <small data-testid="history-count"></small></h2>
@@ -198,7 +199,7 @@ function drawExperiments(ctx, list, variants) {
     .map((name) => {
       const e = declared.find((x) => x.name === name);
       const variant = variants[name];
-      const note = ctx.cfg.experimentNotes?.[name];
+      const note = ctx.cfg.experimentNotes?.[name]?.replaceAll("{items}", shop.items);
       const groups = e ? e.variants.map((v) => v.name) : [];
       return html`<li data-experiment="${name}">Test <code>${name}</code>${e ? html` on <code>${e.placement}</code>` : ""}${note ? html` — ${note}` : ""}:
         you are in the group <strong data-testid="experiment-variant" data-experiment="${name}">${variant ?? "not assigned"}</strong>${

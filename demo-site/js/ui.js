@@ -1,4 +1,6 @@
-// Small DOM helpers and the film tile / poster templates.
+// Small DOM helpers and the film tile / poster templates (a product's in the grocery, js/shop.js).
+
+import { shop } from "./shop.js";
 
 /** `html` tagged template: interpolated values are escaped unless wrapped in `raw()`. */
 export function html(strings, ...values) {
@@ -40,9 +42,9 @@ export function el(markup) {
   return t.content.firstElementChild;
 }
 
-export const money = (x) => `$${Number(x).toFixed(2)}`;
+export const money = (x) => shop.money(x);
 
-export const filmLabel = (f) => (f ? (f.year ? `${f.title} (${f.year})` : f.title) : "an unknown film");
+export const filmLabel = (f) => shop.label(f);
 
 /** A stable hue per film, for its gradient poster. */
 function hue(s) {
@@ -65,6 +67,11 @@ export function initials(title) {
 }
 
 export function poster(film, size = "") {
+  if (shop.kind === "grocery") {
+    // No pictures and no names: a label in its subclass's colour with the number's last digits.
+    const h = hue(film.genres[0] ?? "");
+    return html`<div class="poster product ${size}" style="--h:${h};--h2:${(h + 47) % 360}" aria-hidden="true"><span>${film.id.slice(-4)}</span><small>${shop.categoryLabel(film.genres[0] ?? "")}</small></div>`;
+  }
   const h = hue(film.title + film.id);
   return html`<div class="poster ${size}" style="--h:${h};--h2:${(h + 47) % 360}" aria-hidden="true"><span>${initials(film.title)}</span><small>${film.year ?? ""}</small></div>`;
 }
@@ -76,9 +83,9 @@ export function poster(film, size = "") {
 export function tile(film, { placement, because, score } = {}) {
   const tip = because ? (score !== undefined ? `${because} (score ${Number(score).toFixed(3)})` : because) : filmLabel(film);
   return html`<div class="tile" data-item-id="${film.id}" data-placement="${placement ?? ""}" title="${tip}">
-    <a class="tile-link" href="#/film/${encodeURIComponent(film.id)}">
+    <a class="tile-link" href="${itemHref(film.id)}">
       ${poster(film)}
-      <span class="meta"><span class="t">${film.title}</span><span class="sub">${film.year ?? "—"} · ${film.genres[0] ?? ""}</span><span class="price">${money(film.price)}</span></span>
+      <span class="meta"><span class="t">${film.title}</span><span class="sub">${shop.kind === "grocery" ? shop.categoryLabel(film.genres[0] ?? "") : html`${film.year ?? "—"} · ${film.genres[0] ?? ""}`}</span><span class="price">${money(film.price)}</span></span>
     </a>
     <button type="button" class="quick-add" data-testid="quick-add" aria-label="Add ${film.title} to the cart" title="Add to cart">+ Cart</button>
     ${because ? html`<span class="because" data-testid="because">${because}</span>` : ""}
@@ -86,5 +93,10 @@ export function tile(film, { placement, because, score } = {}) {
 }
 
 export function genreHref(g) {
-  return `#/genre/${encodeURIComponent(g)}`;
+  return `#/${shop.categoryRoute}/${encodeURIComponent(g)}`;
+}
+
+/** A film's page (`#/film/50`; a product's in the grocery, `#/product/4710…`). */
+export function itemHref(id) {
+  return `#/${shop.itemRoute}/${encodeURIComponent(id)}`;
 }

@@ -3,6 +3,12 @@
 
 import { html, el, tile, poster, money, filmLabel, genreHref } from "./ui.js";
 import { renderPrivacy } from "./privacy.js";
+import { shop } from "./shop.js";
+
+/** "film" → "Film". */
+const cap = (w) => w[0].toUpperCase() + w.slice(1);
+/** "3 films", "1 film" (products in the grocery). */
+const count = (n) => `${n} ${n === 1 ? shop.item : shop.items}`;
 
 const PAGE_SIZE = 48;
 const FIRST_RECS = "demo:first-recommendations";
@@ -45,7 +51,7 @@ export async function recRail(ctx, container, { testid, title, placement, load, 
   source.textContent =
     note?.(recs) ??
     (recs?.source === "model"
-      ? "Picked on this device from your browsing — hover a film to see why."
+      ? `Picked on this device from your browsing — ${shop.hoverHint}.`
       : `Popular now${recs?.fallbackReason ? ` (${recs.fallbackReason})` : ""}.`);
   rail.dataset.state = "ready";
   rail.removeAttribute("aria-busy");
@@ -63,7 +69,7 @@ function popularRail(ctx, container, exclude = []) {
     title: "Popular now",
     placement: "popular",
     load: () => ctx.p.popular({ k: ctx.cfg.popularCount, exclude }),
-    note: () => "The most-rated films in the catalog — the same for everyone.",
+    note: () => shop.popularNote,
   });
 }
 
@@ -71,12 +77,12 @@ function popularRail(ctx, container, exclude = []) {
 function trendingRail(ctx, container, { exclude = [], genre, k = ctx.cfg.trendingCount, testid = "rec-trending", placement = "trending" } = {}) {
   return recRail(ctx, container, {
     testid,
-    title: genre ? `Trending in ${genre}` : "Trending now",
+    title: genre ? `Trending in ${shop.categoryLabel(genre)}` : "Trending now",
     placement,
     load: () => ctx.p.trending({ k, exclude, ...(genre ? { category: genre } : {}) }),
     note: (recs) =>
       recs.source === "trend"
-        ? `Rated most in the last 30 days of the catalog's log${genre ? ` (films listed first under ${genre})` : ""} — the same for everyone.`
+        ? shop.trendingNote(genre)
         : `Popular now (${recs.fallbackReason ?? "no trend data"}).`,
   });
 }
@@ -84,7 +90,12 @@ function trendingRail(ctx, container, { exclude = [], genre, k = ctx.cfg.trendin
 export async function home(ctx) {
   const main = ctx.main;
   main.append(
-    el(html`<section class="hero">
+    shop.kind === "grocery"
+      ? el(html`<section class="hero" data-testid="hero">
+      <h1>Your everyday groceries</h1>
+      <p>${ctx.catalog.items.length.toLocaleString("en")} products of the Ta Feng supermarket, from its real transactions (Taiwan, 2000–2001). Recommendations are computed in your browser, from what you do here — nothing about your browsing leaves this device. <a href="#/privacy">See exactly what is stored and sent.</a></p>
+    </section>`)
+      : el(html`<section class="hero">
       <h1>Films worth a second look</h1>
       <p>1,682 films from MovieLens-100K. Recommendations are computed in your browser, from what you do here — nothing about your browsing leaves this device. <a href="#/privacy">See exactly what is stored and sent.</a></p>
     </section>`),
@@ -102,10 +113,10 @@ export async function home(ctx) {
       load: () => ctx.p.forYou({ k: ctx.cfg.forYouCount, exclude: [...exclude, ...recent] }),
       note: (recs) =>
         recs.source === "model"
-          ? "Picked on this device from your browsing — hover a film to see why."
+          ? `Picked on this device from your browsing — ${shop.hoverHint}.`
           : ctx.p.state === "failed"
             ? "Popular now — personalization is unavailable at the moment."
-            : "Popular now — browse a few films and this list becomes yours.",
+            : `Popular now — browse a few ${shop.items} and this list becomes yours.`,
     }),
     recent.length
       ? recRail(ctx, main, {
@@ -119,10 +130,12 @@ export async function home(ctx) {
     trendingRail(ctx, main, { exclude }),
     popularRail(ctx, main, exclude),
   ]);
+  const chips = ctx.catalog.featured(shop.chipCategories);
+  const more = ctx.catalog.genres.length - chips.length;
   main.append(
-    el(html`<section class="genres-section"><h2>Browse by genre</h2><div class="chips">${ctx.catalog.genres.map(
-      (g) => html`<a class="chip" href="${genreHref(g.name)}">${g.name} <small>${g.count}</small></a>`,
-    )}</div></section>`),
+    el(html`<section class="genres-section"><h2>Browse by ${shop.category}</h2><div class="chips">${chips.map(
+      (g) => html`<a class="chip" href="${genreHref(g.name)}">${shop.categoryLabel(g.name)} <small>${g.count}</small></a>`,
+    )}</div>${more > 0 ? html`<p class="fine">The ${chips.length} most bought of ${ctx.catalog.genres.length.toLocaleString("en")} ${shop.categories}; every product page links to its own.</p>` : ""}</section>`),
   );
 }
 
@@ -183,43 +196,48 @@ function rerankedGrid(ctx, films, placement, { testid, rerankTestid }) {
 /** A line under a reranked list's heading: the shop's order, or reordered for the visitor. */
 function rerankNote(recs, what) {
   return recs.source === "model"
-    ? `${what}, reordered for you on this device (half the shop's order, half your taste) — hover a film to see how it moved.`
+    ? `${what}, reordered for you on this device (half the shop's order, half your taste) — hover a ${shop.item} to see how it moved.`
     : `${what}.`;
 }
 
 export async function genre(ctx, { name }) {
   const films = ctx.catalog.items.filter((f) => f.genres.includes(name)).sort((a, b) => b.popularity - a.popularity);
-  if (films.length === 0) return notFound(ctx, `No genre called “${name}”.`);
-  document.title = `${name} — Foresight Films`;
-  const head = el(html`<section class="page-head"><h1>${name}</h1><p data-testid="genre-note">${films.length} films, most rated first.</p></section>`);
+  if (films.length === 0) return notFound(ctx, `No ${shop.category} called “${name}”.`);
+  const label = shop.categoryLabel(name);
+  document.title = `${label} — ${shop.name}`;
+  const head = el(html`<section class="page-head"><h1>${label}</h1><p data-testid="genre-note">${count(films.length)}, ${shop.listOrder}.</p></section>`);
   ctx.main.append(head);
   const trending = trendingRail(ctx, ctx.main, { exclude: ctx.cart.ids(), genre: name, k: ctx.cfg.genreTrendingCount, testid: "rec-genre-trending", placement: "genre_trending" });
-  const all = el(html`<section class="genre-all"><h2>All ${name} films</h2></section>`);
+  const all = el(html`<section class="genre-all"><h2>${shop.kind === "grocery" ? `All products of ${label}` : `All ${name} films`}</h2></section>`);
   const g = rerankedGrid(ctx, films, "genre", { testid: "genre-grid", rerankTestid: "reranked-genre" });
   all.append(g);
   ctx.main.append(all);
   const [recs] = await Promise.all([g.ready, trending]);
-  head.querySelector("p").textContent = rerankNote(recs, `${films.length} films, most rated first`);
+  head.querySelector("p").textContent = rerankNote(recs, `${count(films.length)}, ${shop.listOrder}`);
 }
 
 export async function film(ctx, params) {
   const { id } = params;
   const f = ctx.catalog.byId.get(id);
-  if (!f) return notFound(ctx, `No film with id ${id}.`);
-  document.title = `${filmLabel(f)} — Foresight Films`;
+  if (!f) return notFound(ctx, `No ${shop.item} with id ${id}.`);
+  document.title = `${filmLabel(f)} — ${shop.name}`;
   const category = f.genres[0];
   const page = el(html`<article class="film" data-testid="film" data-item-id="${f.id}">
       ${poster(f, "large")}
       <div class="film-info">
-        <p class="crumbs"><a href="#/">Home</a> / <a href="${genreHref(category)}">${category}</a></p>
+        <p class="crumbs"><a href="#/">Home</a> / <a href="${genreHref(category)}">${shop.categoryLabel(category)}</a></p>
         <h1>${f.title}</h1>
-        <p class="sub">${f.year ?? "Year unknown"} · ${f.genres.map((g, i) => html`${i ? ", " : ""}<a href="${genreHref(g)}">${g}</a>`)}</p>
+        ${
+          shop.kind === "grocery"
+            ? html`<p class="sub">Product number ${f.id} · <a href="${genreHref(category)}">${shop.categoryLabel(category)}</a></p>`
+            : html`<p class="sub">${f.year ?? "Year unknown"} · ${f.genres.map((g, i) => html`${i ? ", " : ""}<a href="${genreHref(g)}">${g}</a>`)}</p>`
+        }
         <p class="price big">${money(f.price)}</p>
         <div class="buy">
           <button class="primary" type="button" data-testid="add-to-cart" data-item-id="${f.id}">Add to cart</button>
           <span class="in-cart" data-testid="in-cart"></span>
         </div>
-        <p class="fine">Rated by ${f.popularity} MovieLens users. Digital rental, 48 h.</p>
+        <p class="fine">${shop.fine(f)}</p>
         ${notPromoted(ctx, f.id) ? html`<p class="fine" data-testid="not-promoted">The shop’s licence for this film ends soon: it is still for sale here, but no recommendation on this site suggests it (a merchandising rule).</p>` : ""}
       </div>
     </article>`);
@@ -252,7 +270,7 @@ export async function film(ctx, params) {
       note: (recs) =>
         recs.source === "model"
           ? `What visitors looked at after ${filmLabel(f)} — computed on this device.`
-          : `Popular in ${category}${recs.fallbackReason ? ` (${recs.fallbackReason})` : ""}.`,
+          : `Popular in ${shop.categoryLabel(category)}${recs.fallbackReason ? ` (${recs.fallbackReason})` : ""}.`,
     });
     const current = ctx.main.querySelector(".similar");
     if (current) current.replaceWith(fresh);
@@ -262,13 +280,13 @@ export async function film(ctx, params) {
   await refreshSimilar();
 }
 
-/** Films whose title has every word of the query, most rated first. */
+/** Films whose title has every word of the query, most rated first (products: number or subclass, most bought first). */
 export function searchFilms(catalog, query) {
   const words = query.toLowerCase().split(/\s+/).filter(Boolean);
   if (words.length === 0) return [];
   return catalog.items
     .filter((f) => {
-      const hay = `${f.title} ${f.year ?? ""}`.toLowerCase();
+      const hay = shop.searchText(f).toLowerCase();
       return words.every((w) => hay.includes(w));
     })
     .sort((a, b) => b.popularity - a.popularity);
@@ -279,44 +297,47 @@ export async function search(ctx, { q, refresh }) {
   const input = document.querySelector("[data-testid=search-input]");
   if (input && input.value !== query) input.value = query;
   if (!query) {
-    ctx.main.append(el(html`<section class="page-head"><h1>Search</h1><p>Type a title above, e.g. “star” or “1995”.</p></section>`));
+    ctx.main.append(el(html`<section class="page-head"><h1>Search</h1><p>${shop.searchHint}</p></section>`));
     return;
   }
-  document.title = `“${query}” — Foresight Films`;
+  document.title = `“${query}” — ${shop.name}`;
   if (!refresh) ctx.track({ type: "search", query: query.slice(0, 200) });
-  const films = searchFilms(ctx.catalog, query);
+  const found = searchFilms(ctx.catalog, query);
+  // The grocery lists (and reranks) at most `maxResults` of them, the most bought.
+  const films = found.slice(0, shop.maxResults);
+  const counted = films.length < found.length ? `the ${films.length} most bought of ${count(found.length)}` : count(films.length);
   ctx.main.append(
-    el(html`<section class="page-head"><h1>Results for “${query}”</h1><p data-testid="search-count">${films.length} film${films.length === 1 ? "" : "s"}</p></section>`),
+    el(html`<section class="page-head"><h1>Results for “${query}”</h1><p data-testid="search-count" data-found="${found.length}">${counted}</p></section>`),
   );
   if (films.length) {
     const g = rerankedGrid(ctx, films, "search", { testid: "search-results", rerankTestid: "reranked-search" });
     ctx.main.append(g);
     const recs = await g.ready;
-    ctx.main.querySelector("[data-testid=search-count]").textContent = rerankNote(recs, `${films.length} film${films.length === 1 ? "" : "s"}, most rated first`);
+    ctx.main.querySelector("[data-testid=search-count]").textContent = rerankNote(recs, `${counted}, ${shop.listOrder}`);
   } else {
-    ctx.main.append(el(html`<p class="empty">No film matches. Popular picks instead:</p>`));
+    ctx.main.append(el(html`<p class="empty">No ${shop.item} matches. Popular picks instead:</p>`));
     await popularRail(ctx, ctx.main, ctx.cart.ids());
   }
 }
 
 export async function cart(ctx) {
-  document.title = "Your cart — Foresight Films";
+  document.title = `Your cart — ${shop.name}`;
   const wrap = el(html`<section class="cart" data-testid="cart"><h1>Your cart</h1><div class="lines"></div></section>`);
   ctx.main.append(wrap);
   const lines = wrap.querySelector(".lines");
   const draw = () => {
     const rows = ctx.cart.lines.map((l) => ({ ...l, film: ctx.catalog.byId.get(l.itemId) })).filter((l) => l.film);
     if (rows.length === 0) {
-      lines.innerHTML = html`<p class="empty" data-testid="cart-empty">Your cart is empty. <a href="#/">Find a film</a>.</p>`.toString();
+      lines.innerHTML = html`<p class="empty" data-testid="cart-empty">Your cart is empty. <a href="#/">Find a ${shop.item}</a>.</p>`.toString();
       return;
     }
     const total = rows.reduce((s, l) => s + l.film.price * l.quantity, 0);
     lines.innerHTML = html`<table class="cart-table">
-        <thead><tr><th></th><th>Film</th><th>Qty</th><th>Price</th><th></th></tr></thead>
+        <thead><tr><th></th><th>${cap(shop.item)}</th><th>Qty</th><th>Price</th><th></th></tr></thead>
         <tbody>${rows.map(
           (l) => html`<tr data-testid="cart-line" data-item-id="${l.itemId}">
             <td>${poster(l.film, "mini")}</td>
-            <td><a href="#/film/${l.itemId}">${filmLabel(l.film)}</a></td>
+            <td><a href="#/${shop.itemRoute}/${l.itemId}">${filmLabel(l.film)}</a></td>
             <td class="qty"><button type="button" data-act="dec" aria-label="One fewer">−</button> ${l.quantity} <button type="button" data-act="inc" aria-label="One more">+</button></td>
             <td>${money(l.film.price * l.quantity)}</td>
             <td><button type="button" class="link" data-act="remove" data-testid="remove-from-cart">Remove</button></td>
@@ -340,7 +361,7 @@ export async function cart(ctx) {
           load: () => ctx.p.boughtTogether(inCart, { k: ctx.cfg.togetherCount, exclude: inCart }),
           note: (recs) =>
             recs.source === "model"
-              ? "Picked on this device from the films in your cart — hover one to see which it goes with."
+              ? `Picked on this device from the ${shop.items} in your cart — hover one to see which it goes with.`
               : recs.variant
                 ? `Popular picks — you are in the “${recs.variant}” group of this shop’s test (see Your data).`
                 : `Popular now${recs.fallbackReason ? ` (${recs.fallbackReason})` : ""}.`,
@@ -378,10 +399,10 @@ export async function cart(ctx) {
 }
 
 export async function checkout(ctx) {
-  document.title = "Checkout — Foresight Films";
+  document.title = `Checkout — ${shop.name}`;
   const rows = ctx.cart.lines.map((l) => ({ ...l, film: ctx.catalog.byId.get(l.itemId) })).filter((l) => l.film);
   if (rows.length === 0) {
-    ctx.main.append(el(html`<section class="page-head"><h1>Checkout</h1><p>Your cart is empty. <a href="#/">Find a film</a>.</p></section>`));
+    ctx.main.append(el(html`<section class="page-head"><h1>Checkout</h1><p>Your cart is empty. <a href="#/">Find a ${shop.item}</a>.</p></section>`));
     return;
   }
   const total = round2(rows.reduce((s, l) => s + l.film.price * l.quantity, 0));
@@ -391,7 +412,7 @@ export async function checkout(ctx) {
       <label>Email <input name="email" type="email" required value="ada@example.com"></label>
       <label>Card <input name="card" inputmode="numeric" value="4242 4242 4242 4242" required></label>
       <p class="fine">A demo: nothing is charged and this form is not sent anywhere.</p>
-      <p class="summary">${rows.length} film${rows.length === 1 ? "" : "s"} · total <strong>${money(total)}</strong></p>
+      <p class="summary">${count(rows.length)} · total <strong>${money(total)}</strong></p>
       <button class="primary" data-testid="place-order">Place order</button>
     </form></section>`);
   ctx.main.append(form);
@@ -407,7 +428,7 @@ export async function checkout(ctx) {
 }
 
 export async function thanks(ctx) {
-  document.title = "Thank you — Foresight Films";
+  document.title = `Thank you — ${shop.name}`;
   const o = ctx.state.lastOrder;
   ctx.main.append(
     el(html`<section class="page-head thanks" data-testid="thanks"><h1>Thank you!</h1>
@@ -423,7 +444,7 @@ export async function thanks(ctx) {
 }
 
 export async function privacy(ctx) {
-  document.title = "Privacy — Foresight Films";
+  document.title = `Privacy — ${shop.name}`;
   await renderPrivacy(ctx);
 }
 
