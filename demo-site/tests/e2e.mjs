@@ -17,6 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
+import { go, rail, settled } from './page.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../..');
@@ -85,32 +86,6 @@ async function open(page, query = '', hash = '#/') {
   assert.equal(ready.worker, new URLSearchParams(query).get('worker') === '1', 'the SDK mode asked for');
   await settled(page);
   return ready;
-}
-
-/** Waits until the current page is rendered and every SDK call it made has answered. */
-async function settled(page) {
-  await page.waitForFunction(() => document.querySelector('#app')?.dataset.state === 'ready' && window.__demo);
-  await page.evaluate(async () => {
-    await window.__demo.rendered();
-    await window.__demo.idle();
-  });
-}
-
-/** Navigates by hash and waits for the page, recommendations included. */
-async function go(page, hash) {
-  await page.evaluate((h) => window.__demo.navigate(h), hash);
-  await settled(page);
-}
-
-/** `[{itemId, title}]` of a recommendation rail, once it is ready. */
-async function rail(page, testid) {
-  const sel = `[data-testid="${testid}"][data-state="ready"]`;
-  await page.waitForSelector(sel);
-  return page.$eval(sel, (el) => ({
-    source: el.dataset.source,
-    fallbackReason: el.dataset.fallbackReason ?? null,
-    items: [...el.querySelectorAll('[data-item-id]')].map((t) => ({ itemId: t.dataset.itemId, title: t.getAttribute('title') })),
-  }));
 }
 
 const ids = (r) => r.items.map((i) => i.itemId);

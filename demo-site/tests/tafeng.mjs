@@ -11,6 +11,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { go, rail, settled } from './page.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../..');
@@ -59,28 +60,6 @@ async function visitor(hash = '#/') {
   assert.equal(ready.state, 'ready', `the SDK started (${ready.error ?? ''})`);
   await settled(page);
   return { context, page, problems };
-}
-
-async function settled(page) {
-  await page.waitForFunction(() => document.querySelector('#app')?.dataset.state === 'ready' && window.__demo);
-  await page.evaluate(async () => {
-    await window.__demo.rendered();
-    await window.__demo.idle();
-  });
-}
-
-async function go(page, hash) {
-  await page.evaluate((h) => window.__demo.navigate(h), hash);
-  await settled(page);
-}
-
-async function rail(page, testid) {
-  const sel = `[data-testid="${testid}"][data-state="ready"]`;
-  await page.waitForSelector(sel);
-  return page.$eval(sel, (el) => ({
-    source: el.dataset.source,
-    items: [...el.querySelectorAll('[data-item-id]')].map((t) => ({ itemId: t.dataset.itemId, title: t.getAttribute('title'), text: t.textContent })),
-  }));
 }
 
 test('the catalog is Ta Feng: product numbers as names, subclasses, the real prices', () => {

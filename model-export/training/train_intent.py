@@ -221,6 +221,13 @@ def sig7(x: float) -> float:
     return float(f"{x:.7g}")
 
 
+def write_reference(out: Path, model: Path, names: list[str], xte: np.ndarray, sess) -> None:
+    """Reference cases for runtimes (tract) to reproduce: the first 8 held-out rows."""
+    cases = [{"features": [sig7(v) for v in row], "probabilities": [sig7(v) for v in pr]}
+             for row, pr in zip(xte[:8], sess.run(["probabilities"], {"features": xte[:8]})[0])]
+    out.write_text(json.dumps({"model": model.name, "feature_names": names, "cases": cases}, indent=1) + "\n")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="movielens",
@@ -345,11 +352,7 @@ def main() -> int:
             info["coefficients"] = {nm: float(c) for nm, c in zip(names, logreg.coef_[0])}
             info["intercept"] = float(logreg.intercept_[0])
         res["models"][key] = info
-        # Reference cases for runtimes (tract) to reproduce: the first 8 held-out rows.
-        cases = [{"features": [sig7(v) for v in row], "probabilities": [sig7(v) for v in pr]}
-                 for row, pr in zip(xte[:8], sess.run(["probabilities"], {"features": xte[:8]})[0])]
-        (args.out / f"intent_{args.label}_{key}.reference.json").write_text(json.dumps(
-            {"model": path.name, "feature_names": names, "cases": cases}, indent=1) + "\n")
+        write_reference(args.out / f"intent_{args.label}_{key}.reference.json", path, names, xte, sess)
         print(f"{key}: held-out AUC {auc_ort:.4f} (onnxruntime; library {auc_lib:.4f}), train AUC {auc_train:.4f}, "
               f"|onnxruntime - library| <= {info['max_abs_ort_vs_library']:.1e}, {path.name} {info['bytes']} bytes", flush=True)
     res["total_seconds"] = time.perf_counter() - t_all
@@ -748,10 +751,7 @@ def shop_main(args) -> int:
             info["coefficients"] = {nm: float(c) for nm, c in zip(names, logreg.coef_[0])}
             info["intercept"] = float(logreg.intercept_[0])
         res["models"][key] = info
-        cases = [{"features": [sig7(v) for v in row], "probabilities": [sig7(v) for v in pr]}
-                 for row, pr in zip(xte[:8], sess.run(["probabilities"], {"features": xte[:8]})[0])]
-        (args.out / f"{stem}.reference.json").write_text(json.dumps(
-            {"model": path.name, "feature_names": names, "cases": cases}, indent=1) + "\n")
+        write_reference(args.out / f"{stem}.reference.json", path, names, xte, sess)
         print(f"{key}: held-out AUC {info['auc']:.4f} [{info['auc_ci95'][0]:.3f}, {info['auc_ci95'][1]:.3f}], "
               f"log loss {info['log_loss']:.4f}, Brier {info['brier']:.4f}, ECE {info['ece10']:.4f} (onnxruntime); "
               f"|onnxruntime - library| <= {info['max_abs_ort_vs_library']:.1e}; {path.name}", flush=True)
