@@ -189,6 +189,11 @@ export class Personalization {
     return this.place({ type: "recentlyViewed", k, exclude }, (reason) => ({ items: [], source: "history", fallbackReason: reason }));
   }
 
+  /** "Buy again": the visitor's own purchases, recency- and frequency-weighted on the device (nothing without the SDK). */
+  buyAgain({ k = 8, exclude = [] } = {}) {
+    return this.place({ type: "buyAgain", k, exclude }, (reason) => ({ items: [], source: "history", fallbackReason: reason }));
+  }
+
   /**
    * The page's own list reordered for the visitor: always a permutation of `itemIds`. Without
    * the SDK, or if its answer is not a permutation, the shop's order stays.

@@ -105,7 +105,19 @@ export async function home(ctx) {
   // answers a visitor with no views from popularity: then there is no such row.
   const recentRecs = await ctx.p.recentlyViewed({ k: ctx.cfg.recentCount });
   const recent = recentRecs?.source === "history" ? recentRecs.items.map((r) => r.itemId) : [];
+  // A grocery's shoppers mostly buy what they bought before: their own purchases get a row
+  // (the SDK answers from popularity until there is one).
+  const again = shop.kind === "grocery" ? await ctx.p.buyAgain({ k: ctx.cfg.recentCount, exclude }) : null;
   await Promise.all([
+    again?.source === "history" && again.items.length
+      ? recRail(ctx, main, {
+          testid: "rec-buy-again",
+          title: "Buy again",
+          placement: "buy_again",
+          load: async () => again,
+          note: () => "Your own purchases, recent and frequent first, scored on this device; then what sells most.",
+        })
+      : null,
     recRail(ctx, main, {
       testid: "rec-for-you",
       title: "Recommended for you",

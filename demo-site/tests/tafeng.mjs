@@ -149,3 +149,40 @@ test('a visitor who viewed a product gets Ta Feng products from the model traine
     await context.close();
   }
 });
+
+/** Puts `ids` in the cart and places the order. */
+async function buy(page, ids) {
+  for (const [n, id] of ids.entries()) {
+    await go(page, `#/product/${id}`);
+    await page.click('[data-testid=add-to-cart]');
+    await page.waitForFunction((want) => document.querySelector('[data-testid=cart-count]').textContent === String(want), n + 1);
+  }
+  await go(page, '#/cart');
+  await page.click('[data-testid=checkout]');
+  await page.waitForSelector('[data-testid=checkout-form]');
+  await page.click('[data-testid=place-order]');
+  await page.waitForSelector('[data-testid=thanks]');
+  await settled(page);
+}
+
+test('a shopper who bought gets a "Buy again" row: their own purchases first, the most bought on top', async () => {
+  const { context, page, problems } = await visitor();
+  try {
+    assert.equal(await page.$('[data-testid=rec-buy-again]'), null, 'nothing bought yet: no row');
+    const [staple, once] = [byPopularity()[40], byPopularity()[41]];
+    await buy(page, [staple.id, once.id]);
+    await buy(page, [staple.id]);
+    await go(page, '#/');
+    const again = await rail(page, 'rec-buy-again');
+    assert.equal(again.source, 'history');
+    const order = again.items.map((i) => i.itemId);
+    assert.equal(order[0], staple.id, `bought twice, first: ${order.join(', ')}`);
+    assert.ok(order.includes(once.id), `bought once, listed: ${order.join(', ')}`);
+    assert.match(again.items[0].title ?? '', /you bought this before/);
+    for (const id of order) assert.ok(byId(id) && tafeng.has(id), `${id} is a product of the catalog`);
+    await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'tafeng-buy-again.png') });
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});
