@@ -721,6 +721,12 @@ fn aggregates_recover_a_simulated_population_within_their_intervals() {
     let empty = aggregates_json(&db, &["--day", &days_ago(3)]);
     assert_eq!(empty["reports"], 0);
     assert!(empty["groups"].as_array().unwrap().is_empty());
+    // A day that is not on the calendar is refused, naming the flag, as reports' days are.
+    for (flag, day) in [("--day", "2026-02-30"), ("--from", "2026-13-01"), ("--to", "2026-4-1")] {
+        let out = Command::new(BIN).args(["aggregates", "--db", &db, "--site", "shop", flag, day]).output().expect("run aggregates");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(flag) && err.contains("not a calendar date"), "{flag} {day}: {err}");
+    }
 
     // The other formats: CSV rows, a self-contained HTML page, and the human summary.
     let csv_path = dir.path().join("aggregates.csv");

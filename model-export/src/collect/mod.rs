@@ -227,12 +227,10 @@ async fn shutdown() {
     }
 }
 
+/// A calendar date, as the collector checks reports' days: 2026-02-30 is refused here too.
 fn check_day(day: &str, flag: &str) -> Result<String> {
-    let d = day.as_bytes();
-    let shape =
-        d.len() == 10 && d[4] == b'-' && d[7] == b'-' && day.bytes().enumerate().all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
-    if !shape {
-        bail!("{flag} `{day}` is not YYYY-MM-DD");
+    if foresight::privacy::budget::day_number(day).is_none() {
+        bail!("{flag} `{day}` is not a calendar date YYYY-MM-DD");
     }
     Ok(day.to_owned())
 }
