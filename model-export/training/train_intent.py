@@ -221,6 +221,27 @@ def sig7(x: float) -> float:
     return float(f"{x:.7g}")
 
 
+def to_onnx(lgbm, logreg, n: int, xte: np.ndarray):
+    """Both models as ONNX (zipmap off), the LightGBM thresholds rounded down to float32 so the
+    graph splits as LightGBM does; the largest |onnxruntime − LightGBM| before that, and the
+    count of thresholds moved."""
+    import onnxmltools
+    import skl2onnx
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    lgbm_onnx = onnxmltools.convert_lightgbm(lgbm, initial_types=[("features", FloatTensorType([None, n]))],
+                                             zipmap=False, target_opset=15)
+    p_lib = lgbm.predict_proba(xte)
+    before = float(np.abs(ort_probabilities(lgbm_onnx, xte) - p_lib).max())
+    moved = exact_float32_thresholds(lgbm_onnx, lgbm.booster_)
+    after = float(np.abs(ort_probabilities(lgbm_onnx, xte) - p_lib).max())
+    print(f"lightgbm -> onnx: max |onnxruntime - lightgbm| {before:.1e} with onnxmltools' thresholds, "
+          f"{after:.1e} after rounding {moved} thresholds down to float32", flush=True)
+    lr_onnx = skl2onnx.to_onnx(logreg, initial_types=[("features", skl2onnx.common.data_types.FloatTensorType([None, n]))],
+                               options={id(logreg): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
+    return lgbm_onnx, lr_onnx, before, moved
+
+
 def write_reference(out: Path, model: Path, names: list[str], xte: np.ndarray, sess) -> None:
     """Reference cases for runtimes (tract) to reproduce: the first 8 held-out rows."""
     cases = [{"features": [sig7(v) for v in row], "probabilities": [sig7(v) for v in pr]}
@@ -303,17 +324,7 @@ def main() -> int:
     logreg = LogisticRegression(C=1.0, max_iter=5000)
     logreg.fit(xtr, ytr)
 
-    n = len(names)
-    lgbm_onnx = onnxmltools.convert_lightgbm(lgbm, initial_types=[("features", FloatTensorType([None, n]))],
-                                             zipmap=False, target_opset=15)
-    p_lib = lgbm.predict_proba(xte)
-    before = float(np.abs(ort_probabilities(lgbm_onnx, xte) - p_lib).max())
-    moved = exact_float32_thresholds(lgbm_onnx, lgbm.booster_)
-    after = float(np.abs(ort_probabilities(lgbm_onnx, xte) - p_lib).max())
-    print(f"lightgbm -> onnx: max |onnxruntime - lightgbm| {before:.1e} with onnxmltools' thresholds, "
-          f"{after:.1e} after rounding {moved} thresholds down to float32", flush=True)
-    lr_onnx = skl2onnx.to_onnx(logreg, initial_types=[("features", skl2onnx.common.data_types.FloatTensorType([None, n]))],
-                               options={id(logreg): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
+    lgbm_onnx, lr_onnx, before, moved = to_onnx(lgbm, logreg, len(names), xte)
     res = {"label": args.label, "rows": len(sit), "positive_rate": float(y.mean()),
            "train_rows": int(len(ytr)), "test_rows": int(len(yte)), "held_out_users": len(held_out_users),
            "feature_names": names, "constant_features": constant, "models": {},
@@ -703,14 +714,7 @@ def shop_main(args) -> int:
         m = LogisticRegression(C=1.0, max_iter=5000).fit(xtr[:, cols], ytr)
         baselines[title] = m.predict_proba(xte[:, cols])[:, 1]
 
-    n = len(names)
-    lgbm_onnx = onnxmltools.convert_lightgbm(lgbm, initial_types=[("features", FloatTensorType([None, n]))],
-                                             zipmap=False, target_opset=15)
-    p_lib = lgbm.predict_proba(xte)
-    before = float(np.abs(ort_probabilities(lgbm_onnx, xte) - p_lib).max())
-    moved = exact_float32_thresholds(lgbm_onnx, lgbm.booster_)
-    lr_onnx = skl2onnx.to_onnx(logreg, initial_types=[("features", skl2onnx.common.data_types.FloatTensorType([None, n]))],
-                               options={id(logreg): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
+    lgbm_onnx, lr_onnx, before, moved = to_onnx(lgbm, logreg, len(names), xte)
     res = {"data": name, "label": label, "days": days, "split": split, "customers": len(users), "baskets": n_baskets,
            "rows": len(rows), "positive_rate": float(y.mean()), "train_rows": int(len(ytr)),
            "train_positive_rate": base_rate, "test_rows": int(len(yte)), "test_positive_rate": float(yte.mean()),
