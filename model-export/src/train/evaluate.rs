@@ -473,21 +473,7 @@ fn load(bytes: &[u8], n: usize) -> Result<foresight::infer::model::RecommenderMo
 
 /// The trained model, scored by the SDK's runtime (tract) on its ONNX export.
 pub fn onnx_model(bytes: &[u8], n: usize, cases: &[Case], max_len: usize, bar: &ProgressBar) -> Result<Metrics> {
-    let mut model = load(bytes, n)?;
-    let mut m = Metrics::listing();
-    let mut excluded = vec![false; n];
-    let mut scores = Vec::with_capacity(n);
-    let mut input: Vec<usize> = Vec::new();
-    for case in cases {
-        input.clear();
-        input.extend(case.input(max_len).iter().map(|&i| i as usize));
-        model.scores_into(&input, &mut scores).context("running the exported model in the SDK")?;
-        mark(&mut excluded, case, true);
-        m.add(&scores, case.target, &excluded);
-        mark(&mut excluded, case, false);
-        bar.inc(1);
-    }
-    Ok(m)
+    scored(&mut load(bytes, n)?, n, cases, max_len, bar)
 }
 
 /// An ONNX recommender on the SDK's own kernels, as `convert` would run it (GRU, then
@@ -521,16 +507,24 @@ pub fn sdk_kernel(bytes: &[u8], n: usize) -> Result<(foresight::infer::model::Re
     Ok((model, kind))
 }
 
-/// A recommender on the SDK's kernels (`sdk_kernel`) over the cases.
-pub fn kernel_model(model: &mut foresight::infer::model::RecommenderModel, n: usize, cases: &[Case], max_len: usize) -> Result<Metrics> {
+/// A recommender loaded in the SDK (its kernels, or tract on a graph) over the cases: the
+/// metrics of `--eval-onnx` rows and of the trained model's own row.
+pub fn scored(
+    model: &mut foresight::infer::model::RecommenderModel,
+    n: usize,
+    cases: &[Case],
+    max_len: usize,
+    bar: &ProgressBar,
+) -> Result<Metrics> {
     let (mut m, mut excluded, mut scores, mut input) = (Metrics::listing(), vec![false; n], Vec::with_capacity(n), Vec::new());
     for case in cases {
         input.clear();
         input.extend(case.input(max_len).iter().map(|&i| i as usize));
-        model.scores_into(&input, &mut scores).context("running the model on the SDK's kernel")?;
+        model.scores_into(&input, &mut scores).context("running the model in the SDK")?;
         mark(&mut excluded, case, true);
         m.add(&scores, case.target, &excluded);
         mark(&mut excluded, case, false);
+        bar.inc(1);
     }
     Ok(m)
 }

@@ -185,7 +185,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         for (name, path) in &args.eval_onnx {
             let bytes = std::fs::read(path).with_context(|| format!("--eval-onnx {name}: reading {}", path.display()))?;
             let (mut model, kind) = evaluate::sdk_kernel(&bytes, n).with_context(|| format!("--eval-onnx {name} ({})", path.display()))?;
-            let metrics = evaluate::kernel_model(&mut model, n, &split.test, max_len).with_context(|| format!("--eval-onnx {name}"))?;
+            let metrics = evaluate::scored(&mut model, n, &split.test, max_len, &ProgressBar::hidden())
+                .with_context(|| format!("--eval-onnx {name}"))?;
             rows.push((format!("{name} ({kind} kernel)"), metrics));
         }
         rows.extend([(
