@@ -22,10 +22,12 @@ lint:
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cargo clippy -p foresight --no-default-features --all-targets --locked -- -D warnings
 	cargo clippy -p foresight --target $(WASM_TARGET) --features webgpu,bench,import --all-targets --locked -- -D warnings
-	# The shipped core (no graph runtime), the lean NNEF build, and the tract module it fetches.
-	cargo clippy -p foresight --target $(WASM_TARGET) --no-default-features --features web,webgpu --all-targets --locked -- -D warnings
+	# The shipped core (no graph runtime, no wgpu), the lean NNEF build, and the tract and WebGPU
+	# modules it fetches.
+	cargo clippy -p foresight --target $(WASM_TARGET) --no-default-features --features web --all-targets --locked -- -D warnings
 	cargo clippy -p foresight --target $(WASM_TARGET) --no-default-features --features web,tract --lib --locked -- -D warnings
 	cargo clippy -p foresight-tract --target $(WASM_TARGET) --all-targets --locked -- -D warnings
+	cargo clippy -p foresight-gpu --target $(WASM_TARGET) --all-targets --locked -- -D warnings
 
 test-native:
 	scripts/fetch-data.sh

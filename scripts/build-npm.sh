@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # The npm package foresight-sdk: wasm-bindgen output + the typed layer → npm/dist/, then a size
 # report (raw and gzip -9 bytes of every file the package ships): the core a page always loads,
-# and the tract module (dist/tract/) it fetches only for graph models.
+# the tract module (dist/tract/) it fetches only for graph models, and the WebGPU scoring module
+# (dist/gpu/) it fetches only for visitor towers where the browser has a WebGPU adapter.
 #   scripts/build-npm.sh            reuses target/web/pkg when it is newer than the SDK's sources
 #   scripts/build-npm.sh --rebuild  always runs scripts/build-web.sh first
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pkg=target/web/pkg tract=target/web/tract dist=npm/dist
+pkg=target/web/pkg tract=target/web/tract gpu=target/web/gpu dist=npm/dist
 
 rebuild=0
 [ "${1:-}" = "--rebuild" ] && rebuild=1
-if [ ! -f "$pkg/foresight_bg.wasm" ] || [ ! -f "$pkg/foresight.js" ] || [ ! -f "$tract/foresight_tract_bg.wasm" ]; then
+if [ ! -f "$pkg/foresight_bg.wasm" ] || [ ! -f "$pkg/foresight.js" ] || [ ! -f "$tract/foresight_tract_bg.wasm" ] || [ ! -f "$gpu/foresight_gpu_bg.wasm" ]; then
   rebuild=1
-elif [ -n "$(find sdk/src sdk/tract sdk/Cargo.toml Cargo.toml Cargo.lock .cargo -newer "$pkg/foresight_bg.wasm" -print -quit)" ]; then
+elif [ -n "$(find sdk/src sdk/tract sdk/gpu sdk/Cargo.toml Cargo.toml Cargo.lock .cargo -newer "$pkg/foresight_bg.wasm" -print -quit)" ]; then
   # A source newer than the wasm: the wasm is stale.
   rebuild=1
 fi
@@ -42,11 +43,13 @@ optimized() {
 }
 
 rm -rf "$dist"
-mkdir -p "$dist/wasm" "$dist/tract"
+mkdir -p "$dist/wasm" "$dist/tract" "$dist/gpu"
 cp "$pkg/foresight.js" "$pkg/foresight.d.ts" "$dist/wasm/"
 cp "$(optimized "$pkg/foresight_bg.wasm")" "$dist/wasm/foresight_bg.wasm"
 cp "$tract/foresight_tract.js" "$dist/tract/"
 cp "$(optimized "$tract/foresight_tract_bg.wasm")" "$dist/tract/foresight_tract_bg.wasm"
+cp "$gpu/foresight_gpu.js" "$dist/gpu/"
+cp "$(optimized "$gpu/foresight_gpu_bg.wasm")" "$dist/gpu/foresight_gpu_bg.wasm"
 cp npm/src/*.js npm/src/*.d.ts "$dist/"
 
 echo
@@ -58,6 +61,7 @@ tally=$(mktemp)
   function human(n) { return n >= 1048576 ? sprintf("%.2f MB", n / 1048576) : sprintf("%.1f KB", n / 1024) }
   { printf "  %-28s %12d %12d\n", $1, $2, $3
     if ($1 ~ /^tract\//) { tr += $2; tg += $3; ar += $2; ag += $3; next }
+    if ($1 ~ /^gpu\//) { gr += $2; gg += $3; ar += $2; ag += $3; next }
     # Imported by index.js only when the config names sources (GA4 / Segment events).
     if ($1 ~ /^sources\./) { sr += $2; sg += $3; ar += $2; ag += $3; next }
     if ($1 ~ /\.d\.ts$/) { dr += $2; dg += $3 }
@@ -70,6 +74,7 @@ tally=$(mktemp)
     printf "  %-28s %12d %12d   (%s / %s)\n", "total wasm", wr, wg, human(wr), human(wg)
     printf "  %-28s %12d %12d   (%s / %s)\n", "core JS + wasm (page loads)", jr + wr, jg + wg, human(jr + wr), human(jg + wg)
     printf "  %-28s %12d %12d   (%s / %s)\n", "tract module (graphs only)", tr, tg, human(tr), human(tg)
+    printf "  %-28s %12d %12d   (%s / %s)\n", "WebGPU module (towers only)", gr, gg, human(gr), human(gg)
     printf "  %-28s %12d %12d   (%s / %s)\n", "sources (only with sources)", sr, sg, human(sr), human(sg)
     printf "  %-28s %12d %12d   (%s / %s)\n", "all (incl. .d.ts)", ar, ag, human(ar), human(ag)
     print jg + wg > "/dev/fd/3"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What the SDK costs a page, against onnxruntime-web (the peer a shop would otherwise ship):
-# the npm package's core (JS + wasm every page loads; WebGPU scoring included), the tract module
-# it fetches only for graph models, and onnxruntime-web's wasm runtime (its `ort.wasm.min.mjs` +
-# the SIMD wasm it instantiates), all gzip -9. Builds npm/dist first (scripts/build-npm.sh: release
+# the npm package's core (JS + wasm every page loads), the tract module it fetches only for graph
+# models, the WebGPU scoring module it fetches only for visitor towers where WebGPU has an
+# adapter, and onnxruntime-web's wasm runtime (its `ort.wasm.min.mjs` + the SIMD wasm it
+# instantiates), all gzip -9. Builds npm/dist first (scripts/build-npm.sh: release
 # wasm, wasm-opt -Oz, and the core's size budget).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,7 @@ gz() { cat "$@" | gzip -9c | wc -c; }
 raw() { cat "$@" | wc -c; }
 core=(npm/dist/*.js npm/dist/wasm/foresight.js npm/dist/wasm/foresight_bg.wasm)
 tract=(npm/dist/tract/foresight_tract.js npm/dist/tract/foresight_tract_bg.wasm)
+gpu=(npm/dist/gpu/foresight_gpu.js npm/dist/gpu/foresight_gpu_bg.wasm)
 peer=("$ort/dist/ort.wasm.min.mjs" "$ort/dist/ort-wasm-simd-threaded.wasm")
 # Each file gzipped on its own, as a server sends them.
 sum_gz() { local t=0; for f in "$@"; do t=$((t + $(gz "$f"))); done; echo $t; }
@@ -29,6 +31,7 @@ echo "SDK at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- sdk npm scr
 echo
 echo "| what | raw | gzip -9 | gzip vs onnxruntime-web |"
 echo "|---|---|---|---|"
-row "Foresight core: JS + wasm every page loads (incl. WebGPU scoring)" "${core[@]}"
+row "Foresight core: JS + wasm every page loads" "${core[@]}"
 row "Foresight tract module (only for nnef/onnx bundles)" "${tract[@]}"
+row "Foresight WebGPU module (only for visitor towers, with a WebGPU adapter)" "${gpu[@]}"
 row "onnxruntime-web wasm runtime (ort.wasm.min.mjs + ort-wasm-simd-threaded.wasm)" "${peer[@]}"

@@ -7,7 +7,7 @@ import { Bundles, bundleUrlsOf } from './bundles.js';
 import { ForesightError, InvalidOptionError, toForesightError } from './errors.js';
 
 /** Config keys of this layer; the wasm refuses unknown keys, so they never reach it. */
-export const LAYER_KEYS = ['worker', 'wasm', 'wasmUrl', 'tractUrl', 'bundleCache', 'sources'];
+export const LAYER_KEYS = ['worker', 'wasm', 'wasmUrl', 'tractUrl', 'gpuUrl', 'bundleCache', 'sources'];
 
 /** The methods a page may call, the same in both modes. */
 export const METHODS = ['track', 'recommend', 'place', 'variants', 'intent', 'history', 'forget', 'status', 'scoring', 'consent', 'privacy', 'flush', 'stopAutocapture'];
@@ -60,6 +60,28 @@ export function tractLoader({ tractUrl } = {}) {
       return tract;
     } catch (e) {
       throw new ForesightError('model_runtime_unavailable', `could not load the tract module (${describeSource(source)}): ${e?.message ?? e}`, { cause: e });
+    }
+  })());
+}
+
+/**
+ * WebGPU scoring (wgpu) is a third wasm module beside this one, for visitor-tower bundles only:
+ * the wasm calls the returned function once such a model is loaded, the CPU was not asked for
+ * (`scoring: 'cpu'`) and the browser has a WebGPU adapter. Every other page never downloads it.
+ */
+export function gpuLoader({ gpuUrl } = {}) {
+  let pending;
+  return () => (pending ??= (async () => {
+    let source = gpuUrl ?? new URL('./gpu/foresight_gpu_bg.wasm', import.meta.url);
+    try {
+      const gpu = await import('./gpu/foresight_gpu.js');
+      source = await readable(source);
+      await gpu.default({ module_or_path: source });
+      return gpu;
+    } catch (e) {
+      // Not kept: a later model may try again (the network may be back).
+      pending = undefined;
+      throw new ForesightError('gpu_unavailable', `could not load the WebGPU module (${describeSource(source)}): ${e?.message ?? e}`, { cause: e });
     }
   })());
 }
@@ -124,7 +146,7 @@ export class DirectEngine {
     await nextTask();
     let inner;
     try {
-      inner = await WasmForesight.init({ loadTract: tractLoader(options), ...rest });
+      inner = await WasmForesight.init({ loadTract: tractLoader(options), loadGpu: gpuLoader(options), ...rest });
     } catch (e) {
       throw toForesightError(e);
     }

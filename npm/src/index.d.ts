@@ -405,6 +405,10 @@ export interface ForesightConfig {
    * inline ONNX models (default: `./tract/foresight_tract_bg.wasm` beside this module). It is
    * fetched only when such a model is configured. */
   tractUrl?: string | URL;
+  /** Where to fetch the WebGPU scoring module's wasm from (default:
+   * `./gpu/foresight_gpu_bg.wasm` beside this module). It is fetched only for a visitor-tower
+   * bundle, when `scoring` is not `'cpu'` and the browser has a WebGPU adapter. */
+  gpuUrl?: string | URL;
   /**
    * Record the events the page already sends to Google Analytics 4 (`dataLayer`, including
    * entries pushed before the SDK loaded) and/or Segment (a destination plugin registered on

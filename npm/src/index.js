@@ -331,6 +331,7 @@ class WorkerEngine {
     if (options.wasm !== undefined) message.wasm = options.wasm;
     if (options.wasmUrl !== undefined) message.wasmUrl = absolute(options.wasmUrl);
     if (options.tractUrl !== undefined) message.tractUrl = absolute(options.tractUrl);
+    if (options.gpuUrl !== undefined) message.gpuUrl = absolute(options.gpuUrl);
     if (options.bundleCache !== undefined) message.bundleCache = options.bundleCache;
     try {
       await engine.#send(message);

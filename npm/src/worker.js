@@ -1,6 +1,6 @@
 // Worker mode, the Worker side: the wasm SDK runs here so model loading and inference never
 // block the page's main thread. index.js (the page side) posts
-//   {id, op: 'init', config, wasm?, wasmUrl?, tractUrl?, bundleCache?, snapshot, signals, progress}
+//   {id, op: 'init', config, wasm?, wasmUrl?, tractUrl?, gpuUrl?, bundleCache?, snapshot, signals, progress}
 //   {id, op: 'call', method, args}
 // and gets back, in order:
 //   {kind: 'storage', op: 'set' | 'remove', key, value?}   every write, for localStorage
@@ -58,6 +58,7 @@ async function init(message) {
   if (message.wasm !== undefined) config.wasm = message.wasm;
   if (message.wasmUrl !== undefined) config.wasmUrl = message.wasmUrl;
   if (message.tractUrl !== undefined) config.tractUrl = message.tractUrl;
+  if (message.gpuUrl !== undefined) config.gpuUrl = message.gpuUrl;
   if (message.bundleCache !== undefined) config.bundleCache = message.bundleCache;
   engine = await DirectEngine.create(config);
 }

@@ -76,6 +76,16 @@ if (location.search === "?leave" || location.search === "?back") {
   for (const itemId of ["sku-00003", "sku-00017"]) await fs.track({ type: "product_view", itemId });
   const { items, source } = await fs.recommend({ k: 5 });
   document.getElementById("state").textContent = JSON.stringify({ source, items: items.map((r) => r.itemId) });
+} else if (location.search.startsWith("?tower-")) {
+  // A visitor tower scored on the path the query names ("gpu" or "cpu").
+  const scoring = location.search.slice("?tower-".length);
+  const fs = await Foresight.init({ bundleUrl: "/models/tower.fsb", publicKey: ${JSON.stringify(fixtureKey)}, scoring, storageKey: "tower-" + scoring });
+  let choice = await fs.scoring();
+  for (let i = 0; i < 400 && !choice.ready; i++) { await new Promise((r) => setTimeout(r, 25)); choice = await fs.scoring(); }
+  for (const itemId of ["sku-00003", "sku-00017", "sku-00042"]) await fs.track({ type: "product_view", itemId });
+  const { items, source } = await fs.recommend({ k: 10 });
+  const adapter = Boolean(navigator.gpu && (await navigator.gpu.requestAdapter()));
+  document.getElementById("state").textContent = JSON.stringify({ choice, source, adapter, after: await fs.scoring(), items: items.map((r) => [r.itemId, r.score]) });
 } else if (location.search === "?graph") {
   const fs = await Foresight.init({ bundleUrl: "/models/tower.fsb", publicKey: ${JSON.stringify(fixtureKey)} });
   for (const itemId of ["sku-00003", "sku-00017"]) await fs.track({ type: "product_view", itemId });
@@ -125,6 +135,7 @@ document.getElementById("state").textContent = JSON.stringify({ source, code, pr
   await page.screenshot({ path: join(shots, "vite-app.png") });
   const tractRequests = (list) => list.filter((u) => /foresight_tract/.test(u));
   assert.deepEqual(tractRequests(requests), [], "kernel bundles (the demo's) never fetch the tract module");
+  assert.deepEqual(requests.filter((u) => /foresight_gpu/.test(u)), [], "kernel bundles never fetch the WebGPU module");
 
   // A graph bundle: the tract module comes from where Vite put it, once.
   const graph = async (block) => {
@@ -181,7 +192,47 @@ document.getElementById("state").textContent = JSON.stringify({ source, code, pr
   assert.deepEqual(back, { history: [["product_view", firstItems[0]]], journal: null }, "the event tracked just before leaving is in the next page's history");
 
   await bundleCache(browser, port);
+  await webgpu(port);
 });
+
+/**
+ * WebGPU scoring, a module of its own: in a Chromium with a WebGPU adapter (SwiftShader, as the
+ * SDK's wasm GPU tests use), a visitor tower with `scoring: "gpu"` fetches it from where Vite put
+ * it and recommends exactly what `scoring: "cpu"` does, which never fetches it.
+ */
+async function webgpu(port) {
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--no-sandbox", "--enable-unsafe-webgpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  try {
+    const visit = async (scoring) => {
+      const page = await browser.newPage();
+      const seen = [];
+      const errors = [];
+      page.on("request", (r) => seen.push(r.url()));
+      page.on("pageerror", (e) => errors.push(String(e)));
+      await page.goto(`http://127.0.0.1:${port}/?tower-${scoring}`);
+      await page.waitForFunction(() => document.getElementById("state").textContent !== "loading", null, { timeout: 120_000 });
+      const result = JSON.parse(await page.textContent("#state"));
+      await page.close();
+      assert.deepEqual(errors, []);
+      return { ...result, fetched: seen.filter((u) => /foresight_gpu/.test(u)) };
+    };
+    const gpu = await visit("gpu");
+    const cpu = await visit("cpu");
+    assert.ok(gpu.adapter, "this Chromium has a WebGPU adapter (--enable-unsafe-webgpu)");
+    assert.deepEqual([gpu.choice.backend, gpu.after.backend], ["gpu", "gpu"], JSON.stringify(gpu));
+    assert.ok(gpu.fetched.some((u) => u.endsWith(".wasm")) && gpu.fetched.some((u) => u.endsWith(".js")), `the WebGPU module was fetched: ${gpu.fetched}`);
+    assert.deepEqual(cpu.fetched, [], "scoring: 'cpu' never fetches the WebGPU module");
+    assert.equal(cpu.choice.backend, "cpu");
+    assert.equal(gpu.source, "model");
+    assert.equal(gpu.items.length, 10);
+    assert.deepEqual(gpu.items, cpu.items, "the GPU path recommends exactly what the CPU path does");
+  } finally {
+    await browser.close();
+  }
+}
 
 /**
  * The bundle cache across visits of one visitor (one browser context): the route below plays

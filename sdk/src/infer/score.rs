@@ -113,6 +113,19 @@ impl ItemMask {
     pub fn words(&self) -> &[u32] {
         &self.words
     }
+
+    /// From [`ItemMask::words`] (as the GPU module receives a mask), fitted to `rows`: missing
+    /// words mask nothing, and bits past the last row are dropped.
+    pub fn from_words(rows: usize, words: &[u32]) -> Self {
+        let mut mask = ItemMask::new(rows);
+        for (w, &v) in mask.words.iter_mut().zip(words) {
+            *w = v;
+        }
+        if let (Some(last), tail @ 1..) = (mask.words.last_mut(), rows % 32) {
+            *last &= (1u32 << tail) - 1;
+        }
+        mask
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -473,6 +486,18 @@ mod tests {
         m.scores_into(user, &mut scores);
         let excluded: Vec<bool> = (0..m.rows()).map(|i| mask.is_some_and(|x| x.contains(i))).collect();
         crate::infer::topk::top_k(&scores, k, &excluded)
+    }
+
+    #[test]
+    fn a_mask_survives_its_words_and_foreign_words_are_fitted() {
+        let mask = ItemMask::from_items(70, [0, 31, 32, 69]);
+        assert_eq!(ItemMask::from_words(70, mask.words()), mask);
+        // Too few words mask nothing more; bits past the last row and extra words are dropped.
+        let short = ItemMask::from_words(70, &[1]);
+        assert_eq!((0..70).filter(|&i| short.contains(i)).collect::<Vec<_>>(), vec![0]);
+        let long = ItemMask::from_words(70, &[0, 0, u32::MAX, u32::MAX]);
+        assert_eq!((0..100).filter(|&i| long.contains(i)).collect::<Vec<_>>(), (64..70).collect::<Vec<_>>());
+        assert_eq!(long.words().len(), 3);
     }
 
     #[test]

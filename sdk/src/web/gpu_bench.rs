@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 use crate::infer::gpu::{Preference, Scoring};
 use crate::infer::score::ItemMatrix;
 
-use super::scoring::now_ms;
+use crate::infer::gpu::now_ms;
 
 fn err(e: impl std::fmt::Display) -> JsValue {
     js_sys::Error::new(&e.to_string()).into()

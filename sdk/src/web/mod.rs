@@ -192,7 +192,7 @@ impl WebForesight {
         } else {
             None
         };
-        let scoring = scoring::start(&client);
+        let scoring = scoring::start(&client, downloads.load_gpu);
         Ok(WebForesight {
             client,
             autocapture,
@@ -281,7 +281,6 @@ impl WebForesight {
     /// there while the page runs; otherwise the same answer as `recommend`, resolved.
     #[wasm_bindgen(js_name = recommendAsync)]
     pub fn recommend_async(&self, options: JsValue) -> js_sys::Promise {
-        #[cfg(feature = "webgpu")]
         if self.scoring.try_borrow().is_ok_and(|s| s.gpu.is_some()) {
             let parsed: Result<RecommendOptions, JsValue> = if options.is_undefined() || options.is_null() {
                 Ok(RecommendOptions::default())
@@ -476,6 +475,9 @@ struct Downloads {
     on_progress: Option<js_sys::Function>,
     /// `loadTract`: resolves to the tract module, called only when a model is a graph.
     load_tract: Option<js_sys::Function>,
+    /// `loadGpu`: resolves to the WebGPU scoring module, called only for a visitor tower in a
+    /// browser with a WebGPU adapter.
+    load_gpu: Option<js_sys::Function>,
 }
 
 /// Bytes given as `Uint8Array` or `ArrayBuffer`.
@@ -533,6 +535,12 @@ fn config_from_js(config: &JsValue) -> Result<(Config, Downloads, Option<storage
         downloads.load_tract = Some(f.clone());
     } else if !load_tract.is_undefined() && !load_tract.is_null() {
         return Err(invalid("loadTract", "loadTract must be a function returning (a promise of) the tract module".into()));
+    }
+    let load_gpu = take(&copy, "loadGpu");
+    if let Some(f) = load_gpu.dyn_ref::<js_sys::Function>() {
+        downloads.load_gpu = Some(f.clone());
+    } else if !load_gpu.is_undefined() && !load_gpu.is_null() {
+        return Err(invalid("loadGpu", "loadGpu must be a function returning (a promise of) the WebGPU module".into()));
     }
     let progress = take(&copy, "onProgress");
     if let Some(f) = progress.dyn_ref::<js_sys::Function>() {

@@ -647,6 +647,18 @@ impl Scoring {
     }
 }
 
+/// `performance.now()` in a window or a worker, for [`Scoring::init`]'s calibration.
+#[cfg(target_arch = "wasm32")]
+pub fn now_ms() -> f64 {
+    use wasm_bindgen::JsCast;
+    let perf = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).ok();
+    let now = perf.as_ref().and_then(|p| js_sys::Reflect::get(p, &"now".into()).ok()).and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+    match (perf, now) {
+        (Some(p), Some(f)) => f.call0(&p).ok().and_then(|v| v.as_f64()).unwrap_or_else(js_sys::Date::now),
+        _ => js_sys::Date::now(),
+    }
+}
+
 fn tracing_message(m: &str) {
     #[cfg(target_arch = "wasm32")]
     web_sys::console::warn_1(&format!("foresight: {m}").into());
