@@ -56,13 +56,31 @@ impl StoreConfig {
 }
 
 /// An event as kept on the device: when it happened and the session it belongs to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoredEvent {
     /// Milliseconds since the Unix epoch.
     pub at: f64,
     pub session: u32,
     #[serde(flatten)]
     pub event: Event,
+}
+
+/// By hand, as `{at, session, …the event's fields}`: a derived `flatten` buffers every field
+/// through serde's generic content type, which costs the wasm more than the events themselves.
+impl<'de> Deserialize<'de> for StoredEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut value = serde_json::Value::deserialize(d)?;
+        let obj = value.as_object_mut().ok_or_else(|| D::Error::custom("a stored event must be an object"))?;
+        let at = obj.remove("at").and_then(|v| v.as_f64()).ok_or_else(|| D::Error::custom("a stored event needs `at` (ms)"))?;
+        let session = obj
+            .remove("session")
+            .and_then(|v| v.as_u64())
+            .and_then(|s| u32::try_from(s).ok())
+            .ok_or_else(|| D::Error::custom("a stored event needs `session`"))?;
+        let event = Event::from_json(&value).map_err(D::Error::custom)?;
+        Ok(StoredEvent { at, session, event })
+    }
 }
 
 const FORMAT_VERSION: u32 = 1;
@@ -132,7 +150,7 @@ impl<S: Storage> EventLog<S> {
         let mut warnings = Vec::new();
         match log.storage.get(&log.key) {
             Ok(None) => {}
-            Ok(Some(text)) => match serde_json::from_str::<Persisted>(&text) {
+            Ok(Some(text)) => match crate::platform::from_json_text::<Persisted>(&text) {
                 Ok(p) if p.version == FORMAT_VERSION => {
                     let ordered = p.events.iter().zip(p.events.iter().skip(1)).all(|(a, b)| a.at <= b.at);
                     if ordered && p.events.iter().all(|e| e.at.is_finite()) {

@@ -32,14 +32,8 @@ impl<S: Storage, C: Clock> Client<S, C> {
 
     /// Reads earlier assignments; a variant that no longer exists is drawn again.
     pub(super) fn load_assignments(&mut self) {
-        let stored: std::collections::BTreeMap<String, String> = self
-            .log
-            .storage()
-            .get(&self.keys.of(Kept::Variants))
-            .ok()
-            .flatten()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
+        let stored: std::collections::BTreeMap<String, String> =
+            crate::platform::read_json(self.log.storage(), &self.keys.of(Kept::Variants)).unwrap_or_default();
         for (i, e) in self.experiments.iter().enumerate() {
             self.assigned[i] = stored.get(&e.name).and_then(|name| e.variants.iter().position(|v| &v.name == name));
         }

@@ -20,7 +20,7 @@ use crate::recommend::rules::{CompiledRules, Rules};
 use crate::recommend::{Catalog, RecommendOptions, Recommendation, Recommendations, Source};
 use crate::store::{AppendOutcome, EventLog, StoredEvent};
 use crate::sync::day::Shown;
-use crate::sync::{DayInputs, Outcome, Sync};
+use crate::sync::{DayInputs, Outcome, ReportText, Sync};
 
 mod config;
 mod experiments;
@@ -135,9 +135,9 @@ pub struct PrivacyStatus {
     pub epsilon_spent_today: f64,
     pub epsilon_per_day: f64,
     /// Reports waiting on the device, exactly as they will be sent.
-    pub pending: Vec<Report>,
+    pub pending: Vec<ReportText>,
     /// Reports that left the device, exactly as sent (most recent last).
-    pub sent: Vec<Report>,
+    pub sent: Vec<ReportText>,
 }
 
 impl<S: Storage, C: Clock> Client<S, C> {
@@ -183,8 +183,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
         };
         loaded.add_inline(config.recommender, config.intent, catalog.len(), graphs, &mut warnings);
         let (recommender_status, intent_status) = loaded.statuses();
-        let consent =
-            log.storage().get(&keys.of(Kept::Consent)).ok().flatten().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let consent = crate::platform::read_json(log.storage(), &keys.of(Kept::Consent)).unwrap_or_default();
         let sync = match config.collector {
             Some(c) => Some(
                 Sync::open(c, keys.of(Kept::Outbox), keys.of(Kept::Budget), log.storage()).map_err(|e| Error::option("collector", e))?,
@@ -198,7 +197,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
             return Err(Error::option("attributionWindowMinutes", "must be a positive number of minutes"));
         }
         check_experiments(&config.experiments, sync.as_ref().map(Sync::config), &mut warnings)?;
-        let shown = log.storage().get(&keys.of(Kept::Shown)).ok().flatten().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let shown = crate::platform::read_json(log.storage(), &keys.of(Kept::Shown)).unwrap_or_default();
         let mut client = Client {
             sync,
             consent,

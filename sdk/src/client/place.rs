@@ -447,8 +447,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
         let rec = self.recommender.as_mut().ok_or(Error::NoModel("recommender"))?;
         if rec.model.consumed().is_empty() {
             // After a reload: the stored state, when it is this model's and this history's.
-            let stored: Option<crate::client::StoredState> =
-                self.log.storage().get(&state_key).ok().flatten().and_then(|t| serde_json::from_str(&t).ok());
+            let stored: Option<crate::client::StoredState> = crate::platform::read_json(self.log.storage(), &state_key);
             if let Some(st) = stored.filter(|st| st.model == rec.model_id) {
                 rec.model.restore(&st.snapshot, &indices);
             }

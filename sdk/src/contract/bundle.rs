@@ -107,8 +107,9 @@ impl Bundle {
         if bytes.len() < parts_start {
             return Err(BundleError::Truncated { needed: parts_start as u64, actual });
         }
-        let manifest: Manifest =
-            serde_json::from_slice(&bytes[HEADER_LEN..signed_end]).map_err(|e| BundleError::Manifest(e.to_string()))?;
+        let manifest: Manifest = std::str::from_utf8(&bytes[HEADER_LEN..signed_end])
+            .map_err(|e| BundleError::Manifest(format!("the manifest is not UTF-8: {e}")))
+            .and_then(|text| crate::platform::from_json_text(text).map_err(|e| BundleError::Manifest(e.to_string())))?;
         if manifest.format_version != version {
             return Err(BundleError::Manifest(format!(
                 "manifest says format version {} but the header says {version}",

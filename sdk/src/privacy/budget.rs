@@ -53,7 +53,7 @@ impl Budget {
     pub fn spent(&self, storage: &impl Storage, day: &str) -> f64 {
         match storage.get(&self.key) {
             Ok(None) => 0.0,
-            Ok(Some(text)) => match serde_json::from_str::<Spent>(&text) {
+            Ok(Some(text)) => match crate::platform::from_json_text::<Spent>(&text) {
                 Ok(s) if s.day == day => s.epsilon,
                 Ok(_) => 0.0,
                 Err(_) => self.per_day,

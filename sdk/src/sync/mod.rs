@@ -105,10 +105,43 @@ impl Outcome {
     }
 }
 
+/// A report as it leaves the device: its JSON text, written once when the report is built. The
+/// device never reads a report back into its struct, so the shipped wasm carries no report
+/// parser (a derived one is ~30 KB); the collector is what parses reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ReportText(Box<serde_json::value::RawValue>);
+
+impl ReportText {
+    fn of(report: &Report) -> Option<ReportText> {
+        serde_json::value::to_raw_value(report).ok().map(ReportText)
+    }
+
+    /// The JSON, exactly as sent.
+    pub fn json(&self) -> &str {
+        self.0.get()
+    }
+
+    fn idempotency_key(&self) -> String {
+        let value: serde_json::Value = serde_json::from_str(self.json()).unwrap_or_default();
+        value["idempotencyKey"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+impl PartialEq for ReportText {
+    fn eq(&self, other: &Self) -> bool {
+        self.json() == other.json()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Pending {
-    pub report: Report,
+    pub report: ReportText,
+    /// The report's idempotency key (outboxes written before it was kept here have none: it is
+    /// read from the report when the outbox opens).
+    #[serde(default)]
+    pub key: String,
     pub attempts: u32,
     pub next_attempt_ms: f64,
 }
@@ -120,7 +153,7 @@ struct Outbox {
     /// The last day a report was built for.
     last_day: Option<String>,
     /// Reports that left the device, for the privacy panel (most recent last, capped).
-    sent: Vec<Report>,
+    sent: Vec<ReportText>,
 }
 
 const BASE_DELAY_MS: f64 = 2_000.0;
@@ -156,7 +189,12 @@ impl Sync {
     pub fn open(config: SyncConfig, key: impl Into<String>, budget_key: impl Into<String>, storage: &impl Storage) -> Result<Self, String> {
         config.validate()?;
         let key = key.into();
-        let outbox = storage.get(&key).ok().flatten().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        // Straight from the text, not through a `Value` (`platform::read_json`): a `Value` would
+        // reorder the reports' keys, and they are kept to be sent byte for byte as written.
+        let mut outbox: Outbox = storage.get(&key).ok().flatten().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        for p in outbox.pending.iter_mut().filter(|p| p.key.is_empty()) {
+            p.key = p.report.idempotency_key();
+        }
         let budget = Budget::new(budget_key, config.epsilon_per_day);
         Ok(Sync { config, key, budget, outbox })
     }
@@ -197,7 +235,10 @@ impl Sync {
         summary.experiments = inputs.experiments;
         let report = day::build(&self.config.site, &day, &summary, &self.config.mechanisms, rng);
         self.outbox.last_day = Some(day);
-        self.outbox.pending.push(Pending { report: report.clone(), attempts: 0, next_attempt_ms: now_ms });
+        if let Some(text) = ReportText::of(&report) {
+            let key = report.idempotency_key.clone();
+            self.outbox.pending.push(Pending { report: text, key, attempts: 0, next_attempt_ms: now_ms });
+        }
         let over = self.outbox.pending.len().saturating_sub(self.config.max_queued);
         self.outbox.pending.drain(..over);
         self.save(storage);
@@ -210,7 +251,7 @@ impl Sync {
         if due.is_empty() {
             return None;
         }
-        let keys = due.iter().map(|p| p.report.idempotency_key.clone()).collect();
+        let keys = due.iter().map(|p| p.key.clone()).collect();
         let body = serde_json::to_string(&due.iter().map(|p| &p.report).collect::<Vec<_>>()).ok()?;
         Some((keys, body))
     }
@@ -219,7 +260,7 @@ impl Sync {
     pub fn settle(&mut self, storage: &mut impl Storage, keys: &[String], outcome: Outcome, now_ms: f64, rng: &mut impl Randomness) {
         let mut sent = Vec::new();
         self.outbox.pending.retain_mut(|p| {
-            if !keys.contains(&p.report.idempotency_key) {
+            if !keys.contains(&p.key) {
                 return true;
             }
             match outcome {
@@ -246,7 +287,7 @@ impl Sync {
     }
 
     /// What has left the device, most recent last.
-    pub fn sent(&self) -> &[Report] {
+    pub fn sent(&self) -> &[ReportText] {
         &self.outbox.sent
     }
 
@@ -291,6 +332,21 @@ mod tests {
                 event: Event::from_json(&serde_json::json!({"type": "product_view", "itemId": format!("i{i}")})).expect("valid"),
             })
             .collect()
+    }
+
+    #[test]
+    fn an_outbox_written_before_keys_were_kept_still_delivers_its_reports_as_written() {
+        let mut storage = MemoryStorage::default();
+        let report = r#"{"idempotencyKey":"abc","site":"shop","epsilon":0.5}"#;
+        let old = format!(r#"{{"pending":[{{"report":{report},"attempts":1,"nextAttemptMs":0}}],"lastDay":null,"sent":[]}}"#);
+        storage.set("outbox", &old).expect("stored");
+        let mut sync = Sync::open(config(), "outbox", "budget", &storage).expect("opens");
+        let (keys, body) = sync.due(T0).expect("due");
+        assert_eq!(keys, vec!["abc".to_owned()]);
+        assert_eq!(body, format!("[{report}]"), "sent byte for byte as it was queued");
+        sync.settle(&mut storage, &keys, Outcome::Delivered, T0, &mut SeededRandomness(1));
+        assert!(sync.pending().is_empty());
+        assert_eq!(sync.sent().iter().map(ReportText::json).collect::<Vec<_>>(), vec![report]);
     }
 
     #[test]
