@@ -3,7 +3,7 @@
 
 use super::config::{Config, IntentConfig, RecommenderConfig};
 use super::{Client, ModelStatus, Recommender};
-use crate::contract::bundle::{self, Bundle, BundleError, Unhashed};
+use crate::contract::bundle::{self, Bundle, BundleError, Unhashed, Unverified};
 use crate::contract::manifest::{Manifest, ModelFormat, ModelKind};
 use crate::error::{Error, ModelError, Result};
 use crate::features::{DEFAULT_MAX_SEQ_LEN, INTENT_FEATURES};
@@ -91,6 +91,12 @@ impl Models {
     /// manifest then says whether the model is a graph, before anything is built.
     pub fn open(&self, bytes: Vec<u8>) -> Result<Unhashed> {
         Ok(Bundle::open(bytes, self.key.as_ref())?)
+    }
+
+    /// The second step of [`open`](Self::open), after [`Bundle::read`]: the signature, with the
+    /// config's key.
+    pub fn check(&self, read: Unverified) -> Result<Unhashed> {
+        Ok(read.check(self.key.as_ref())?)
     }
 
     /// Loads the model of a verified bundle, or records why it was refused, as

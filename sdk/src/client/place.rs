@@ -13,6 +13,7 @@ use super::Client;
 use crate::error::{Error, Result};
 use crate::features;
 use crate::infer::score::{ItemMask, ItemMatrix};
+use crate::infer::topk::best_first;
 use crate::platform::{Clock, Storage};
 use crate::recommend::placement::Placement;
 use crate::recommend::{self, Explanation, Recommendation, Recommendations, Source};
@@ -526,14 +527,12 @@ impl<S: Storage, C: Clock> Client<S, C> {
             Some(rec) => match rec.model.scores_into(&seq, &mut self.scratch) {
                 Ok(()) => {
                     // The model's rank among the listed items (unknown items rank last).
-                    let scores: Vec<f32> = item_ids
-                        .iter()
-                        .map(|id| self.catalog.vocab().index_of(id).map_or(f32::NEG_INFINITY, |i| self.scratch[i]))
-                        .collect();
-                    let mut order: Vec<usize> = (0..n).collect();
-                    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+                    let score = |id: &String| self.catalog.vocab().index_of(id).map_or(f32::NEG_INFINITY, |i| self.scratch[i]);
+                    let mut order: Vec<(usize, f32)> =
+                        item_ids.iter().map(score).map(|s| if s.is_nan() { f32::NEG_INFINITY } else { s }).enumerate().collect();
+                    order.sort_unstable_by(best_first);
                     let mut rank = vec![0f32; n];
-                    for (r, &i) in order.iter().enumerate() {
+                    for (r, &(i, _)) in order.iter().enumerate() {
                         rank[i] = r as f32;
                     }
                     model_rank = Some(rank);
@@ -542,9 +541,11 @@ impl<S: Storage, C: Clock> Client<S, C> {
             },
         }
         // Blend of the two ranks; the shop's position breaks ties, so blend 0 is the identity.
-        let mut order: Vec<usize> = (0..n).collect();
         let blended = |i: usize| (1.0 - blend) * i as f32 + blend * model_rank.as_ref().map_or(i as f32, |r| r[i]);
-        order.sort_by(|&a, &b| blended(a).total_cmp(&blended(b)).then(a.cmp(&b)));
+        // Lowest blend first: the highest negated one, by the rankings' one sort.
+        let mut order: Vec<(usize, f32)> = (0..n).map(|i| (i, -blended(i))).collect();
+        order.sort_unstable_by(best_first);
+        let order: Vec<usize> = order.into_iter().map(|(i, _)| i).collect();
         let items = order
             .iter()
             .enumerate()

@@ -299,7 +299,7 @@ impl CompiledRules {
         for p in &mut pool {
             p.1 += self.boost.get(p.0).copied().unwrap_or(0.0) * spread;
         }
-        let order = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        let order = crate::infer::topk::best_first;
         let pinned: Vec<usize> = pins.iter().filter(|&&(i, pos)| pos < k && !mask.get(i).copied().unwrap_or(false)).map(|p| p.0).collect();
         let free = k.saturating_sub(pinned.len());
         // Only the head needs an order: what MMR looks at, or, for the greedy pass, a margin

@@ -25,6 +25,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::client::{Client, Config, Models};
+use crate::contract::bundle::Bundle;
 use crate::contract::manifest::ModelKind;
 use crate::error::Error;
 use crate::recommend::RecommendOptions;
@@ -133,7 +134,10 @@ impl WebForesight {
         let mut models = Models::for_config(&config).map_err(to_js)?;
         for bytes in std::mem::take(&mut config.bundles) {
             next_task().await;
-            let verified = match models.open(bytes.into_vec()) {
+            // The manifest (a catalog's is hundreds of KB) and the signature in tasks of their own.
+            let read = Bundle::read(bytes.into_vec());
+            next_task().await;
+            let verified = match read.map_err(Error::from).and_then(|read| models.check(read)) {
                 Ok(opened) => digest::verify(opened).await,
                 Err(e) => Err(e),
             };
