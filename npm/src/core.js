@@ -44,24 +44,35 @@ async function readable(source) {
 }
 
 /**
+ * A wasm module of the package fetched only when the core asks for it: `load` imports its glue
+ * (written as a literal `import('./…')` by the caller, so that bundlers ship it as a chunk) and
+ * `url` is its wasm. A failure is not kept: a later model may try again (the network may be back).
+ */
+function lazyModule(load, url, code, what) {
+  let pending;
+  return () => (pending ??= (async () => {
+    let source = url;
+    try {
+      const module = await load();
+      source = await readable(source);
+      await module.default({ module_or_path: source });
+      return module;
+    } catch (e) {
+      pending = undefined;
+      throw new ForesightError(code, `could not load ${what} (${describeSource(source)}): ${e?.message ?? e}`, { cause: e });
+    }
+  })());
+}
+
+/**
  * The graph runtime (tract, for bundles in the `nnef`/`onnx` formats and inline ONNX models) is a
  * second wasm module beside this one. The wasm calls the returned function only when a model
  * needs it, so a shop whose models run on the SDK's own kernels never downloads it. Both paths
  * are literal so that bundlers ship the files and a static server finds them beside this one.
  */
 export function tractLoader({ tractUrl } = {}) {
-  let pending;
-  return () => (pending ??= (async () => {
-    let source = tractUrl ?? new URL('./tract/foresight_tract_bg.wasm', import.meta.url);
-    try {
-      const tract = await import('./tract/foresight_tract.js');
-      source = await readable(source);
-      await tract.default({ module_or_path: source });
-      return tract;
-    } catch (e) {
-      throw new ForesightError('model_runtime_unavailable', `could not load the tract module (${describeSource(source)}): ${e?.message ?? e}`, { cause: e });
-    }
-  })());
+  return lazyModule(() => import('./tract/foresight_tract.js'), tractUrl ?? new URL('./tract/foresight_tract_bg.wasm', import.meta.url),
+    'model_runtime_unavailable', 'the tract module');
 }
 
 /**
@@ -70,20 +81,8 @@ export function tractLoader({ tractUrl } = {}) {
  * (`scoring: 'cpu'`) and the browser has a WebGPU adapter. Every other page never downloads it.
  */
 export function gpuLoader({ gpuUrl } = {}) {
-  let pending;
-  return () => (pending ??= (async () => {
-    let source = gpuUrl ?? new URL('./gpu/foresight_gpu_bg.wasm', import.meta.url);
-    try {
-      const gpu = await import('./gpu/foresight_gpu.js');
-      source = await readable(source);
-      await gpu.default({ module_or_path: source });
-      return gpu;
-    } catch (e) {
-      // Not kept: a later model may try again (the network may be back).
-      pending = undefined;
-      throw new ForesightError('gpu_unavailable', `could not load the WebGPU module (${describeSource(source)}): ${e?.message ?? e}`, { cause: e });
-    }
-  })());
+  return lazyModule(() => import('./gpu/foresight_gpu.js'), gpuUrl ?? new URL('./gpu/foresight_gpu_bg.wasm', import.meta.url),
+    'gpu_unavailable', 'the WebGPU module');
 }
 
 /** Resolves in a new task, after the browser had a chance to handle input and paint. */

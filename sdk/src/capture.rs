@@ -177,7 +177,8 @@ impl Event {
     }
 }
 
-fn kind_of(v: &Value) -> &'static str {
+/// What a JSON value is, for messages (`must be a string, got a number`).
+pub(crate) fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{DEFAULT_K, MAX_K};
+use crate::capture::kind_of;
 use crate::error::{Error, Result};
 
 /// One placement request, as the page sends it (`{type: "similarTo", itemId, k}`). Read by
@@ -59,17 +60,6 @@ pub const PLACEMENTS: [&str; 8] = ["forYou", "similarTo", "boughtTogether", "pop
 impl<'de> Deserialize<'de> for Placement {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         Placement::from_json(&Value::deserialize(d)?).map_err(serde::de::Error::custom)
-    }
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
