@@ -7,6 +7,8 @@
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use super::storage::describe;
+
 use crate::client::{Config, Graphs};
 use crate::contract::bundle::Bundle;
 use crate::contract::manifest::ModelFormat;
@@ -59,10 +61,6 @@ impl Runtime {
             (None, None) => Graphs::Unavailable(&self.why_not),
         }
     }
-}
-
-fn describe(e: &JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).or_else(|| e.as_string()).unwrap_or_else(|| format!("{e:?}"))
 }
 
 /// The fetched tract module (its namespace object, holding `loadGraph`).

@@ -15,6 +15,8 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use super::storage::describe;
+
 use super::WebClient;
 use crate::infer::score::{ItemMask, ItemMatrix, Preference};
 
@@ -58,10 +60,6 @@ fn view(c: &crate::infer::gpu::Choice) -> ChoiceView {
         gpu_ms: c.gpu_ms,
         ready: true,
     }
-}
-
-fn describe(e: &JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).or_else(|| e.as_string()).unwrap_or_else(|| format!("{e:?}"))
 }
 
 fn get(object: &JsValue, key: &str) -> JsValue {
