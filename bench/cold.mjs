@@ -96,9 +96,9 @@ console.log("| runtime | first recommendation, median ms | range | vs onnxruntim
 console.log("| --- | ---: | ---: | ---: | --- |");
 console.log(row("Foresight npm package (core wasm, `gru` bundle on its own kernels)", runs.core, ortMedian));
 console.log(row("onnxruntime-web (`session_gru.onnx`, top-10 in JS)", runs.ort));
-const step = (k) => median(runs.core.map((r) => r.steps[k])).toFixed(0);
+const step = (k, rt = "core") => median(runs[rt].map((r) => r.steps[k])).toFixed(0);
 console.log("");
-console.log(`Foresight's medians: the page's script starts at ${step("scriptStartMs")} ms; importing the package takes ${step("importMs")} ms, \`Foresight.init\` (wasm and bundle fetched in parallel, signature checked, model built) ${step("initMs")} ms, the first \`track\` + \`recommend\` ${step("trackAndRecommendMs")} ms.`);
+console.log(`Foresight's medians: the page's script starts at ${step("scriptStartMs")} ms; importing the package takes ${step("importMs")} ms, \`Foresight.init\` (wasm and bundle fetched in parallel, signature checked, model built) ${step("initMs")} ms, the first \`track\` + \`recommend\` ${step("trackAndRecommendMs")} ms. onnxruntime-web's page script starts at ${step("scriptStartMs", "ort")} ms and imports its module in ${step("importMs", "ort")} ms.`);
 const attributed = [...new Set(runs.core.flatMap((r) => r.frames.filter((f) => f.ms > 50).flatMap((f) => f.scripts)).map((x) => x.replace(/ \d+ms$/, "")))];
 console.log(`Foresight's long animation frames (> 50 ms) ran: ${attributed.length ? attributed.join("; ") : "none"}.`);
 console.log("");
