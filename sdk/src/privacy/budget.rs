@@ -78,7 +78,10 @@ impl Budget {
 
 /// The UTC day of a Unix time in milliseconds, `YYYY-MM-DD` — the finest time a report holds.
 pub fn utc_day(ms: f64) -> String {
-    let days = (ms / 86_400_000.0).floor() as i64;
+    // A stored time can be anything another script or an old write left (the fuzzer found
+    // 6e32 ms): clamped to ±100 million days (±270,000 years) so the arithmetic below cannot
+    // overflow; such a day matches no real one.
+    let days = ((ms / 86_400_000.0).floor() as i64).clamp(-100_000_000, 100_000_000);
     // Civil-from-days (Howard Hinnant's algorithm).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -130,6 +133,17 @@ mod tests {
         for bad in ["2025-02-29", "2026-13-01", "2026-00-10", "2026-04-31", "2026-1-01", "20261201xx", "", "2026-12-00"] {
             assert_eq!(day_number(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn any_stored_time_has_a_day_without_overflow() {
+        // The fuzzer's stored event: `at` 6.19e32 ms.
+        for ms in [6.19e32, -6.19e32, f64::MAX, f64::MIN, f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
+            let day = utc_day(ms);
+            assert!(day.len() >= 10, "{ms}: {day}");
+        }
+        assert_eq!(utc_day(f64::NAN), "1970-01-01");
+        assert_ne!(utc_day(6.19e32), utc_day(1_764_460_800_000.0));
     }
 
     #[test]
