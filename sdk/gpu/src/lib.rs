@@ -7,7 +7,7 @@
 //! The module runs the same [`Scoring`] as a build with the GPU compiled in: the GPU selects,
 //! the CPU rescores within the proven rounding bound, so its answers are the CPU path's.
 
-use foresight::infer::gpu::{Backend, Choice, Preference, Scoring};
+use foresight::infer::gpu::{Backend, Preference, Scoring};
 use foresight::infer::score::{Dtype, ItemMask, ItemMatrix};
 
 /// The item matrix as the core sends it: the bundle's unpadded little-endian rows.
@@ -18,11 +18,6 @@ pub fn matrix(rows: usize, dims: usize, dtype: &str, bytes: &[u8], bias: Option<
         other => return Err(format!("`{other}` is not an item matrix type: the core sends \"f32\" or \"f16\"")),
     };
     ItemMatrix::from_le_bytes(rows, dims, dtype, bytes, bias).map_err(|e| e.to_string())
-}
-
-/// The adapter as `scoring()` shows it.
-pub fn adapter_text(choice: &Choice) -> Option<String> {
-    choice.adapter.as_ref().map(|a| format!("{} ({}, {})", a.name, a.backend, a.device_type))
 }
 
 /// Where the GPU path stands: `Some(scoring)` while it is usable.
@@ -94,23 +89,7 @@ mod web {
         pub fn choice(&self) -> Result<JsValue, JsValue> {
             let state = self.state.try_borrow().map_err(error)?;
             let state = state.as_ref().ok_or_else(|| error("a topK call is running: await it first"))?;
-            let c = state.scoring.choice();
-            let o = js_sys::Object::new();
-            let set = |k: &str, v: JsValue| {
-                let _ = js_sys::Reflect::set(&o, &k.into(), &v);
-            };
-            set("backend", c.backend.as_str().into());
-            set("reason", c.reason.clone().into());
-            if let Some(a) = super::adapter_text(c) {
-                set("adapter", a.into());
-            }
-            if let Some(ms) = c.cpu_ms {
-                set("cpuMs", ms.into());
-            }
-            if let Some(ms) = c.gpu_ms {
-                set("gpuMs", ms.into());
-            }
-            Ok(o.into())
+            Ok(state.scoring.choice().to_js())
         }
 
         /// Resolves to `{items: Uint32Array, scores: Float32Array, backend}`: the `k` best items

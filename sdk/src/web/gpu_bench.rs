@@ -52,21 +52,10 @@ impl BenchScorer {
         Ok(BenchScorer { inner: Rc::new(RefCell::new(Inner { matrix, scoring: Some(scoring), user })) })
     }
 
-    /// `{ backend, reason, adapter, cpuMs, gpuMs }`.
+    /// `{ backend, reason, adapter?, cpuMs?, gpuMs? }`.
     pub fn choice(&self) -> JsValue {
         let inner = self.inner.borrow();
-        let o = js_sys::Object::new();
-        if let Some(c) = inner.scoring.as_ref().map(|s| s.choice()) {
-            let set = |k: &str, v: JsValue| {
-                let _ = js_sys::Reflect::set(&o, &k.into(), &v);
-            };
-            set("backend", c.backend.as_str().into());
-            set("reason", c.reason.clone().into());
-            set("adapter", c.adapter.as_ref().map_or(JsValue::NULL, |a| format!("{} ({}, {})", a.name, a.backend, a.device_type).into()));
-            set("cpuMs", c.cpu_ms.map_or(JsValue::NULL, JsValue::from));
-            set("gpuMs", c.gpu_ms.map_or(JsValue::NULL, JsValue::from));
-        }
-        o.into()
+        inner.scoring.as_ref().map_or_else(|| js_sys::Object::new().into(), |s| s.choice().to_js())
     }
 
     /// A new visitor vector.

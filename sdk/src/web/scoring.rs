@@ -55,7 +55,7 @@ fn view(c: &crate::infer::gpu::Choice) -> ChoiceView {
     ChoiceView {
         backend: c.backend.as_str(),
         reason: c.reason.clone(),
-        adapter: c.adapter.as_ref().map(|a| format!("{} ({}, {})", a.name, a.backend, a.device_type)),
+        adapter: c.adapter.as_ref().map(ToString::to_string),
         cpu_ms: c.cpu_ms,
         gpu_ms: c.gpu_ms,
         ready: true,

@@ -85,6 +85,13 @@ pub struct AdapterSummary {
     pub device_type: String,
 }
 
+/// As `scoring()` shows it: `name (backend, device type)`.
+impl std::fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}, {})", self.name, self.backend, self.device_type)
+    }
+}
+
 /// How a GPU selection went: how much the CPU had to redo.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct SelectStats {
@@ -644,6 +651,30 @@ impl Scoring {
         if let Some(g) = &self.gpu {
             g.broken.store(true, Ordering::SeqCst);
         }
+    }
+}
+
+impl Choice {
+    /// `{backend, reason, adapter?, cpuMs?, gpuMs?}` for JavaScript (the WebGPU module's
+    /// `choice()` and `BenchScorer`'s).
+    #[cfg(target_arch = "wasm32")]
+    pub fn to_js(&self) -> wasm_bindgen::JsValue {
+        let o = js_sys::Object::new();
+        let set = |k: &str, v: wasm_bindgen::JsValue| {
+            let _ = js_sys::Reflect::set(&o, &k.into(), &v);
+        };
+        set("backend", self.backend.as_str().into());
+        set("reason", self.reason.clone().into());
+        if let Some(a) = &self.adapter {
+            set("adapter", a.to_string().into());
+        }
+        if let Some(ms) = self.cpu_ms {
+            set("cpuMs", ms.into());
+        }
+        if let Some(ms) = self.gpu_ms {
+            set("gpuMs", ms.into());
+        }
+        o.into()
     }
 }
 
