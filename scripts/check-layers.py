@@ -16,7 +16,7 @@ import sys
 
 # Lowest first. A module may use only modules on earlier lines.
 SDK_LAYERS = [
-    ["error"],
+    ["error", "json"],
     ["platform"],
     ["privacy"],
     ["contract"],

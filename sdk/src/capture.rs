@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::json::kind_of;
 
 /// Largest accepted event, as JSON text. Events carry ids and a few numbers; anything bigger is
 /// almost certainly a page mistakenly passing a DOM node or a whole product record.
@@ -174,18 +175,6 @@ impl Event {
             Event::Purchase { items, .. } => items.iter().map(|l| l.item_id.as_str()).collect(),
             _ => Vec::new(),
         }
-    }
-}
-
-/// What a JSON value is, for messages (`must be a string, got a number`).
-pub(crate) fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -4,15 +4,17 @@
 //! response over (variant × stage); the collector debiases the joint counts and compares the
 //! variants (`analyze`). The same code serves the SDK and `foresight-export aggregates`.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::contract::report::RecStage;
+use crate::json::{self, Fields, FromJson};
 use crate::privacy::mechanism::{Estimate, KaryRr, Randomness};
 use crate::recommend::placement::PLACEMENTS;
 
 /// One experiment, as the shop declares it.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Experiment {
     /// Sent in the clear with each report (the same for every visitor of the shop): letters,
     /// digits, `-` and `_`, at most 64.
@@ -22,7 +24,6 @@ pub struct Experiment {
     pub variants: Vec<Variant>,
     /// ε of the experiment's report contribution (on top of the collector's mechanisms; the
     /// sum must fit the daily budget).
-    #[serde(default = "default_epsilon")]
     pub epsilon: f64,
 }
 
@@ -30,18 +31,15 @@ fn default_epsilon() -> f64 {
     0.5
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Variant {
     pub name: String,
     /// Relative share of visitors (default 1).
-    #[serde(default = "one")]
     pub weight: f64,
     /// What answers the placement: the model, or the popularity control.
-    #[serde(default)]
     pub source: VariantSource,
     /// Whether the shop's merchandising rules apply (default true).
-    #[serde(default = "yes")]
     pub rules: bool,
 }
 
@@ -52,13 +50,36 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VariantSource {
     #[default]
     Model,
     Popularity,
 }
+
+json::unit_variants!(VariantSource { "model" => VariantSource::Model, "popularity" => VariantSource::Popularity });
+
+impl FromJson for Experiment {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["name", "placement", "variants", "epsilon"])?;
+        Ok(Experiment {
+            name: f.req("name")?,
+            placement: f.req("placement")?,
+            variants: f.req("variants")?,
+            epsilon: f.or("epsilon", default_epsilon())?,
+        })
+    }
+}
+json::deserialize_with_reader!(Experiment);
+
+impl FromJson for Variant {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["name", "weight", "source", "rules"])?;
+        Ok(Variant { name: f.req("name")?, weight: f.or("weight", one())?, source: f.or_default("source")?, rules: f.or("rules", yes())? })
+    }
+}
+json::deserialize_with_reader!(Variant);
 
 /// The most variants one experiment may have (the randomized domain grows with them).
 pub const MAX_VARIANTS: usize = 4;
@@ -295,6 +316,25 @@ mod tests {
         let tallies = simulate(&e, 500, [0.2, 0.3], 9);
         let (_, comparisons) = analyze(&e.mechanism(), 2, &tallies, 1.96);
         assert!(comparisons.iter().all(|c| c.verdict == Verdict::TooSmallToTell), "{comparisons:?}");
+    }
+
+    #[test]
+    fn variants_default_to_the_model_under_the_rules() {
+        let e = Experiment::from_json(&serde_json::json!({
+            "name": "x", "placement": "forYou", "variants": [{"name": "a"}, {"name": "b", "weight": 2, "source": "popularity", "rules": false}],
+        }))
+        .expect("reads");
+        assert_eq!(e.epsilon, 0.5);
+        assert_eq!(e.variants[0], Variant { name: "a".into(), weight: 1.0, source: VariantSource::Model, rules: true });
+        assert_eq!(e.variants[1], Variant { name: "b".into(), weight: 2.0, source: VariantSource::Popularity, rules: false });
+        let err = Experiment::from_json(&serde_json::json!({
+            "name": "x", "placement": "forYou", "variants": [{"name": "a", "source": "random"}],
+        }))
+        .expect_err("unknown source");
+        assert_eq!(err.to_string(), "`variants[0].source`: unknown variant `random`, expected one of `model`, `popularity`");
+        let err = Experiment::from_json(&serde_json::json!({"name": "x", "placement": "forYou", "variants": [], "epsilom": 1}))
+            .expect_err("misspelt");
+        assert_eq!(err.path(), "epsilom");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //!   NNEF writer for the converter.
 
 pub mod error;
+pub mod json;
 pub mod platform;
 
 pub mod privacy;

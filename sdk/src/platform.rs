@@ -15,16 +15,9 @@ pub trait Storage {
     fn remove(&mut self, key: &str) -> Result<(), StorageError>;
 }
 
-/// Reads JSON text into `T` through a `serde_json::Value`. The page's input reaches the SDK as
-/// a `Value` anyway, so each type then has one deserializer in the wasm (from a `Value`) instead
-/// of one more per text reader; a derived deserializer is kilobytes.
-pub fn from_json_text<T: serde::de::DeserializeOwned>(text: &str) -> serde_json::Result<T> {
-    serde_json::from_str::<serde_json::Value>(text).and_then(serde_json::from_value)
-}
-
 /// What `key` holds, read as JSON; `None` when it is absent, unreadable or not a `T`.
-pub fn read_json<T: serde::de::DeserializeOwned>(storage: &impl Storage, key: &str) -> Option<T> {
-    storage.get(key).ok().flatten().and_then(|text| from_json_text(&text).ok())
+pub fn read_json<T: crate::json::FromJson>(storage: &impl Storage, key: &str) -> Option<T> {
+    storage.get(key).ok().flatten().and_then(|text| crate::json::from_text(&text).ok())
 }
 
 /// Milliseconds since the Unix epoch, injected so tests control time.

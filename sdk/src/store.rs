@@ -4,14 +4,16 @@
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::capture::Event;
 use crate::error::{Result, StorageError};
+use crate::json::{self, Fields, FromJson};
 use crate::platform::Storage;
 
 /// Limits of the event log. The defaults keep the log well under `localStorage`'s 5 MB.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StoreConfig {
     pub max_events: usize,
     /// Bytes of the persisted JSON.
@@ -27,6 +29,20 @@ impl Default for StoreConfig {
         StoreConfig { max_events: 1000, max_bytes: 256 * 1024, ttl_days: 30.0, session_gap_minutes: 30.0 }
     }
 }
+
+impl FromJson for StoreConfig {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["maxEvents", "maxBytes", "ttlDays", "sessionGapMinutes"])?;
+        let d = StoreConfig::default();
+        Ok(StoreConfig {
+            max_events: f.or("maxEvents", d.max_events)?,
+            max_bytes: f.or("maxBytes", d.max_bytes)?,
+            ttl_days: f.or("ttlDays", d.ttl_days)?,
+            session_gap_minutes: f.or("sessionGapMinutes", d.session_gap_minutes)?,
+        })
+    }
+}
+json::deserialize_with_reader!(StoreConfig);
 
 impl StoreConfig {
     pub fn validate(&self) -> Result<()> {
@@ -69,16 +85,17 @@ pub struct StoredEvent {
 /// through serde's generic content type, which costs the wasm more than the events themselves.
 impl<'de> Deserialize<'de> for StoredEvent {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        use serde::de::Error as _;
-        let mut value = serde_json::Value::deserialize(d)?;
-        let obj = value.as_object_mut().ok_or_else(|| D::Error::custom("a stored event must be an object"))?;
-        let at = obj.remove("at").and_then(|v| v.as_f64()).ok_or_else(|| D::Error::custom("a stored event needs `at` (ms)"))?;
-        let session = obj
-            .remove("session")
-            .and_then(|v| v.as_u64())
-            .and_then(|s| u32::try_from(s).ok())
-            .ok_or_else(|| D::Error::custom("a stored event needs `session`"))?;
-        let event = Event::from_json(&value).map_err(D::Error::custom)?;
+        StoredEvent::from_value(Value::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl StoredEvent {
+    fn from_value(mut value: Value) -> std::result::Result<Self, String> {
+        let obj = value.as_object_mut().ok_or("a stored event must be an object")?;
+        let at = obj.remove("at").and_then(|v| v.as_f64()).ok_or("a stored event needs `at` (ms)")?;
+        let session =
+            obj.remove("session").and_then(|v| v.as_u64()).and_then(|s| u32::try_from(s).ok()).ok_or("a stored event needs `session`")?;
+        let event = Event::from_json(&value).map_err(|e| e.to_string())?;
         Ok(StoredEvent { at, session, event })
     }
 }
@@ -92,11 +109,31 @@ struct PersistedRef<'a> {
     events: &'a VecDeque<StoredEvent>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct Persisted {
     version: u32,
     events: VecDeque<StoredEvent>,
+}
+
+impl Persisted {
+    /// The stored log; its events are moved out of the parsed text, not copied. A log of
+    /// another format version is returned without its events, which this SDK cannot read.
+    fn from_text(text: &str) -> std::result::Result<Self, String> {
+        let Value::Object(mut obj) = serde_json::from_str(text).map_err(|e| e.to_string())? else {
+            return Err("the stored log is not an object".into());
+        };
+        let version =
+            obj.get("version").and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok()).ok_or("the stored log has no format version")?;
+        if version != FORMAT_VERSION {
+            return Ok(Persisted { version, events: VecDeque::new() });
+        }
+        let Some(Value::Array(list)) = obj.remove("events") else { return Err("the stored log has no events".into()) };
+        let events = list
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| StoredEvent::from_value(e).map_err(|m| format!("events[{i}]: {m}")))
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(Persisted { version, events })
+    }
 }
 
 /// Something the log noticed that the page's developer should hear about, but that is no
@@ -150,7 +187,7 @@ impl<S: Storage> EventLog<S> {
         let mut warnings = Vec::new();
         match log.storage.get(&log.key) {
             Ok(None) => {}
-            Ok(Some(text)) => match crate::platform::from_json_text::<Persisted>(&text) {
+            Ok(Some(text)) => match Persisted::from_text(&text) {
                 Ok(p) if p.version == FORMAT_VERSION => {
                     let ordered = p.events.iter().zip(p.events.iter().skip(1)).all(|(a, b)| a.at <= b.at);
                     if ordered && p.events.iter().all(|e| e.at.is_finite()) {
@@ -161,7 +198,7 @@ impl<S: Storage> EventLog<S> {
                     }
                 }
                 Ok(p) => warnings.push(StoreWarning::Discarded { reason: format!("format version {} is not {FORMAT_VERSION}", p.version) }),
-                Err(e) => warnings.push(StoreWarning::Discarded { reason: e.to_string() }),
+                Err(reason) => warnings.push(StoreWarning::Discarded { reason }),
             },
             Err(e) => warnings.push(StoreWarning::NotPersisted { error: e }),
         }
@@ -323,6 +360,14 @@ mod tests {
                 other => other.type_name().to_owned(),
             })
             .collect()
+    }
+
+    #[test]
+    fn store_config_fills_what_is_left_out_from_its_defaults() {
+        let c = StoreConfig::from_json(&json!({"maxEvents": 50, "ttlDays": null})).expect("reads");
+        assert_eq!(c, StoreConfig { max_events: 50, ..StoreConfig::default() });
+        assert_eq!(StoreConfig::from_json(&json!({"ttl": 3})).expect_err("misspelt").path(), "ttl");
+        assert_eq!(StoreConfig::from_json(&json!({"maxBytes": 1.5})).expect_err("fraction").path(), "maxBytes");
     }
 
     #[test]

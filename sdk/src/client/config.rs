@@ -1,15 +1,16 @@
-//! What `init` takes: the shop's config, validated by serde (unknown fields refused) and then
-//! by the client.
+//! What `init` takes: the shop's config, read by hand (`crate::json`: unknown fields refused,
+//! errors name the path) and then validated by the client.
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::experiment::Experiment;
 use crate::features::DEFAULT_MAX_SEQ_LEN;
 use crate::infer::model::IntentIo;
 use crate::infer::score::Preference;
+use crate::json::{self, Fields, FromJson};
 use crate::recommend::placement::PLACEMENTS;
 use crate::recommend::rules::{CompiledRules, Rules, RulesPatch};
 use crate::recommend::CatalogItem;
@@ -17,8 +18,7 @@ use crate::store::StoreConfig;
 use crate::sync::SyncConfig;
 
 /// What `init` takes.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// The storage key of the event log (one per shop on a shared origin).
     pub storage_key: String,
@@ -57,15 +57,14 @@ pub struct Config {
 }
 
 /// One placement's settings in the config.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct PlacementConfig {
     pub rules: RulesPatch,
 }
 
 /// When the visitor's behaviour may be recorded and used on the device. Sending aggregates
 /// always needs consent; this is about the device alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Personalization {
     /// Events are recorded and models used whatever the consent (the data never leaves).
@@ -100,47 +99,118 @@ impl Default for Config {
     }
 }
 
-/// A recommender model. (Fields are spelled out rather than flattened from `RecommenderIo`:
-/// serde's flatten buffers values, which loses the `Uint8Array` → bytes path in the browser.)
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// A recommender model.
+#[derive(Debug, Clone)]
 pub struct RecommenderConfig {
     /// ONNX bytes. (In the browser they are taken from a `Uint8Array` before the rest of the
     /// config is parsed, hence the default.)
-    #[serde(default, with = "serde_bytes")]
     pub model: Vec<u8>,
-    #[serde(default)]
     pub input: Option<String>,
-    #[serde(default)]
     pub output: Option<String>,
     /// How many recent items the model sees.
-    #[serde(default = "default_seq_len")]
     pub max_seq_len: usize,
 }
 
-fn default_seq_len() -> usize {
-    DEFAULT_MAX_SEQ_LEN
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct IntentConfig {
     /// ONNX bytes. (In the browser they are taken from a `Uint8Array` before the rest of the
     /// config is parsed, hence the default.)
-    #[serde(default, with = "serde_bytes")]
     pub model: Vec<u8>,
-    #[serde(default)]
     pub input: Option<String>,
-    #[serde(default)]
     pub output: Option<String>,
     /// Column of the positive class in a `[1, classes]` output.
-    #[serde(default = "default_positive_index")]
     pub positive_index: usize,
 }
 
 fn default_positive_index() -> usize {
     IntentIo::default().positive_index
 }
+
+json::unit_variants!(Personalization { "always" => Personalization::Always, "with_consent" => Personalization::WithConsent });
+
+impl FromJson for Config {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(
+            v,
+            &[
+                "storageKey",
+                "store",
+                "catalog",
+                "recommender",
+                "intent",
+                "bundles",
+                "publicKey",
+                "autocapture",
+                "collector",
+                "personalization",
+                "rules",
+                "placements",
+                "experiments",
+                "attributionWindowMinutes",
+                "precompute",
+                "scoring",
+            ],
+        )?;
+        let d = Config::default();
+        // Bundles are bytes: in the browser they are taken from `Uint8Array`s before the rest
+        // is read; natively, arrays of numbers.
+        let bundles: Vec<Vec<u8>> = f.or_default("bundles")?;
+        Ok(Config {
+            storage_key: f.or("storageKey", d.storage_key)?,
+            store: f.or("store", d.store)?,
+            catalog: f.or_default("catalog")?,
+            recommender: f.opt("recommender")?,
+            intent: f.opt("intent")?,
+            bundles: bundles.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+            public_key: f.opt("publicKey")?,
+            autocapture: f.or("autocapture", d.autocapture)?,
+            collector: f.opt("collector")?,
+            personalization: f.or_default("personalization")?,
+            rules: f.or("rules", d.rules)?,
+            placements: f.or_default("placements")?,
+            experiments: f.or_default("experiments")?,
+            attribution_window_minutes: f.or("attributionWindowMinutes", d.attribution_window_minutes)?,
+            precompute: f.or("precompute", d.precompute)?,
+            scoring: f.or("scoring", d.scoring)?,
+        })
+    }
+}
+
+impl FromJson for PlacementConfig {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["rules"])?;
+        Ok(PlacementConfig { rules: f.or_default("rules")? })
+    }
+}
+
+// `model` holds the ONNX bytes natively (an array of numbers); in the browser it is taken from a
+// `Uint8Array` before the rest of the config is read, hence its default.
+
+impl FromJson for RecommenderConfig {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["model", "input", "output", "maxSeqLen"])?;
+        Ok(RecommenderConfig {
+            model: f.or_default("model")?,
+            input: f.opt("input")?,
+            output: f.opt("output")?,
+            max_seq_len: f.or("maxSeqLen", DEFAULT_MAX_SEQ_LEN)?,
+        })
+    }
+}
+
+impl FromJson for IntentConfig {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["model", "input", "output", "positiveIndex"])?;
+        Ok(IntentConfig {
+            model: f.or_default("model")?,
+            input: f.opt("input")?,
+            output: f.opt("output")?,
+            positive_index: f.or("positiveIndex", default_positive_index())?,
+        })
+    }
+}
+
+json::deserialize_with_reader!(Config, PlacementConfig, RecommenderConfig, IntentConfig);
 
 impl RecommenderConfig {
     pub fn new(model: Vec<u8>) -> Self {

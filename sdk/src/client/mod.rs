@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use serde::Deserialize;
+use serde_json::Value;
 
 use crate::capture::Event;
 use crate::contract::report::Report;
@@ -13,6 +13,7 @@ use crate::features::{self, Cart};
 use crate::infer::gru::Snapshot;
 use crate::infer::model::{IntentModel, RecommenderModel};
 use crate::intent::{self, IntentScore};
+use crate::json::{self, Fields, FromJson};
 use crate::platform::{Clock, Randomness, Storage};
 use crate::privacy::budget::{Consent, OptOutSignals};
 use crate::recommend::placement::Placement;
@@ -59,7 +60,7 @@ impl Recommender {
 }
 
 /// The stored GRU session state: which model it belongs to and the state itself.
-#[derive(serde::Serialize, Deserialize)]
+#[derive(serde::Serialize)]
 pub(crate) struct StoredState {
     pub(crate) model: String,
     pub(crate) snapshot: Snapshot,
@@ -117,11 +118,27 @@ pub struct Client<S: Storage, C: Clock> {
 const MAX_SHOWN_PER_PLACEMENT: usize = 60;
 const RERANK_SHOWN: usize = 20;
 
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 struct ShownToday {
     day: String,
     items: Vec<Shown>,
 }
+
+impl FromJson for ShownToday {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::lenient(v)?;
+        Ok(ShownToday { day: f.req("day")?, items: f.req("items")? })
+    }
+}
+
+impl FromJson for StoredState {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::lenient(v)?;
+        Ok(StoredState { model: f.req("model")?, snapshot: f.req("snapshot")? })
+    }
+}
+
+json::deserialize_with_reader!(ShownToday, StoredState);
 
 /// What the privacy panel shows.
 #[derive(Debug, Clone, serde::Serialize)]

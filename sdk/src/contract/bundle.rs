@@ -116,7 +116,7 @@ impl Bundle {
         }
         let manifest: Manifest = std::str::from_utf8(&bytes[HEADER_LEN..signed_end])
             .map_err(|e| BundleError::Manifest(format!("the manifest is not UTF-8: {e}")))
-            .and_then(|text| crate::platform::from_json_text(text).map_err(|e| BundleError::Manifest(e.to_string())))?;
+            .and_then(|text| crate::json::from_text(text).map_err(|e| BundleError::Manifest(e.to_string())))?;
         if manifest.format_version != version {
             return Err(BundleError::Manifest(format!(
                 "manifest says format version {} but the header says {version}",

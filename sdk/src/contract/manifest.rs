@@ -3,16 +3,19 @@
 //! run on the SDK's own kernels, item embeddings, parity figures and every part's hash. Defined
 //! once, here; `foresight-export` writes it and the SDK reads it.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_json::Value;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+use crate::json::{self, Fields, FromJson};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelKind {
     Recommender,
     Intent,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelFormat {
     /// tract-optimized NNEF (a tar): no ONNX parsing in the browser.
@@ -51,7 +54,7 @@ impl ModelFormat {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Quantization {
     None,
@@ -60,16 +63,15 @@ pub enum Quantization {
 }
 
 /// A tensor's name, element type and shape; symbolic dimensions by name (e.g. `seq`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TensorSpec {
     pub name: String,
     pub dtype: String,
     pub shape: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ModelSection {
     /// Name of the part holding the model.
     pub part: String,
@@ -79,8 +81,8 @@ pub struct ModelSection {
     pub quantization: Quantization,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct IntentSection {
     pub feature_spec_version: u32,
     pub feature_names: Vec<String>,
@@ -88,8 +90,8 @@ pub struct IntentSection {
     pub positive_index: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct EmbeddingSection {
     pub part: String,
     pub rows: usize,
@@ -97,12 +99,12 @@ pub struct EmbeddingSection {
     /// `f32` or `f16`, little-endian, row-major.
     pub dtype: String,
     /// Part holding one f32 (little-endian) bias per item, added to its score.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bias: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PartEntry {
     pub name: String,
     pub offset: u64,
@@ -112,23 +114,22 @@ pub struct PartEntry {
 }
 
 /// How closely the bundled model matches the original, measured by the converter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ParityReport {
     /// What the bundle was compared with (`tract-onnx`, `onnxruntime 1.32.0`).
     pub reference: String,
     pub cases: usize,
-    #[serde(deserialize_with = "finite::f32")]
     pub max_abs_delta: f32,
     /// Share of cases whose top-k (k = `top_k`) is identical, in order.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "finite::option")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub top_k_agreement: Option<f32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub top_k: Option<usize>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Manifest {
     pub format_version: u32,
     pub kind: ModelKind,
@@ -136,58 +137,56 @@ pub struct Manifest {
     pub model: ModelSection,
     /// Recommenders: the item vocabulary in model-index order, with category, price and
     /// popularity (the fallback's ranking).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<CatalogItem>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_seq_len: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub intent: Option<IntentSection>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub embeddings: Option<EmbeddingSection>,
     /// Shapes of a `gru`-format model.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub gru: Option<GruSpec>,
     /// Shapes of an `attention`-format model.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub attention: Option<AttentionSpec>,
     /// Shapes and constants of a `transition`-format model.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub transition: Option<TransitionSpec>,
     pub parts: Vec<PartEntry>,
-    #[serde(default)]
     pub parity: Vec<ParityReport>,
     /// Fingerprint of the signing key, when signed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
 }
 
 /// One item of the shop's catalog. Its position in the catalog is its model index.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CatalogItem {
     pub id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub price: Option<f64>,
     /// Any non-negative popularity measure (views, sales); orders the fallback.
-    #[serde(default)]
     pub popularity: f64,
     /// Recent popularity (e.g. the last weeks' interactions); orders `trending`. Absent: the
     /// `trending` placement falls back to `popularity` and says so.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub trend: Option<f64>,
     /// `false` when out of stock (merchandising rules can filter on it); absent means in stock.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub in_stock: Option<bool>,
     /// Free-form attributes for rules (`{"brand": "Acme"}`).
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 /// Shapes and options of a GRU recommender, as the bundle manifest records them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct GruSpec {
     /// Catalog items scored by the head.
     pub items: usize,
@@ -222,7 +221,7 @@ impl GruSpec {
 }
 
 /// The feed-forward's non-linearity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
     /// `x·Φ(x)` with the exact normal CDF (PyTorch's default `gelu`, ONNX `Erf`).
@@ -233,8 +232,8 @@ pub enum Activation {
 }
 
 /// Shapes and constants of an attention recommender, as the bundle manifest records them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AttentionSpec {
     /// Catalog items scored by the head.
     pub items: usize,
@@ -248,26 +247,23 @@ pub struct AttentionSpec {
     /// Learned positions: the longest sequence the model reads.
     pub positions: usize,
     /// The embedding is multiplied by this before the positions are added (SASRec: √dim).
-    #[serde(deserialize_with = "finite::f32")]
     pub embedding_scale: f32,
     /// Attention logits are `q·k · attention_scale` (usually `1/√(dim/heads)`).
-    #[serde(deserialize_with = "finite::f32")]
     pub attention_scale: f32,
     /// The LayerNorms' epsilon.
-    #[serde(deserialize_with = "finite::f32")]
     pub epsilon: f32,
     pub activation: Activation,
     /// Where each block's two LayerNorms sit. Absent (bundles written before it): pre-LN.
-    #[serde(default, skip_serializing_if = "NormPlacement::is_pre")]
+    #[serde(skip_serializing_if = "NormPlacement::is_pre")]
     pub norm: NormPlacement,
     /// Whether a final LayerNorm (γ, β in the blob) precedes the head. Absent (bundles
     /// written before it): there is one.
-    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    #[serde(skip_serializing_if = "is_true")]
     pub final_norm: bool,
 }
 
 /// Where an attention block normalizes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NormPlacement {
     /// `x + f(LN(x))` for the attention and the feed-forward (SASRec, GPT-2).
@@ -281,10 +277,6 @@ impl NormPlacement {
     fn is_pre(&self) -> bool {
         *self == NormPlacement::Pre
     }
-}
-
-fn yes() -> bool {
-    true
 }
 
 fn is_true(b: &bool) -> bool {
@@ -323,23 +315,21 @@ impl AttentionSpec {
 /// `recencyWeights.len()` positions (oldest first, aligned to the newest) `+ historyWeight ·
 /// mean_p E[x_p]` over the whole input; `scores = q · Vᵀ + bias`, plus the repeat term when
 /// `repeatWeights` is present.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TransitionSpec {
     /// Catalog items scored.
     pub items: usize,
     /// Width of the item factors.
     pub dim: usize,
     /// Weights of the recent window, oldest first (the newest position gets the last).
-    #[serde(deserialize_with = "finite::vec")]
     pub recency_weights: Vec<f32>,
     /// Weight of the whole input's mean factor.
-    #[serde(deserialize_with = "finite::f32")]
     pub history_weight: f32,
     /// The repeat term, oldest first, aligned to the newest position like `recencyWeights`: each
     /// of the last `repeatWeights.len()` input items adds its weight to its own score. In a
     /// shop, what a visitor bought is what they buy next; empty (absent) in models without it.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "finite::vec")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub repeat_weights: Vec<f32>,
 }
 
@@ -357,31 +347,224 @@ impl TransitionSpec {
     }
 }
 
-/// Floats a manifest may hold only finite: JSON has no infinity, so serde reads a number past
-/// f32's range as one, and writing the manifest back would give `null`, which no reader takes.
-mod finite {
-    use serde::de::{Deserialize, Deserializer, Error};
+// Reading a manifest: by hand (see `crate::json`), accepting what `foresight-export` writes and
+// refusing unknown fields, so a bundle from a newer converter is refused rather than misread.
 
-    fn check<E: Error>(x: f32) -> Result<f32, E> {
-        if x.is_finite() {
-            Ok(x)
-        } else {
-            Err(E::custom(format!("{x} is not a finite 32-bit float")))
-        }
-    }
+json::unit_variants!(ModelKind { "recommender" => ModelKind::Recommender, "intent" => ModelKind::Intent });
 
-    pub fn f32<'de, D: Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
-        check(f32::deserialize(d)?)
-    }
+json::unit_variants!(ModelFormat {
+    "nnef" => ModelFormat::Nnef,
+    "onnx" => ModelFormat::Onnx,
+    "gru" => ModelFormat::Gru,
+    "attention" => ModelFormat::Attention,
+    "transition" => ModelFormat::Transition,
+    "linear" => ModelFormat::Linear,
+    "trees" => ModelFormat::Trees,
+});
 
-    pub fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f32>, D::Error> {
-        Option::<f32>::deserialize(d)?.map(check).transpose()
-    }
+json::unit_variants!(Quantization { "none" => Quantization::None, "f16" => Quantization::F16 });
 
-    pub fn vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
-        Vec::<f32>::deserialize(d)?.into_iter().map(check).collect()
+json::unit_variants!(Activation { "gelu_erf" => Activation::GeluErf, "gelu_tanh" => Activation::GeluTanh, "relu" => Activation::Relu });
+
+json::unit_variants!(NormPlacement { "pre" => NormPlacement::Pre, "post" => NormPlacement::Post });
+
+impl FromJson for TensorSpec {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["name", "dtype", "shape"])?;
+        Ok(TensorSpec { name: f.req("name")?, dtype: f.req("dtype")?, shape: f.req("shape")? })
     }
 }
+
+impl FromJson for ModelSection {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["part", "format", "inputs", "outputs", "quantization"])?;
+        Ok(ModelSection {
+            part: f.req("part")?,
+            format: f.req("format")?,
+            inputs: f.req("inputs")?,
+            outputs: f.req("outputs")?,
+            quantization: f.req("quantization")?,
+        })
+    }
+}
+
+impl FromJson for IntentSection {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["featureSpecVersion", "featureNames", "positiveIndex"])?;
+        Ok(IntentSection {
+            feature_spec_version: f.req("featureSpecVersion")?,
+            feature_names: f.req("featureNames")?,
+            positive_index: f.req("positiveIndex")?,
+        })
+    }
+}
+
+impl FromJson for EmbeddingSection {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["part", "rows", "dims", "dtype", "bias"])?;
+        Ok(EmbeddingSection {
+            part: f.req("part")?,
+            rows: f.req("rows")?,
+            dims: f.req("dims")?,
+            dtype: f.req("dtype")?,
+            bias: f.opt("bias")?,
+        })
+    }
+}
+
+impl FromJson for PartEntry {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["name", "offset", "length", "sha256"])?;
+        Ok(PartEntry { name: f.req("name")?, offset: f.req("offset")?, length: f.req("length")?, sha256: f.req("sha256")? })
+    }
+}
+
+impl FromJson for ParityReport {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["reference", "cases", "maxAbsDelta", "topKAgreement", "topK"])?;
+        Ok(ParityReport {
+            reference: f.req("reference")?,
+            cases: f.req("cases")?,
+            max_abs_delta: f.req("maxAbsDelta")?,
+            top_k_agreement: f.opt("topKAgreement")?,
+            top_k: f.opt("topK")?,
+        })
+    }
+}
+
+impl FromJson for Manifest {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(
+            v,
+            &[
+                "formatVersion",
+                "kind",
+                "createdBy",
+                "model",
+                "items",
+                "maxSeqLen",
+                "intent",
+                "embeddings",
+                "gru",
+                "attention",
+                "transition",
+                "parts",
+                "parity",
+                "keyId",
+            ],
+        )?;
+        Ok(Manifest {
+            format_version: f.req("formatVersion")?,
+            kind: f.req("kind")?,
+            created_by: f.req("createdBy")?,
+            model: f.req("model")?,
+            items: f.or_default("items")?,
+            max_seq_len: f.opt("maxSeqLen")?,
+            intent: f.opt("intent")?,
+            embeddings: f.opt("embeddings")?,
+            gru: f.opt("gru")?,
+            attention: f.opt("attention")?,
+            transition: f.opt("transition")?,
+            parts: f.req("parts")?,
+            parity: f.or_default("parity")?,
+            key_id: f.opt("keyId")?,
+        })
+    }
+}
+
+impl FromJson for CatalogItem {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["id", "category", "price", "popularity", "trend", "inStock", "attributes"])?;
+        Ok(CatalogItem {
+            id: f.req("id")?,
+            category: f.opt("category")?,
+            price: f.opt("price")?,
+            popularity: f.or("popularity", 0.0)?,
+            trend: f.opt("trend")?,
+            in_stock: f.opt("inStock")?,
+            attributes: f.or_default("attributes")?,
+        })
+    }
+}
+
+impl FromJson for GruSpec {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["items", "embeddingRows", "inputSize", "hiddenSize", "linearBeforeReset"])?;
+        Ok(GruSpec {
+            items: f.req("items")?,
+            embedding_rows: f.req("embeddingRows")?,
+            input_size: f.req("inputSize")?,
+            hidden_size: f.req("hiddenSize")?,
+            linear_before_reset: f.req("linearBeforeReset")?,
+        })
+    }
+}
+
+impl FromJson for AttentionSpec {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(
+            v,
+            &[
+                "items",
+                "embeddingRows",
+                "dim",
+                "heads",
+                "blocks",
+                "ffn",
+                "positions",
+                "embeddingScale",
+                "attentionScale",
+                "epsilon",
+                "activation",
+                "norm",
+                "finalNorm",
+            ],
+        )?;
+        Ok(AttentionSpec {
+            items: f.req("items")?,
+            embedding_rows: f.req("embeddingRows")?,
+            dim: f.req("dim")?,
+            heads: f.req("heads")?,
+            blocks: f.req("blocks")?,
+            ffn: f.req("ffn")?,
+            positions: f.req("positions")?,
+            embedding_scale: f.req("embeddingScale")?,
+            attention_scale: f.req("attentionScale")?,
+            epsilon: f.req("epsilon")?,
+            activation: f.req("activation")?,
+            // Absent in bundles written before either existed: pre-LN, with a final LayerNorm.
+            norm: f.or_default("norm")?,
+            final_norm: f.or("finalNorm", true)?,
+        })
+    }
+}
+
+impl FromJson for TransitionSpec {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["items", "dim", "recencyWeights", "historyWeight", "repeatWeights"])?;
+        Ok(TransitionSpec {
+            items: f.req("items")?,
+            dim: f.req("dim")?,
+            recency_weights: f.req("recencyWeights")?,
+            history_weight: f.req("historyWeight")?,
+            repeat_weights: f.or_default("repeatWeights")?,
+        })
+    }
+}
+
+json::deserialize_with_reader!(
+    TensorSpec,
+    ModelSection,
+    IntentSection,
+    EmbeddingSection,
+    PartEntry,
+    ParityReport,
+    Manifest,
+    CatalogItem,
+    GruSpec,
+    AttentionSpec,
+    TransitionSpec,
+);
 
 fn checked_sum(counts: &[usize]) -> Option<usize> {
     counts.iter().try_fold(0usize, |sum, &n| sum.checked_add(n))

@@ -10,7 +10,9 @@
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use crate::json::{self, Fields, FromJson};
 use crate::privacy::mechanism::{Hcms, HcmsReport, KaryRr};
 
 pub const REPORT_VERSION: u32 = 1;
@@ -101,8 +103,8 @@ impl Contribution {
 }
 
 /// How a day's ε is split between the statistics; the sum is what one report spends.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Mechanisms {
     pub item_view: Hcms,
     pub item_transition: Hcms,
@@ -127,6 +129,23 @@ impl Default for Mechanisms {
         }
     }
 }
+
+impl FromJson for Mechanisms {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["itemView", "itemTransition", "categoryView", "intentBucket", "recOutcome", "recItem"])?;
+        // A statistic left out keeps its default share of ε, not a zeroed mechanism.
+        let d = Mechanisms::default();
+        Ok(Mechanisms {
+            item_view: f.or("itemView", d.item_view)?,
+            item_transition: f.or("itemTransition", d.item_transition)?,
+            category_view: f.or("categoryView", d.category_view)?,
+            intent_bucket: f.or("intentBucket", d.intent_bucket)?,
+            rec_outcome: f.or("recOutcome", d.rec_outcome)?,
+            rec_item: f.or("recItem", d.rec_item)?,
+        })
+    }
+}
+json::deserialize_with_reader!(Mechanisms);
 
 impl Mechanisms {
     pub fn epsilon(&self) -> f64 {
@@ -238,5 +257,26 @@ mod tests {
         for sign in [0, 2, -2, i8::MAX, i8::MIN] {
             assert!(validate(&report(sign), 1.0).expect_err("refused").contains("item_view"), "sign {sign}");
         }
+    }
+
+    #[test]
+    fn mechanisms_left_out_keep_their_defaults() {
+        let m = Mechanisms::from_json(&serde_json::json!({"recItem": {"hashes": 8, "width": 512, "epsilon": 0.05}})).expect("reads");
+        assert_eq!(m, Mechanisms { rec_item: Hcms { hashes: 8, width: 512, epsilon: 0.05 }, ..Mechanisms::default() });
+        let err = Mechanisms::from_json(&serde_json::json!({"intentBucket": {"k": 11}})).expect_err("no epsilon");
+        assert_eq!(err.to_string(), "`intentBucket.epsilon`: missing field");
+        assert_eq!(Mechanisms::from_json(&serde_json::json!({"itemViews": {}})).expect_err("misspelt").path(), "itemViews");
+    }
+
+    /// The collector reads reports with the derived reader, which reaches the mechanisms' own
+    /// readers from inside the tagged `Contribution`.
+    #[test]
+    fn reports_read_back_through_the_mechanism_readers() {
+        let r = report(1);
+        let text = serde_json::to_string(&r).expect("writes");
+        assert_eq!(serde_json::from_str::<Report>(&text).expect("reads"), r);
+        let bad = text.replace(r#""hashes":16"#, r#""hashes":16,"seed":1"#);
+        let err = serde_json::from_str::<Report>(&bad).expect_err("unknown mechanism field").to_string();
+        assert!(err.contains("`seed`: unknown field"), "{err}");
     }
 }

@@ -11,12 +11,14 @@
 //! The kernels are plain Rust written so LLVM vectorises them (eight independent lanes per
 //! reduction, contiguous axpy in the head), which on wasm32 with `+simd128` gives SIMD code.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::contract::manifest::GruSpec;
 use crate::error::ModelError;
 use crate::infer::head::LinearHead;
 use crate::infer::kernels::{sigmoid_in_place, tanh_in_place, vecmat};
+use crate::json::{self, Fields, FromJson};
 
 const KIND: &str = "recommender";
 
@@ -335,12 +337,21 @@ impl SessionState {
 
 /// A session state as stored: which sequence it follows (length and an FNV-1a fingerprint) and
 /// the hidden vector.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
     pub consumed: usize,
     pub fingerprint: u64,
     pub hidden: Vec<f32>,
 }
+
+impl FromJson for Snapshot {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::lenient(v)?;
+        Ok(Snapshot { consumed: f.req("consumed")?, fingerprint: f.req("fingerprint")?, hidden: f.req("hidden")? })
+    }
+}
+
+json::deserialize_with_reader!(Snapshot);
 
 fn fingerprint(sequence: &[usize]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -35,7 +35,7 @@ pub enum ScoreError {
 /// Which path scores item embeddings (config `scoring`): `auto` measures both at init and
 /// keeps the faster; `gpu` needs the SDK's WebGPU build and a WebGPU adapter, else the CPU
 /// scores and `scoring()` says why.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preference {
     #[default]
@@ -43,6 +43,8 @@ pub enum Preference {
     Cpu,
     Gpu,
 }
+
+crate::json::unit_variants!(Preference { "auto" => Preference::Auto, "cpu" => Preference::Cpu, "gpu" => Preference::Gpu });
 
 impl std::str::FromStr for Preference {
     type Err = String;

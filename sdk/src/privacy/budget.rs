@@ -1,11 +1,14 @@
 //! Consent and the per-visitor, per-day ε budget, both kept on the device.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::json::{self, Fields, FromJson};
 
 use crate::platform::Storage;
 
 /// What the visitor (through the page) said about sending aggregates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Consent {
     #[default]
@@ -13,6 +16,8 @@ pub enum Consent {
     Granted,
     Denied,
 }
+
+json::unit_variants!(Consent { "unknown" => Consent::Unknown, "granted" => Consent::Granted, "denied" => Consent::Denied });
 
 /// Browser signals that opt a visitor out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -27,10 +32,17 @@ pub fn may_send(consent: Consent, signals: OptOutSignals, honour_signals: bool) 
     consent == Consent::Granted && !(honour_signals && (signals.global_privacy_control || signals.do_not_track))
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 struct Spent {
     day: String,
     epsilon: f64,
+}
+
+impl FromJson for Spent {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::lenient(v)?;
+        Ok(Spent { day: f.req("day")?, epsilon: f.req("epsilon")? })
+    }
 }
 
 /// ε spent today, persisted so a reload cannot reset it.
@@ -53,7 +65,7 @@ impl Budget {
     pub fn spent(&self, storage: &impl Storage, day: &str) -> f64 {
         match storage.get(&self.key) {
             Ok(None) => 0.0,
-            Ok(Some(text)) => match crate::platform::from_json_text::<Spent>(&text) {
+            Ok(Some(text)) => match crate::json::from_text::<Spent>(&text) {
                 Ok(s) if s.day == day => s.epsilon,
                 Ok(_) => 0.0,
                 Err(_) => self.per_day,

@@ -8,7 +8,10 @@
 //!   transitions): one bit per report, ε-LDP, frequencies estimated for any candidate value.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use crate::json::{self, Fields, FromJson};
 
 pub use crate::platform::{Randomness, SeededRandomness};
 
@@ -27,12 +30,20 @@ impl Estimate {
 }
 
 /// k-ary randomized response over `0..k`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct KaryRr {
     pub k: u32,
     pub epsilon: f64,
 }
+
+impl FromJson for KaryRr {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["k", "epsilon"])?;
+        Ok(KaryRr { k: f.req("k")?, epsilon: f.req("epsilon")? })
+    }
+}
+json::deserialize_with_reader!(KaryRr);
 
 impl KaryRr {
     /// Probability of reporting the true value.
@@ -116,13 +127,21 @@ pub const MAX_RR_DOMAIN: u32 = 1024;
 pub const MAX_SKETCH_CELLS: u64 = 1 << 20;
 
 /// Hadamard count-mean sketch: `hashes` hash functions into `width` buckets (a power of two).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Hcms {
     pub hashes: u32,
     pub width: u32,
     pub epsilon: f64,
 }
+
+impl FromJson for Hcms {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["hashes", "width", "epsilon"])?;
+        Ok(Hcms { hashes: f.req("hashes")?, width: f.req("width")?, epsilon: f.req("epsilon")? })
+    }
+}
+json::deserialize_with_reader!(Hcms);
 
 /// One HCMS report: which hash, which Hadamard coefficient, and the randomized sign.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

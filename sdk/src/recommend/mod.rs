@@ -1,10 +1,12 @@
 //! Recommend: top-k from the session model with exclusions, a popularity fallback, and one
 //! explanation per recommended item.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::capture::Event;
 use crate::error::{Error, Result};
+use crate::json::{self, Fields, FromJson};
 
 pub mod catalog;
 pub mod explain;
@@ -22,14 +24,21 @@ pub const MAX_K: usize = 100;
 pub const EXPLAIN_PROBES: usize = 5;
 
 /// What the page asks of `recommend`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RecommendOptions {
     /// How many items (1 to 100; default 10).
     pub k: Option<usize>,
     /// Item ids never to recommend, besides what is in the cart or was bought.
     pub exclude: Vec<String>,
 }
+
+impl FromJson for RecommendOptions {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["k", "exclude"])?;
+        Ok(RecommendOptions { k: f.opt("k")?, exclude: f.or_default("exclude")? })
+    }
+}
+json::deserialize_with_reader!(RecommendOptions);
 
 impl RecommendOptions {
     pub fn k(&self) -> Result<usize> {
@@ -167,5 +176,16 @@ mod tests {
         assert!(RecommendOptions { k: Some(0), ..Default::default() }.k().is_err());
         assert!(RecommendOptions { k: Some(101), ..Default::default() }.k().is_err());
         assert_eq!(RecommendOptions::default().k().expect("default"), DEFAULT_K);
+    }
+
+    #[test]
+    fn options_read_k_and_exclude_only() {
+        let o = RecommendOptions::from_json(&serde_json::json!({"k": null})).expect("reads");
+        assert_eq!(o, RecommendOptions::default());
+        let o = RecommendOptions::from_json(&serde_json::json!({"k": 3, "exclude": ["a"]})).expect("reads");
+        assert_eq!(o, RecommendOptions { k: Some(3), exclude: vec!["a".into()] });
+        let err = RecommendOptions::from_json(&serde_json::json!({"count": 3})).expect_err("unknown");
+        assert_eq!(err.to_string(), "`count`: unknown field, expected one of `k`, `exclude`");
+        assert_eq!(RecommendOptions::from_json(&serde_json::json!({"k": -1})).expect_err("negative").path(), "k");
     }
 }

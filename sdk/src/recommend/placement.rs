@@ -6,8 +6,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{DEFAULT_K, MAX_K};
-use crate::capture::kind_of;
 use crate::error::{Error, Result};
+use crate::json::{kind_of, quoted};
 
 /// One placement request, as the page sends it (`{type: "similarTo", itemId, k}`). Read by
 /// [`Placement::from_json`], which its `Deserialize` calls: derived, this tagged enum's
@@ -61,10 +61,6 @@ impl<'de> Deserialize<'de> for Placement {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         Placement::from_json(&Value::deserialize(d)?).map_err(serde::de::Error::custom)
     }
-}
-
-fn quoted(names: &[&str]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
 }
 
 /// A request's fields; messages keep serde's `unknown field `x`` / `missing field `x``, which

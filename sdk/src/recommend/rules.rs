@@ -5,13 +5,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use serde::Deserialize;
+use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::json::{self, Fields, FromJson};
 use crate::recommend::{Catalog, CatalogItem};
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rules {
     pub filter: Filter,
     /// Items placed at a fixed position of every list they are eligible for.
@@ -46,8 +46,7 @@ impl Default for Rules {
 
 /// One placement's rules over the shop's (`placements: {similarTo: {rules: {…}}}`): each field
 /// given replaces the shop-wide one; `null` clears `maxPerCategory` / `diversity`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RulesPatch {
     pub filter: Option<Filter>,
     pub pins: Option<Vec<Pin>>,
@@ -55,15 +54,14 @@ pub struct RulesPatch {
     pub exclude_cart: Option<bool>,
     pub exclude_purchased: Option<bool>,
     pub exclude_recently_shown: Option<bool>,
-    #[serde(deserialize_with = "given")]
     pub max_per_category: Option<Option<usize>>,
-    #[serde(deserialize_with = "given")]
     pub diversity: Option<Option<f32>>,
 }
 
-/// A field that is present, even as `null` (absent stays `None` through `default`).
-fn given<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> std::result::Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
+/// A field that is present, even as `null`: `Fields` reads `null` as absent, but here `null`
+/// clears the shop-wide value, where absent keeps it.
+fn given<T: FromJson>(v: &Value, name: &str) -> json::Result<Option<Option<T>>> {
+    v.get(name).map(|x| Option::<T>::from_json(x).map_err(|e| e.under(name))).transpose()
 }
 
 impl RulesPatch {
@@ -83,8 +81,7 @@ impl RulesPatch {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {
     /// Leave out items marked `inStock: false`.
     pub in_stock_only: bool,
@@ -99,24 +96,95 @@ pub struct Filter {
     pub exclude_items: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pin {
     pub item_id: String,
     /// 1-based position in the list.
     pub position: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Boost {
-    #[serde(default)]
     pub category: Option<String>,
     /// `{"brand": "Acme"}`: items whose attribute has this value.
-    #[serde(default)]
     pub attribute: Option<BTreeMap<String, String>>,
     pub factor: f64,
 }
+
+impl FromJson for Rules {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(
+            v,
+            &["filter", "pins", "boosts", "excludeCart", "excludePurchased", "excludeRecentlyShown", "maxPerCategory", "diversity"],
+        )?;
+        // Absent fields keep the shop-wide defaults, which are not all their types' own
+        // (`excludeCart` and `excludePurchased` are on).
+        let d = Rules::default();
+        Ok(Rules {
+            filter: f.or("filter", d.filter)?,
+            pins: f.or("pins", d.pins)?,
+            boosts: f.or("boosts", d.boosts)?,
+            exclude_cart: f.or("excludeCart", d.exclude_cart)?,
+            exclude_purchased: f.or("excludePurchased", d.exclude_purchased)?,
+            exclude_recently_shown: f.or("excludeRecentlyShown", d.exclude_recently_shown)?,
+            max_per_category: f.opt("maxPerCategory")?.or(d.max_per_category),
+            diversity: f.opt("diversity")?.or(d.diversity),
+        })
+    }
+}
+json::deserialize_with_reader!(Rules);
+
+impl FromJson for RulesPatch {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(
+            v,
+            &["filter", "pins", "boosts", "excludeCart", "excludePurchased", "excludeRecentlyShown", "maxPerCategory", "diversity"],
+        )?;
+        Ok(RulesPatch {
+            filter: f.opt("filter")?,
+            pins: f.opt("pins")?,
+            boosts: f.opt("boosts")?,
+            exclude_cart: f.opt("excludeCart")?,
+            exclude_purchased: f.opt("excludePurchased")?,
+            exclude_recently_shown: f.opt("excludeRecentlyShown")?,
+            max_per_category: given(v, "maxPerCategory")?,
+            diversity: given(v, "diversity")?,
+        })
+    }
+}
+json::deserialize_with_reader!(RulesPatch);
+
+impl FromJson for Filter {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["inStockOnly", "categories", "excludeCategories", "minPrice", "maxPrice", "attributes", "excludeItems"])?;
+        Ok(Filter {
+            in_stock_only: f.or_default("inStockOnly")?,
+            categories: f.or_default("categories")?,
+            exclude_categories: f.or_default("excludeCategories")?,
+            min_price: f.opt("minPrice")?,
+            max_price: f.opt("maxPrice")?,
+            attributes: f.or_default("attributes")?,
+            exclude_items: f.or_default("excludeItems")?,
+        })
+    }
+}
+json::deserialize_with_reader!(Filter);
+
+impl FromJson for Pin {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["itemId", "position"])?;
+        Ok(Pin { item_id: f.req("itemId")?, position: f.req("position")? })
+    }
+}
+json::deserialize_with_reader!(Pin);
+
+impl FromJson for Boost {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["category", "attribute", "factor"])?;
+        Ok(Boost { category: f.opt("category")?, attribute: f.opt("attribute")?, factor: f.req("factor")? })
+    }
+}
+json::deserialize_with_reader!(Boost);
 
 impl Boost {
     fn applies(&self, item: &CatalogItem) -> bool {
@@ -483,6 +551,34 @@ mod tests {
         let mut mask = vec![false; 40];
         mask[9] = true;
         assert!(r.select(&c, &scored(), 5, &mask).iter().all(|p| p.0 != 9));
+    }
+
+    #[test]
+    fn absent_fields_take_the_shop_defaults_and_misspelt_ones_are_refused() {
+        let r = Rules::from_json(&serde_json::json!({"filter": {"inStockOnly": true}, "maxPerCategory": null})).expect("reads");
+        assert_eq!(r, Rules { filter: Filter { in_stock_only: true, ..Filter::default() }, ..Rules::default() });
+        assert!(r.exclude_cart && r.exclude_purchased, "on unless the shop turns them off");
+        let err = Rules::from_json(&serde_json::json!({"pins": [{"itemId": "a", "postion": 1}]})).expect_err("misspelt");
+        assert_eq!(err.path(), "pins[0].postion");
+        assert_eq!(err.to_string(), "`pins[0].postion`: unknown field, expected one of `itemId`, `position`");
+        let err = Rules::from_json(&serde_json::json!({"boosts": [{"category": "c0"}]})).expect_err("no factor");
+        assert_eq!(err.to_string(), "`boosts[0].factor`: missing field");
+        // Through serde too, for `foresight-export` and other serde users.
+        let err = serde_json::from_value::<Rules>(serde_json::json!({"filter": {"minPrice": "1"}})).expect_err("a string");
+        assert_eq!(err.to_string(), "`filter.minPrice`: must be a number, got a string");
+    }
+
+    #[test]
+    fn a_patch_tells_null_from_absent() {
+        let base = Rules { max_per_category: Some(2), diversity: Some(0.5), ..Rules::default() };
+        let patch = RulesPatch::from_json(&serde_json::json!({"maxPerCategory": null, "excludeCart": false})).expect("reads");
+        assert_eq!(patch.max_per_category, Some(None));
+        assert_eq!(patch.diversity, None);
+        let r = patch.over(&base);
+        assert_eq!((r.max_per_category, r.diversity, r.exclude_cart), (None, Some(0.5), false));
+        let err = RulesPatch::from_json(&serde_json::json!({"diversity": "high"})).expect_err("a string");
+        assert_eq!(err.path(), "diversity");
+        assert!(RulesPatch::from_json(&serde_json::json!({"exclude": []})).is_err());
     }
 
     #[test]

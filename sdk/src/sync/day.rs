@@ -5,10 +5,12 @@
 
 use std::collections::HashSet;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::capture::Event;
 use crate::contract::report::{Contribution, Mechanisms, RecStage, Report, INTENT_BUCKETS, NOTHING, REPORT_VERSION};
+use crate::json::{self, Fields, FromJson};
 use crate::platform::Randomness;
 use crate::privacy::mechanism::KaryRr;
 use crate::store::StoredEvent;
@@ -30,19 +32,29 @@ pub struct DaySummary {
 
 /// An item a placement returned, when it was first returned today, and the placement and
 /// experiment variant that showed it (attribution stays on the device).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Shown {
     pub item: String,
     pub at: f64,
-    #[serde(default = "for_you")]
     pub placement: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub variant: Option<usize>,
 }
 
-fn for_you() -> String {
-    "forYou".into()
+impl FromJson for Shown {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::lenient(v)?;
+        Ok(Shown {
+            item: f.req("item")?,
+            at: f.req("at")?,
+            // Kept before placements were: those lists were all `forYou`.
+            placement: f.or("placement", "forYou".to_owned())?,
+            variant: f.opt("variant")?,
+        })
+    }
 }
+
+json::deserialize_with_reader!(Shown);
 
 /// How far the shown items led: a click (a `click` naming a placement, or a click or product
 /// view of a shown item), an add to cart or a purchase of a shown item — each counted only

@@ -5,7 +5,9 @@
 //! the browser layer supplies `fetch`/`sendBeacon`.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use crate::json::{self, Fields, FromJson};
 use crate::platform::Randomness;
 use crate::privacy::budget::{utc_day, Budget, Consent, OptOutSignals};
 use crate::privacy::mechanism::KaryRr;
@@ -17,8 +19,8 @@ use crate::store::StoredEvent;
 use day::{DaySummary, Shown};
 
 /// Where and how reports go.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SyncConfig {
     /// The collector's report endpoint, e.g. `https://collect.shop.example/v1/reports`.
     pub url: String,
@@ -26,16 +28,28 @@ pub struct SyncConfig {
     pub site: String,
     /// The site's key, sent as `?key=` (beacons cannot set headers).
     pub key: String,
-    #[serde(default = "default_budget")]
     pub epsilon_per_day: f64,
-    #[serde(default)]
     pub mechanisms: Mechanisms,
     /// Honour Global Privacy Control and Do-Not-Track (default true).
-    #[serde(default = "yes")]
     pub honour_opt_out_signals: bool,
-    #[serde(default = "default_queue_cap")]
     pub max_queued: usize,
 }
+
+impl FromJson for SyncConfig {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::of(v, &["url", "site", "key", "epsilonPerDay", "mechanisms", "honourOptOutSignals", "maxQueued"])?;
+        Ok(SyncConfig {
+            url: f.req("url")?,
+            site: f.req("site")?,
+            key: f.req("key")?,
+            epsilon_per_day: f.or("epsilonPerDay", default_budget())?,
+            mechanisms: f.or_default("mechanisms")?,
+            honour_opt_out_signals: f.or("honourOptOutSignals", yes())?,
+            max_queued: f.or("maxQueued", default_queue_cap())?,
+        })
+    }
+}
+json::deserialize_with_reader!(SyncConfig);
 
 fn default_budget() -> f64 {
     1.0
@@ -332,6 +346,21 @@ mod tests {
                 event: Event::from_json(&serde_json::json!({"type": "product_view", "itemId": format!("i{i}")})).expect("valid"),
             })
             .collect()
+    }
+
+    #[test]
+    fn config_defaults_apply_when_absent_and_misspelt_mechanisms_are_refused() {
+        let c = config();
+        assert_eq!((c.epsilon_per_day, c.honour_opt_out_signals, c.max_queued), (1.0, true, 30));
+        assert_eq!(c.mechanisms, Mechanisms::default());
+        assert!(c.validate().is_ok());
+        let err = SyncConfig::from_json(&serde_json::json!({
+            "url": "https://c.example", "site": "s", "key": "k", "mechanisms": {"itemView": {"hashes": 16, "width": 1024, "epsilon": 0.3, "eps": 1}},
+        }))
+        .expect_err("misspelt");
+        assert_eq!(err.path(), "mechanisms.itemView.eps");
+        let err = SyncConfig::from_json(&serde_json::json!({"site": "s", "key": "k"})).expect_err("no url");
+        assert_eq!(err.to_string(), "`url`: missing field");
     }
 
     #[test]

@@ -28,6 +28,7 @@ use crate::client::{Client, Config, Models};
 use crate::contract::bundle::Bundle;
 use crate::contract::manifest::ModelKind;
 use crate::error::Error;
+use crate::json::FromJson;
 use crate::recommend::RecommendOptions;
 pub use storage::{JsClock, WebStorage};
 
@@ -251,7 +252,7 @@ impl WebForesight {
 
     /// Records what the visitor did, e.g. `{type: "product_view", itemId: "sku-1"}`.
     pub fn track(&self, event: JsValue) -> Result<(), JsValue> {
-        let event: serde_json::Value = from_js(&event).map_err(|e| serde_error("invalid_event", &format!("invalid event: {e}")))?;
+        let event = from_js(&event).map_err(|e| js_error("invalid_event", &format!("invalid event: {e}")))?;
         let (outcome, precompute) = {
             let mut client = self.client()?;
             let outcome = client.track(&event).map_err(to_js)?;
@@ -274,7 +275,7 @@ impl WebForesight {
         let options: RecommendOptions = if options.is_undefined() || options.is_null() {
             RecommendOptions::default()
         } else {
-            from_js(&options).map_err(|e| serde_error("invalid_option", &format!("invalid recommend options: {e}")))?
+            read_js(&options, "invalid_option", "invalid recommend options")?
         };
         let recs = self.client()?.recommend(&options).map_err(to_js)?;
         *self.last_options.borrow_mut() = options;
@@ -289,7 +290,7 @@ impl WebForesight {
             let parsed: Result<RecommendOptions, JsValue> = if options.is_undefined() || options.is_null() {
                 Ok(RecommendOptions::default())
             } else {
-                from_js(&options).map_err(|e| serde_error("invalid_option", &format!("invalid recommend options: {e}")))
+                read_js(&options, "invalid_option", "invalid recommend options")
             };
             let (slot, client, last) = (self.scoring.clone(), self.client.clone(), self.last_options.clone());
             return wasm_bindgen_futures::future_to_promise(async move {
@@ -331,8 +332,9 @@ impl WebForesight {
     /// "trending" | "recentlyViewed" | "buyAgain" | "rerank", …}` → the same shape as `recommend`, plus
     /// `placement`, `variant?` and the list's `id`.
     pub fn place(&self, request: JsValue) -> Result<JsValue, JsValue> {
-        let request: crate::recommend::placement::Placement =
-            from_js(&request).map_err(|e| serde_error("invalid_option", &format!("invalid placement: {e}")))?;
+        let request = from_js(&request)
+            .and_then(|v| crate::recommend::placement::Placement::from_json(&v))
+            .map_err(|e| serde_error("invalid_option", &format!("invalid placement: {e}")))?;
         let recs = self.client()?.place(&request).map_err(to_js)?;
         if let crate::recommend::placement::Placement::ForYou { k, exclude } = request {
             *self.last_options.borrow_mut() = RecommendOptions { k, exclude };
@@ -456,20 +458,23 @@ impl WebForesight {
     }
 }
 
-/// Plain JS data → `T`, through `JSON.stringify` so that every key is seen (a misspelt option is
-/// an error, not silently ignored) and a catalog of thousands of items crosses as one string
-/// rather than a call per property. As in JSON, a property set to `undefined` is absent.
-fn from_js<T: serde::de::DeserializeOwned>(value: &JsValue) -> Result<T, String> {
-    // Through a `Value`, as events are read anyway: each type then has one deserializer in the
-    // module (from a `Value`), not a second one from text.
-    let json = if value.is_undefined() {
-        serde_json::Value::Null
-    } else {
-        let text = js_sys::JSON::stringify(value).map_err(|e| storage::describe(&e))?;
-        let text = text.as_string().ok_or("the value cannot be written as JSON (a function or a symbol?)")?;
-        serde_json::from_str(&text).map_err(|e| e.to_string())?
-    };
-    serde_json::from_value(json).map_err(|e| e.to_string())
+/// Plain JS data → a JSON `Value`, through `JSON.stringify` so that every key is seen (a misspelt
+/// option is an error, not silently ignored) and a catalog of thousands of items crosses as one
+/// string rather than a call per property. As in JSON, a property set to `undefined` is absent.
+/// The SDK's readers (`crate::json`) take it from there.
+fn from_js(value: &JsValue) -> Result<serde_json::Value, String> {
+    if value.is_undefined() {
+        return Ok(serde_json::Value::Null);
+    }
+    let text = js_sys::JSON::stringify(value).map_err(|e| storage::describe(&e))?;
+    let text = text.as_string().ok_or("the value cannot be written as JSON (a function or a symbol?)")?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+/// `T` read from the page's value; an error names the path to what was wrong as its `field`.
+fn read_js<T: FromJson>(value: &JsValue, code: &str, what: &str) -> Result<T, JsValue> {
+    let v = from_js(value).map_err(|e| js_error(code, &format!("{what}: {e}")))?;
+    T::from_json(&v).map_err(|e| js_error_at(code, &format!("{what}: {e}"), Some(e.path()).filter(|p| !p.is_empty())))
 }
 
 /// What `init` must download before the client can be built.
@@ -576,13 +581,12 @@ fn config_from_js(config: &JsValue) -> Result<(Config, Downloads, Option<storage
         let _ = js_sys::Reflect::set(&copy, &section.into(), &part);
         models.push(Some(bytes));
     }
-    let mut parsed: Config = from_js(&copy).map_err(|e| {
-        let (field, message) = explain_config_error(&copy, e);
-        match field {
-            Some(field) => invalid(&field, message),
-            None => serde_error("invalid_option", &format!("invalid config: {message}")),
-        }
+    let value: serde_json::Value = from_js(&copy).map_err(|e| match unreadable_key(&copy) {
+        Some(key) => invalid(&key, format!("`{key}`: {e}")),
+        None => invalid("config", e),
     })?;
+    let mut parsed =
+        Config::from_json(&value).map_err(|e| invalid(Some(e.path()).filter(|p| !p.is_empty()).unwrap_or("config"), e.to_string()))?;
     parsed.bundles = bundles;
     if let (Some(rc), Some(Some(bytes))) = (parsed.recommender.as_mut(), models.first_mut()) {
         rc.model = std::mem::take(bytes);
@@ -593,27 +597,13 @@ fn config_from_js(config: &JsValue) -> Result<(Config, Downloads, Option<storage
     Ok((parsed, downloads, storage_hook))
 }
 
-/// serde-wasm-bindgen stops at the first value JSON cannot hold (a `Uint8Array` under a
-/// misspelt key, say) without saying where. Name the key: first a key `Config` does not know
-/// (the likelier mistake), else the key whose value could not be read, with that key when the
-/// message does not name it the way serde does.
-fn explain_config_error(copy: &js_sys::Object, error: String) -> (Option<String>, String) {
-    let keys: Vec<String> = js_sys::Object::keys(copy).iter().filter_map(|k| k.as_string()).collect();
-    for key in &keys {
-        let probe = serde_json::Value::Object([(key.clone(), serde_json::Value::Null)].into_iter().collect());
-        if let Err(e) = serde_json::from_value::<Config>(probe) {
-            if e.to_string().starts_with("unknown field") {
-                return (None, e.to_string());
-            }
-        }
-    }
-    for key in &keys {
+/// The key whose value JSON cannot hold (a `BigInt`, a cycle), which `JSON.stringify` throws on
+/// without saying where.
+fn unreadable_key(copy: &js_sys::Object) -> Option<String> {
+    js_sys::Object::keys(copy).iter().filter_map(|k| k.as_string()).find(|key| {
         let value = js_sys::Reflect::get(copy, &key.into()).unwrap_or(JsValue::UNDEFINED);
-        if let Err(e) = from_js::<serde_json::Value>(&value) {
-            return (Some(key.clone()), format!("`{key}`: {e}"));
-        }
-    }
-    (None, error)
+        from_js(&value).is_err()
+    })
 }
 
 /// Resolves in a new task (`scheduler.yield()` where the browser has it, else a zero timeout),
