@@ -437,7 +437,8 @@ export type ErrorCode = string;
 export class ForesightError extends Error {
   readonly code: ErrorCode;
   /** The field an invalid_event / invalid_option error is about, when there is one (e.g.
-   * "itemId", "k", an unknown config key); absent for other codes. */
+   * "itemId", "k", an unknown config key, or a path into the config such as
+   * "rules.pins[0].position"); absent for other codes. */
   readonly field?: string;
   constructor(code: ErrorCode, message: string, extra?: { field?: string; cause?: unknown });
 }

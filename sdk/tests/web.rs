@@ -269,6 +269,15 @@ async fn bad_input_throws_a_clear_error() {
     assert_eq!(field_of(fs.recommend(js(&json!({"k": 0})))).as_deref(), Some("k"));
     assert_eq!(field_of(fs.recommend(js(&json!({"count": 3})))).as_deref(), Some("count"));
     assert_eq!(field_of(WebForesight::init(js(&json!({"catalogue": []}))).await).as_deref(), Some("catalogue"));
+    // Deeper in the config, the field is the path to the value, and the message says what is wrong.
+    let nested = json!({"rules": {"pins": [{"itemId": "a", "position": 1}, {"itemId": "b", "postion": 2}]}});
+    assert_eq!(field_of(WebForesight::init(js(&nested)).await).as_deref(), Some("rules.pins[1].postion"));
+    let (code, message) = error_of(
+        WebForesight::init(js(&json!({"collector": {"url": "https://c.example", "site": "s", "key": "k", "maxQueued": -1}}))).await,
+    );
+    assert_eq!(code, "invalid_option");
+    assert!(message.contains("`collector.maxQueued`") && message.contains("got -1"), "{message}");
+    assert_eq!(field_of(fs.recommend(js(&json!({"exclude": ["a", 3]})))).as_deref(), Some("exclude[1]"));
     assert_eq!(field_of(fs.consent("yes")).as_deref(), Some("consent"));
     assert_eq!(field_of(fs.track(js(&json!({"type": "warp"})))).as_deref(), Some("type"));
 }
