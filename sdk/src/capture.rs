@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::json::kind_of;
 
 /// Largest accepted event, as JSON text. Events carry ids and a few numbers; anything bigger is
@@ -275,9 +275,9 @@ impl Fields<'_> {
                     .as_object()
                     .ok_or_else(|| Error::event(format!("items[{i}]"), format!("must be an object, got {}", kind_of(line))))?;
                 let f = Fields { obj, ty: "purchase line" };
-                let prefixed = |e: Error| match e {
-                    Error::InvalidEvent { field, problem } => Error::event(format!("items[{i}].{field}"), problem),
-                    other => other,
+                let prefixed = |e: Error| match e.kind() {
+                    ErrorKind::InvalidEvent { field, problem } => Error::event(format!("items[{i}].{field}"), problem.clone()),
+                    _ => e,
                 };
                 f.allow(&["itemId", "quantity", "price"]).map_err(prefixed)?;
                 Ok(PurchaseLine {
@@ -308,8 +308,11 @@ mod tests {
 
     fn err(v: Value) -> (String, String) {
         match Event::from_json(&v) {
-            Err(Error::InvalidEvent { field, problem }) => (field, problem),
-            other => panic!("expected a validation error, got {other:?}"),
+            Err(e) => match e.into_kind() {
+                ErrorKind::InvalidEvent { field, problem } => (field, problem),
+                other => panic!("expected a validation error, got {other:?}"),
+            },
+            Ok(event) => panic!("expected a validation error, got {event:?}"),
         }
     }
 

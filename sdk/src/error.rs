@@ -6,10 +6,18 @@
 use thiserror::Error as ThisError;
 
 /// Errors a shop engineer can act on. Every public entry point returns these; nothing panics on
-/// input.
+/// input. What went wrong is its [`ErrorKind`].
+// Boxed: nearly every function of the SDK returns `Result<_, Error>`, and a one-word error keeps
+// each of those results small (in wasm, most are returned through memory otherwise), which
+// shrinks the shipped core.
+#[derive(Debug, ThisError)]
+#[error(transparent)]
+pub struct Error(Box<ErrorKind>);
+
+/// What went wrong.
 #[derive(Debug, ThisError)]
 #[non_exhaustive]
-pub enum Error {
+pub enum ErrorKind {
     /// An event given to `track` is malformed.
     #[error("invalid event: `{field}` {problem}")]
     InvalidEvent { field: String, problem: String },
@@ -31,34 +39,73 @@ pub enum Error {
 }
 
 impl Error {
+    pub fn kind(&self) -> &ErrorKind {
+        &self.0
+    }
+
+    pub fn into_kind(self) -> ErrorKind {
+        *self.0
+    }
+
     /// A stable machine-readable code, the same in Rust and JavaScript.
     pub fn code(&self) -> &'static str {
-        match self {
-            Error::InvalidEvent { .. } => "invalid_event",
-            Error::InvalidOption { .. } => "invalid_option",
-            Error::Model(e) => e.code(),
-            Error::Storage(_) => "storage",
-            Error::Bundle(e) => e.code(),
-            Error::NoModel(_) => "no_model",
-            Error::NoConsent => "no_consent",
+        match self.kind() {
+            ErrorKind::InvalidEvent { .. } => "invalid_event",
+            ErrorKind::InvalidOption { .. } => "invalid_option",
+            ErrorKind::Model(e) => e.code(),
+            ErrorKind::Storage(_) => "storage",
+            ErrorKind::Bundle(e) => e.code(),
+            ErrorKind::NoModel(_) => "no_model",
+            ErrorKind::NoConsent => "no_consent",
         }
     }
 
     /// The event field or option an `invalid_event` / `invalid_option` error names (JavaScript
     /// gets it as the error's `field` property).
     pub fn field(&self) -> Option<&str> {
-        match self {
-            Error::InvalidEvent { field, .. } | Error::InvalidOption { field, .. } => Some(field),
+        match self.kind() {
+            ErrorKind::InvalidEvent { field, .. } | ErrorKind::InvalidOption { field, .. } => Some(field),
             _ => None,
         }
     }
 
     pub(crate) fn event(field: impl Into<String>, problem: impl Into<String>) -> Self {
-        Error::InvalidEvent { field: field.into(), problem: problem.into() }
+        ErrorKind::InvalidEvent { field: field.into(), problem: problem.into() }.into()
     }
 
     pub(crate) fn option(field: impl Into<String>, problem: impl Into<String>) -> Self {
-        Error::InvalidOption { field: field.into(), problem: problem.into() }
+        ErrorKind::InvalidOption { field: field.into(), problem: problem.into() }.into()
+    }
+
+    pub(crate) fn no_model(which: &'static str) -> Self {
+        ErrorKind::NoModel(which).into()
+    }
+}
+
+impl From<ErrorKind> for Error {
+    // Out of line: `?` converts at every call site, and the allocation is the cold path.
+    #[cold]
+    #[inline(never)]
+    fn from(kind: ErrorKind) -> Self {
+        Error(Box::new(kind))
+    }
+}
+
+impl From<ModelError> for Error {
+    fn from(e: ModelError) -> Self {
+        ErrorKind::Model(e).into()
+    }
+}
+
+impl From<StorageError> for Error {
+    fn from(e: StorageError) -> Self {
+        ErrorKind::Storage(e).into()
+    }
+}
+
+impl From<BundleError> for Error {
+    fn from(e: BundleError) -> Self {
+        ErrorKind::Bundle(e).into()
     }
 }
 

@@ -298,7 +298,13 @@ impl<T: FromJson> FromJson for Vec<T> {
 impl<T: FromJson> FromJson for BTreeMap<String, T> {
     fn from_json(v: &Value) -> Result<Self> {
         let obj = v.as_object().ok_or_else(|| wrong(v, "an object"))?;
-        obj.iter().map(|(k, x)| Ok((k.clone(), T::from_json(x).map_err(|e| e.under(k))?))).collect()
+        // Inserted one by one: `collect` sorts the pairs first, which puts a sort per `T` in the
+        // wasm, though a JSON object's keys already come in order.
+        let mut map = BTreeMap::new();
+        for (k, x) in obj {
+            map.insert(k.clone(), T::from_json(x).map_err(|e| e.under(k))?);
+        }
+        Ok(map)
     }
 }
 

@@ -43,5 +43,5 @@ pub mod web;
 
 pub use capture::Event;
 pub use client::{Client, Config};
-pub use error::{Error, ModelError, Result, StorageError};
+pub use error::{Error, ErrorKind, ModelError, Result, StorageError};
 pub use recommend::{RecommendOptions, Recommendations};

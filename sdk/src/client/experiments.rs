@@ -18,15 +18,15 @@ impl<S: Storage, C: Clock> Client<S, C> {
             }
         }
         if changed {
-            let map: std::collections::BTreeMap<&str, &str> = self
-                .experiments
-                .iter()
-                .zip(&self.assigned)
-                .filter_map(|(e, a)| a.map(|v| (e.name.as_str(), e.variants[v].name.as_str())))
-                .collect();
-            if let Ok(text) = serde_json::to_string(&map) {
-                let _ = self.log.storage_mut().set(&self.keys.of(Kept::Variants), &text);
+            // Built by insertion: collecting into a map sorts first, a sort instance of its own.
+            let mut map = serde_json::Map::new();
+            for (e, a) in self.experiments.iter().zip(&self.assigned) {
+                if let Some(v) = a {
+                    map.insert(e.name.clone(), e.variants[*v].name.clone().into());
+                }
             }
+            let text = serde_json::Value::Object(map).to_string();
+            let _ = self.log.storage_mut().set(&self.keys.of(Kept::Variants), &text);
         }
     }
 

@@ -356,10 +356,10 @@ impl<S: Storage, C: Clock> Client<S, C> {
     /// The purchase-intent score of the current session.
     pub fn intent(&mut self) -> Result<IntentScore> {
         if !self.personalizing() {
-            return Err(Error::NoConsent);
+            return Err(crate::error::ErrorKind::NoConsent.into());
         }
         let features = self.intent_features();
-        let model = self.intent.as_mut().ok_or(Error::NoModel("intent"))?;
+        let model = self.intent.as_mut().ok_or(Error::no_model("intent"))?;
         let score = intent::score(model, features)?;
         let day = crate::privacy::budget::utc_day(self.clock.now_ms());
         let best = match self.max_intent.take() {

@@ -266,7 +266,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
                 (self.popular_in(category.as_deref(), k, &mask), Source::Popularity)
             } else {
                 let indices: Vec<usize> = known.iter().map(|p| p.0).collect();
-                let rec = self.recommender.as_mut().ok_or(Error::NoModel("recommender"))?;
+                let rec = self.recommender.as_mut().ok_or(Error::no_model("recommender"))?;
                 rec.model.scores_into(&indices, &mut self.scratch)?;
                 let together = std::mem::take(&mut self.scratch);
                 // Each pick is explained by the given item that alone scores it highest.
@@ -415,9 +415,9 @@ impl<S: Storage, C: Clock> Client<S, C> {
     /// (selected on the GPU when the browser layer passed them in, else here), then rules and
     /// explanations that score only the picks.
     fn for_you_tower(&mut self, k: usize, mask: &[bool]) -> Result<Vec<Recommendation>> {
-        let rec = self.recommender.as_mut().ok_or(Error::NoModel("recommender"))?;
+        let rec = self.recommender.as_mut().ok_or(Error::no_model("recommender"))?;
         let seq = features::item_sequence(self.log.events(), self.catalog.vocab(), rec.max_seq_len);
-        let items = rec.model.items().cloned().ok_or(Error::NoModel("recommender"))?;
+        let items = rec.model.items().cloned().ok_or(Error::no_model("recommender"))?;
         let (_, candidates) = match self.tower_candidates.take() {
             Some(selected) => selected,
             None => {
@@ -445,7 +445,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
         let seq = features::item_sequence(self.log.events(), self.catalog.vocab(), usize::MAX);
         let indices: Vec<usize> = seq.iter().map(|s| s.index).collect();
         let state_key = self.keys.of(super::keys::Kept::State);
-        let rec = self.recommender.as_mut().ok_or(Error::NoModel("recommender"))?;
+        let rec = self.recommender.as_mut().ok_or(Error::no_model("recommender"))?;
         if rec.model.consumed().is_empty() {
             // After a reload: the stored state, when it is this model's and this history's.
             let stored: Option<crate::client::StoredState> = crate::platform::read_json(self.log.storage(), &state_key);
