@@ -57,9 +57,9 @@ fn js_error(code: &str, message: &str) -> JsValue {
     js_error_at(code, message, None)
 }
 
-/// An error from reading the page's data with serde: its message names the field serde could
-/// not place (`unknown field `x``, `missing field `x``), which becomes the `field` property.
-fn serde_error(code: &str, message: &str) -> JsValue {
+/// An error whose message names its field the way serde's do (`unknown field `x``, `missing
+/// field `x``), as the placement reader's do: that field becomes the `field` property.
+fn named_field_error(code: &str, message: &str) -> JsValue {
     let field = ["unknown field `", "missing field `"]
         .iter()
         .find_map(|p| message.split_once(p).and_then(|(_, rest)| rest.split_once('`')).map(|(f, _)| f));
@@ -334,7 +334,7 @@ impl WebForesight {
     pub fn place(&self, request: JsValue) -> Result<JsValue, JsValue> {
         let request = from_js(&request)
             .and_then(|v| crate::recommend::placement::Placement::from_json(&v))
-            .map_err(|e| serde_error("invalid_option", &format!("invalid placement: {e}")))?;
+            .map_err(|e| named_field_error("invalid_option", &format!("invalid placement: {e}")))?;
         let recs = self.client()?.place(&request).map_err(to_js)?;
         if let crate::recommend::placement::Placement::ForYou { k, exclude } = request {
             *self.last_options.borrow_mut() = RecommendOptions { k, exclude };
