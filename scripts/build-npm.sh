@@ -51,6 +51,21 @@ cp "$(optimized "$tract/foresight_tract_bg.wasm")" "$dist/tract/foresight_tract_
 cp "$gpu/foresight_gpu.js" "$dist/gpu/"
 cp "$(optimized "$gpu/foresight_gpu_bg.wasm")" "$dist/gpu/foresight_gpu_bg.wasm"
 cp npm/src/*.js npm/src/*.d.ts "$dist/"
+# The shipped JS minified, as onnxruntime-web ships its module: esbuild, one file at a time, so
+# every import, `import()` and `new URL(…, import.meta.url)` stays as written and bundlers and
+# plain servers resolve the same files. Names are kept (errors' classes, stack frames), and a
+# source map with the original text sits beside each file for debugging; pages never fetch it.
+# FORESIGHT_MINIFY=0 ships the files as written.
+if [ "${FORESIGHT_MINIFY:-1}" != 0 ]; then
+  esbuild=.tools/esbuild/node_modules/.bin/esbuild
+  if [ ! -x "$esbuild" ]; then
+    mkdir -p .tools/esbuild
+    npm install --silent --no-audit --no-fund --prefix .tools/esbuild esbuild@0.25.12 >/dev/null
+  fi
+  find "$dist" -name '*.js' | while read -r f; do
+    "$esbuild" "$f" --minify --keep-names --format=esm --sourcemap --log-level=warning --allow-overwrite --outfile="$f"
+  done
+fi
 
 echo
 echo "size report (npm/dist; gzip -9)"
@@ -60,6 +75,8 @@ tally=$(mktemp)
   done ) | awk '
   function human(n) { return n >= 1048576 ? sprintf("%.2f MB", n / 1048576) : sprintf("%.1f KB", n / 1024) }
   { printf "  %-28s %12d %12d\n", $1, $2, $3
+    # Source maps: fetched by a debugger only, never by the page.
+    if ($1 ~ /\.map$/) { mr += $2; mg += $3; ar += $2; ag += $3; next }
     if ($1 ~ /^tract\//) { tr += $2; tg += $3; ar += $2; ag += $3; next }
     if ($1 ~ /^gpu\//) { gr += $2; gg += $3; ar += $2; ag += $3; next }
     # Imported by index.js only when the config names sources (GA4 / Segment events).
@@ -76,7 +93,8 @@ tally=$(mktemp)
     printf "  %-28s %12d %12d   (%s / %s)\n", "tract module (graphs only)", tr, tg, human(tr), human(tg)
     printf "  %-28s %12d %12d   (%s / %s)\n", "WebGPU module (towers only)", gr, gg, human(gr), human(gg)
     printf "  %-28s %12d %12d   (%s / %s)\n", "sources (only with sources)", sr, sg, human(sr), human(sg)
-    printf "  %-28s %12d %12d   (%s / %s)\n", "all (incl. .d.ts)", ar, ag, human(ar), human(ag)
+    printf "  %-28s %12d %12d   (%s / %s)\n", "source maps (debugging only)", mr, mg, human(mr), human(mg)
+    printf "  %-28s %12d %12d   (%s / %s)\n", "all (incl. .d.ts, maps)", ar, ag, human(ar), human(ag)
     print jg + wg > "/dev/fd/3"
   }' 3> "$tally"
 # What every page loads, gzipped, may not grow: the budget is a ratchet at the size reached when
