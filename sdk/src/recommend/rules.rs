@@ -111,12 +111,13 @@ pub struct Boost {
     pub factor: f64,
 }
 
+/// The fields of `Rules`, which a placement's `RulesPatch` may each replace.
+const RULE_FIELDS: &[&str] =
+    &["filter", "pins", "boosts", "excludeCart", "excludePurchased", "excludeRecentlyShown", "maxPerCategory", "diversity"];
+
 impl FromJson for Rules {
     fn from_json(v: &Value) -> json::Result<Self> {
-        let f = Fields::of(
-            v,
-            &["filter", "pins", "boosts", "excludeCart", "excludePurchased", "excludeRecentlyShown", "maxPerCategory", "diversity"],
-        )?;
+        let f = Fields::of(v, RULE_FIELDS)?;
         // Absent fields keep the shop-wide defaults, which are not all their types' own
         // (`excludeCart` and `excludePurchased` are on).
         let d = Rules::default();
@@ -136,10 +137,7 @@ json::deserialize_with_reader!(Rules);
 
 impl FromJson for RulesPatch {
     fn from_json(v: &Value) -> json::Result<Self> {
-        let f = Fields::of(
-            v,
-            &["filter", "pins", "boosts", "excludeCart", "excludePurchased", "excludeRecentlyShown", "maxPerCategory", "diversity"],
-        )?;
+        let f = Fields::of(v, RULE_FIELDS)?;
         Ok(RulesPatch {
             filter: f.opt("filter")?,
             pins: f.opt("pins")?,
