@@ -37,6 +37,11 @@ impl JsonError {
         &self.0.path
     }
 
+    /// The path as an error's `field`: `None` when the value itself is wrong.
+    pub fn field(&self) -> Option<&str> {
+        Some(self.path()).filter(|p| !p.is_empty())
+    }
+
     pub fn message(&self) -> &str {
         &self.0.message
     }

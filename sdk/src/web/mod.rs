@@ -474,7 +474,7 @@ fn from_js(value: &JsValue) -> Result<serde_json::Value, String> {
 /// `T` read from the page's value; an error names the path to what was wrong as its `field`.
 fn read_js<T: FromJson>(value: &JsValue, code: &str, what: &str) -> Result<T, JsValue> {
     let v = from_js(value).map_err(|e| js_error(code, &format!("{what}: {e}")))?;
-    T::from_json(&v).map_err(|e| js_error_at(code, &format!("{what}: {e}"), Some(e.path()).filter(|p| !p.is_empty())))
+    T::from_json(&v).map_err(|e| js_error_at(code, &format!("{what}: {e}"), e.field()))
 }
 
 /// What `init` must download before the client can be built.
@@ -585,8 +585,7 @@ fn config_from_js(config: &JsValue) -> Result<(Config, Downloads, Option<storage
         Some(key) => invalid(&key, format!("`{key}`: {e}")),
         None => invalid("config", e),
     })?;
-    let mut parsed =
-        Config::from_json(&value).map_err(|e| invalid(Some(e.path()).filter(|p| !p.is_empty()).unwrap_or("config"), e.to_string()))?;
+    let mut parsed = Config::from_json(&value).map_err(|e| invalid(e.field().unwrap_or("config"), e.to_string()))?;
     parsed.bundles = bundles;
     if let (Some(rc), Some(Some(bytes))) = (parsed.recommender.as_mut(), models.first_mut()) {
         rc.model = std::mem::take(bytes);
