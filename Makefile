@@ -28,6 +28,8 @@ lint:
 	cargo clippy -p foresight --target $(WASM_TARGET) --no-default-features --features web,tract --lib --locked -- -D warnings
 	cargo clippy -p foresight-tract --target $(WASM_TARGET) --all-targets --locked -- -D warnings
 	cargo clippy -p foresight-gpu --target $(WASM_TARGET) --all-targets --locked -- -D warnings
+	# The hot loops' SIMD paths (wasm32 with simd128 only).
+	cargo clippy -p foresight-kernels --target $(WASM_TARGET) --all-targets --locked -- -D warnings
 
 test-native:
 	scripts/fetch-data.sh

@@ -25,12 +25,12 @@ if [ "${BENCH:-0}" = 1 ]; then
 fi
 # Cargo rebuilds the crate when features change, so each variant gets its own target dir.
 target_dir=target/wasm-${out##*/}
-CARGO_TARGET_DIR=$target_dir cargo build -p foresight --target wasm32-unknown-unknown --release --locked "${features[@]}"
-wasm-bindgen --target web --out-dir "$out" "$target_dir/wasm32-unknown-unknown/release/foresight.wasm"
+CARGO_TARGET_DIR=$target_dir cargo build -p foresight --target wasm32-unknown-unknown --profile web --locked "${features[@]}"
+wasm-bindgen --target web --out-dir "$out" "$target_dir/wasm32-unknown-unknown/web/foresight.wasm"
 if [ "$core" = 1 ]; then
-  CARGO_TARGET_DIR=target/wasm-tract cargo build -p foresight-tract --target wasm32-unknown-unknown --release --locked
-  wasm-bindgen --target web --out-dir target/web/tract target/wasm-tract/wasm32-unknown-unknown/release/foresight_tract.wasm
+  CARGO_TARGET_DIR=target/wasm-tract cargo build -p foresight-tract --target wasm32-unknown-unknown --profile web --locked
+  wasm-bindgen --target web --out-dir target/web/tract target/wasm-tract/wasm32-unknown-unknown/web/foresight_tract.wasm
   # Its own target dir: building it would otherwise rebuild the core's foresight.wasm with wgpu.
-  CARGO_TARGET_DIR=target/wasm-gpu cargo build -p foresight-gpu --target wasm32-unknown-unknown --release --locked
-  wasm-bindgen --target web --out-dir target/web/gpu target/wasm-gpu/wasm32-unknown-unknown/release/foresight_gpu.wasm
+  CARGO_TARGET_DIR=target/wasm-gpu cargo build -p foresight-gpu --target wasm32-unknown-unknown --profile web --locked
+  wasm-bindgen --target web --out-dir target/web/gpu target/wasm-gpu/wasm32-unknown-unknown/web/foresight_gpu.wasm
 fi

@@ -3,22 +3,24 @@
 //! [`attention`], with incremental state) and for linear/tree intent models ([`tabular`]),
 //! item scoring for visitor towers ([`score`], on the GPU with `webgpu`), and graphs
 //! (NNEF/ONNX) on a [`model::GraphLoader`]'s runtime: [`tract`] natively, the lazily fetched
-//! tract module in the browser. Below it: the f32 [`kernels`], the scoring [`head`] and the
-//! one [`topk`] every ranking selects through.
+//! tract module in the browser. Below it, in the `foresight-kernels` crate: the f32 `kernels`,
+//! the scoring [`head`] and the one [`topk`] every ranking selects through.
 
 pub mod attention;
 #[cfg(feature = "webgpu")]
 pub mod gpu;
 pub mod gru;
-pub mod head;
-pub(crate) mod kernels;
 pub mod model;
 pub mod score;
 pub mod tabular;
-pub mod topk;
 #[cfg(feature = "tract")]
 pub mod tract;
 pub mod transition;
+
+// The hot loops are a crate of their own: the web profile builds them for speed and the rest of
+// the SDK for size.
+pub(crate) use foresight_kernels::kernels;
+pub use foresight_kernels::{head, topk};
 
 pub use model::{GraphLoader, GraphRunner, IntentIo, IntentModel, RecommenderIo, RecommenderModel};
 

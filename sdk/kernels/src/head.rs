@@ -25,12 +25,12 @@ pub struct LinearHead {
 pub struct TopKScratch {
     approx: Vec<f32>,
     packed: Vec<i32>,
-    selection: crate::infer::topk::Selection,
+    selection: crate::topk::Selection,
 }
 
 impl Default for TopKScratch {
     fn default() -> Self {
-        TopKScratch { approx: Vec::new(), packed: Vec::new(), selection: crate::infer::topk::Selection::new(0) }
+        TopKScratch { approx: Vec::new(), packed: Vec::new(), selection: crate::topk::Selection::new(0) }
     }
 }
 
@@ -62,7 +62,7 @@ impl LinearHead {
     pub fn scores_into(&self, h: &[f32], scores: &mut Vec<f32>) {
         scores.clear();
         scores.extend_from_slice(&self.bias);
-        crate::infer::kernels::vecmat(h, &self.matrix, self.items, scores);
+        crate::kernels::vecmat(h, &self.matrix, self.items, scores);
     }
 
     /// One item's score (explanations need a handful, not all).
@@ -83,7 +83,7 @@ impl LinearHead {
     }
 
     /// The `k` best unmasked items for `h`, identical to `scores_into` followed by
-    /// [`crate::infer::topk::top_k`], without scoring every item exactly: the i16 head ranks them
+    /// [`crate::topk::top_k`], without scoring every item exactly: the i16 head ranks them
     /// all, and only the items within twice its error bound of the k-th are rescored.
     /// The picks go to `out`, best first; returns how many items were rescored.
     pub fn top_k_into(&self, h: &[f32], k: usize, excluded: &[bool], scratch: &mut TopKScratch, out: &mut Vec<(usize, f32)>) -> usize {
@@ -135,7 +135,7 @@ fn kth_largest(values: &[f32], k: usize, excluded: &[bool]) -> Option<f32> {
         return None;
     }
     if k > 64 {
-        let mut sel = crate::infer::topk::Selection::new(k);
+        let mut sel = crate::topk::Selection::new(k);
         values.iter().enumerate().filter(|&(j, a)| !masked(j) && !a.is_nan()).for_each(|(j, &a)| sel.offer(j, a));
         return sel.threshold();
     }
