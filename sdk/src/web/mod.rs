@@ -345,7 +345,11 @@ impl WebForesight {
     /// The visitor's experiment variants, `{experiment: variant}` — kept on the device.
     pub fn variants(&self) -> Result<JsValue, JsValue> {
         let client = self.client.try_borrow().map_err(|_| busy())?;
-        let map: std::collections::BTreeMap<String, Option<String>> = client.variants().into_iter().collect();
+        // Inserted, not collected: `collect` into a map sorts first, a sort instance of its own.
+        let mut map = std::collections::BTreeMap::new();
+        for (experiment, variant) in client.variants() {
+            map.insert(experiment, variant);
+        }
         to_value(&map)
     }
 
