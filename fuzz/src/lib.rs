@@ -2,7 +2,7 @@
 //! what it loaded, and the collector's pure modules compiled from `model-export`'s own files
 //! (that crate is a binary, so its modules cannot be depended on).
 
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::SigningKey;
 use foresight::client::{Client, Config, Graphs, Models};
 use foresight::contract::bundle::{self, BundleWriter, MAGIC};
 use foresight::contract::manifest::Manifest;
@@ -44,8 +44,8 @@ pub fn public_key_text() -> String {
     include_str!("../../tests/fixtures/bundles/test-signing.pub").trim().to_owned()
 }
 
-pub fn verifying_key() -> VerifyingKey {
-    signing_key().verifying_key()
+pub fn verifying_key() -> bundle::PublicKey {
+    signing_key().verifying_key().into()
 }
 
 /// No graph runtime in the fuzz build (tract is not compiled in): graph bundles are refused

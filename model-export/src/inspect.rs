@@ -34,7 +34,7 @@ pub struct VerifyArgs {
     pub json: bool,
 }
 
-fn read(path: &PathBuf, key: Option<&ed25519_dalek::VerifyingKey>) -> Result<Bundle> {
+fn read(path: &PathBuf, key: Option<&foresight::contract::bundle::PublicKey>) -> Result<Bundle> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     Bundle::parse(bytes, key).with_context(|| format!("{} is refused", path.display()))
 }

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use ed25519_dalek::{SigningKey, VerifyingKey};
-use foresight::contract::bundle::{encode_key, key_id, parse_public_key, parse_signing_key};
+use ed25519_dalek::SigningKey;
+use foresight::contract::bundle::{encode_key, key_id, parse_public_key, parse_signing_key, PublicKey};
 
 #[derive(clap::Args)]
 pub struct KeygenArgs {
@@ -33,7 +33,7 @@ pub fn keygen(args: KeygenArgs) -> Result<()> {
         .with_context(|| format!("writing {}", public_path.display()))?;
     println!("secret key: {} (keep it off the CDN)", secret_path.display());
     println!("public key: {} → init({{publicKey: \"{}\"}})", public_path.display(), encode_key(key.verifying_key().as_bytes()));
-    println!("key id: {}", key_id(&key.verifying_key()));
+    println!("key id: {}", key_id(&key.verifying_key().into()));
     Ok(())
 }
 
@@ -63,7 +63,7 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey> {
 }
 
 /// A public key given as a file path or as the base64 text itself.
-pub fn read_public_key(arg: &str) -> Result<VerifyingKey> {
+pub fn read_public_key(arg: &str) -> Result<PublicKey> {
     let text =
         if Path::new(arg).exists() { std::fs::read_to_string(arg).with_context(|| format!("reading {arg}"))? } else { arg.to_owned() };
     parse_public_key(&text).with_context(|| format!("`{arg}` is neither a .pub file nor a base64 public key"))

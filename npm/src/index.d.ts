@@ -431,7 +431,9 @@ export interface ForesightConfig {
  * model_unsupported_op, model_input, model_output, model_prepare, model_run,
  * model_runtime_unavailable (a graph model and no tract module), bundle_format,
  * bundle_version, bundle_truncated, bundle_manifest, bundle_unsigned, bundle_wrong_key,
- * bundle_tampered, bundle_key, busy, internal; of this layer: wasm_load, worker, closed. */
+ * bundle_tampered, bundle_key, bundle_unverifiable (the browser's WebCrypto has no Ed25519 to
+ * check a signed bundle with: Chrome and Edge before 137, Firefox before 129, Safari before 17,
+ * or a page on plain http), busy, internal; of this layer: wasm_load, worker, closed. */
 export type ErrorCode = string;
 
 export class ForesightError extends Error {

@@ -2,6 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
 import {
@@ -12,7 +13,7 @@ import {
   NoModelError,
   BundleError,
 } from 'foresight-sdk';
-import { catalog, gruModel, gruReference, intentModel, memoryStorage, publicKey, serveBundles, wasm } from './helpers.mjs';
+import { catalog, fixtures, gruModel, gruReference, intentModel, memoryStorage, publicKey, serveBundles, wasm } from './helpers.mjs';
 
 function init(extra = {}) {
   return Foresight.init({
@@ -274,5 +275,42 @@ test('a visitor-tower bundle recommends on the CPU where there is no WebGPU, and
     assert.equal(bad?.code, 'invalid_option', `got ${bad}`);
   } finally {
     await server.close();
+  }
+});
+
+test('signatures are checked by WebCrypto: a changed manifest is refused, and without Ed25519 the refusal says why', async () => {
+  const good = new Uint8Array(readFileSync(`${fixtures}bundles/session_gru.fsb`));
+  const ok = await Foresight.init({ wasm, catalog, storage: memoryStorage(), bundles: [good], publicKey });
+  assert.equal((await ok.status()).recommender.state, 'ready');
+  await ok.close();
+
+  // One letter of the manifest changed, still valid JSON: only the signature can tell.
+  const changed = good.slice();
+  const at = Buffer.from(changed).indexOf('foresight-export');
+  assert.ok(at > 0, 'the manifest names its converter');
+  changed[at] = 'F'.charCodeAt(0);
+  const tampered = await Foresight.init({ wasm, catalog, storage: memoryStorage(), bundles: [changed], publicKey });
+  const st = await tampered.status();
+  assert.equal(st.recommender.state, 'failed');
+  assert.equal(st.recommender.code, 'bundle_tampered', st.recommender.error);
+  await tampered.close();
+
+  // A runtime whose WebCrypto lacks Ed25519 (Chrome before 137): the core has no ed25519 of its
+  // own, so the bundle is refused with a code and a reason, and the page goes on.
+  const subtle = globalThis.crypto.subtle;
+  const importKey = subtle.importKey;
+  subtle.importKey = async (format, key, algorithm, ...rest) => {
+    if ((algorithm?.name ?? algorithm) === 'Ed25519') throw new DOMException('Unrecognized name.', 'NotSupportedError');
+    return importKey.call(subtle, format, key, algorithm, ...rest);
+  };
+  try {
+    const old = await Foresight.init({ wasm, catalog, storage: memoryStorage(), bundles: [good], publicKey });
+    const st = await old.status();
+    assert.equal(st.recommender.state, 'failed');
+    assert.equal(st.recommender.code, 'bundle_unverifiable');
+    assert.match(st.recommender.error, /WebCrypto has no Ed25519/);
+    await old.close();
+  } finally {
+    subtle.importKey = importKey;
   }
 });

@@ -203,6 +203,8 @@ pub enum BundleError {
     MissingPart(String),
     #[error("invalid key: {0}")]
     Key(String),
+    #[error("the bundle's signature cannot be checked here: {0}")]
+    Unverifiable(String),
 }
 
 impl BundleError {
@@ -216,6 +218,7 @@ impl BundleError {
             BundleError::WrongKey { .. } => "bundle_wrong_key",
             BundleError::BadSignature | BundleError::PartHash { .. } => "bundle_tampered",
             BundleError::Key(_) => "bundle_key",
+            BundleError::Unverifiable(_) => "bundle_unverifiable",
         }
     }
 }

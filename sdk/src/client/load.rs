@@ -62,7 +62,7 @@ pub struct Models {
     pub(super) intent_error: Option<(String, &'static str)>,
     pub(super) bundle_error: Option<(String, &'static str)>,
     /// The key bundles are verified with (the config's `publicKey`).
-    pub(super) key: Option<ed25519_dalek::VerifyingKey>,
+    pub(super) key: Option<bundle::PublicKey>,
     /// Bundles added so far, and which of them were refused (by index).
     added: usize,
     pub(super) refused: Vec<usize>,
@@ -97,6 +97,11 @@ impl Models {
     /// config's key.
     pub fn check(&self, read: Unverified) -> Result<Unhashed> {
         Ok(read.check(self.key.as_ref())?)
+    }
+
+    /// The config's key, which bundles must be signed with.
+    pub fn key(&self) -> Option<&bundle::PublicKey> {
+        self.key.as_ref()
     }
 
     /// Loads the model of a verified bundle, or records why it was refused, as
@@ -267,6 +272,11 @@ impl<S: Storage, C: Clock> Client<S, C> {
     /// [`Models::open`] does at init.
     pub fn open_bundle(&self, bytes: Vec<u8>) -> Result<Unhashed> {
         Ok(Bundle::open(bytes, self.bundle_key.as_ref())?)
+    }
+
+    /// The init's key, which updates must be signed with.
+    pub fn bundle_key(&self) -> Option<&crate::contract::bundle::PublicKey> {
+        self.bundle_key.as_ref()
     }
 
     /// [`replace_bundle`](Self::replace_bundle) for a bundle already verified (opened with

@@ -107,7 +107,7 @@ pub struct Client<S: Storage, C: Clock> {
     shown: ShownToday,
     personalization: Personalization,
     /// The key bundles are verified with, kept for bundles swapped in after init.
-    bundle_key: Option<ed25519_dalek::VerifyingKey>,
+    bundle_key: Option<crate::contract::bundle::PublicKey>,
     /// Which of the config's bundles were refused at init (by index).
     refused_bundles: Vec<usize>,
 }

@@ -16,8 +16,12 @@
 //!
 //! The signature covers the manifest, and the manifest holds every part's hash, so one
 //! signature check plus the hash checks cover every byte of the file.
+//!
+//! Signatures are checked in Rust (ed25519-dalek) with the `signatures` feature, which every
+//! build but the browser's core turns on. The core leaves the curve arithmetic out (19 KB gzip
+//! of its wasm) and checks them with the browser's WebCrypto (`web/signature.rs`), handing the
+//! answer to [`Unverified::check_with`].
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 use super::manifest::{Manifest, ModelFormat, ModelKind, PartEntry};
@@ -26,7 +30,55 @@ pub use crate::error::BundleError;
 pub const MAGIC: &[u8; 8] = b"FSBUNDLE";
 pub const FORMAT_VERSION: u32 = 1;
 const HEADER_LEN: usize = 16;
-const SIGNATURE_LEN: usize = 64;
+pub const SIGNATURE_LEN: usize = 64;
+
+/// A bundle signer's ed25519 public key: the 32 bytes `foresight-export keygen` writes (in
+/// base64) to its `.pub` file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PublicKey([u8; 32]);
+
+impl PublicKey {
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PublicKey({})", key_id(self))
+    }
+}
+
+#[cfg(feature = "signatures")]
+impl From<ed25519_dalek::VerifyingKey> for PublicKey {
+    fn from(key: ed25519_dalek::VerifyingKey) -> Self {
+        PublicKey(key.to_bytes())
+    }
+}
+
+/// The converter's signing key.
+#[cfg(feature = "signatures")]
+pub use ed25519_dalek::SigningKey;
+
+/// Without the `signatures` feature this build cannot sign: no value of this type exists, so
+/// [`BundleWriter::finish`] takes only `None`.
+#[cfg(not(feature = "signatures"))]
+pub enum SigningKey {}
+
+/// `signature` over `message` by `key`, checked here (the `signatures` feature).
+#[cfg(feature = "signatures")]
+pub fn verify_signature(key: &PublicKey, message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> Result<bool, BundleError> {
+    use ed25519_dalek::Verifier;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&key.0).map_err(|e| BundleError::Key(format!("not an ed25519 public key: {e}")))?;
+    Ok(key.verify(message, &ed25519_dalek::Signature::from_bytes(signature)).is_ok())
+}
+
+/// Without the `signatures` feature there is no ed25519 here: the browser's core checks
+/// signatures with WebCrypto instead ([`Unverified::check_with`]).
+#[cfg(not(feature = "signatures"))]
+pub fn verify_signature(_: &PublicKey, _: &[u8], _: &[u8; SIGNATURE_LEN]) -> Result<bool, BundleError> {
+    Err(BundleError::Unverifiable("this build of the SDK checks signatures with the browser's WebCrypto only".into()))
+}
 /// Manifests beyond this are refused before parsing (a 1M-item catalog is ~60 MB of JSON;
 /// this bound only guards against a corrupt length field).
 const MAX_MANIFEST_BYTES: usize = 512 * 1024 * 1024;
@@ -75,14 +127,14 @@ pub struct Bundle {
 impl Bundle {
     /// Parses and verifies: structure, version, manifest, signature (required when `key` is
     /// given), and every part's SHA-256.
-    pub fn parse(bytes: Vec<u8>, key: Option<&VerifyingKey>) -> Result<Bundle, BundleError> {
+    pub fn parse(bytes: Vec<u8>, key: Option<&PublicKey>) -> Result<Bundle, BundleError> {
         Self::open(bytes, key)?.hash_parts_here()
     }
 
     /// The first half of [`parse`](Self::parse): everything but the parts' hashes, which the
     /// caller may compute elsewhere (the browser's native SHA-256, off the page's thread) and
     /// hand to [`Unhashed::with_digests`].
-    pub fn open(bytes: Vec<u8>, key: Option<&VerifyingKey>) -> Result<Unhashed, BundleError> {
+    pub fn open(bytes: Vec<u8>, key: Option<&PublicKey>) -> Result<Unhashed, BundleError> {
         Bundle::read(bytes)?.check(key)
     }
 
@@ -137,25 +189,45 @@ pub struct Unverified {
 }
 
 impl Unverified {
-    /// The second step of [`Bundle::open`]: the signature (when a key is given) and that every
-    /// part lies within the bytes.
-    pub fn check(self, key: Option<&VerifyingKey>) -> Result<Unhashed, BundleError> {
-        let Unverified { manifest, bytes, signed_end, parts_start } = self;
-        let actual = bytes.len() as u64;
-        let sig_bytes: [u8; SIGNATURE_LEN] = bytes[signed_end..parts_start].try_into().map_err(|_| BundleError::NotABundle)?;
+    /// The second step of [`Bundle::open`]: the signature (when a key is given), checked here
+    /// ([`verify_signature`]), and that every part lies within the bytes.
+    pub fn check(self, key: Option<&PublicKey>) -> Result<Unhashed, BundleError> {
+        self.check_with(key, verify_signature)
+    }
+
+    /// What the signature covers (the header and the manifest) and the signature, all zeros
+    /// when the bundle is unsigned: for a check elsewhere (the browser's WebCrypto).
+    pub fn signed(&self) -> (&[u8], [u8; SIGNATURE_LEN]) {
+        let mut signature = [0; SIGNATURE_LEN];
+        signature.copy_from_slice(&self.bytes[self.signed_end..self.parts_start]);
+        (&self.bytes[..self.signed_end], signature)
+    }
+
+    /// [`check`](Self::check) with `verify(key, message, signature)` as the signature check,
+    /// called only when a key is given and the bundle is signed by a key of that id.
+    pub fn check_with(
+        self,
+        key: Option<&PublicKey>,
+        verify: impl FnOnce(&PublicKey, &[u8], &[u8; SIGNATURE_LEN]) -> Result<bool, BundleError>,
+    ) -> Result<Unhashed, BundleError> {
+        let (message, sig_bytes) = self.signed();
         let signed = sig_bytes.iter().any(|&b| b != 0);
         if let Some(key) = key {
             if !signed {
                 return Err(BundleError::Unsigned);
             }
             let expected = key_id(key);
-            if let Some(found) = &manifest.key_id {
+            if let Some(found) = &self.manifest.key_id {
                 if *found != expected {
                     return Err(BundleError::WrongKey { found: found.clone(), expected });
                 }
             }
-            key.verify(&bytes[..signed_end], &Signature::from_bytes(&sig_bytes)).map_err(|_| BundleError::BadSignature)?;
+            if !verify(key, message, &sig_bytes)? {
+                return Err(BundleError::BadSignature);
+            }
         }
+        let Unverified { manifest, bytes, signed_end: _, parts_start } = self;
+        let actual = bytes.len() as u64;
         let mut needed = parts_start as u64;
         for part in &manifest.parts {
             needed = needed.max(parts_start as u64 + part.offset.saturating_add(part.length));
@@ -259,7 +331,7 @@ impl BundleWriter {
             })
             .collect();
         self.manifest.format_version = FORMAT_VERSION;
-        self.manifest.key_id = key.map(|k| key_id(&k.verifying_key()));
+        self.manifest.key_id = key.map(|k| key_id(&signing_public_key(k)));
         let manifest = serde_json::to_vec(&self.manifest).map_err(|e| BundleError::Manifest(e.to_string()))?;
         let manifest_len = u32::try_from(manifest.len()).map_err(|_| BundleError::Manifest("manifest over 4 GB".into()))?;
         let mut out = Vec::with_capacity(HEADER_LEN + manifest.len() + SIGNATURE_LEN + offset as usize);
@@ -267,7 +339,7 @@ impl BundleWriter {
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         out.extend_from_slice(&manifest_len.to_le_bytes());
         out.extend_from_slice(&manifest);
-        let signature = key.map(|k| k.sign(&out).to_bytes()).unwrap_or([0; SIGNATURE_LEN]);
+        let signature = key.map(|k| sign(k, &out)).unwrap_or([0; SIGNATURE_LEN]);
         out.extend_from_slice(&signature);
         for (_, bytes) in &self.parts {
             out.extend_from_slice(bytes);
@@ -280,18 +352,44 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+#[cfg(feature = "signatures")]
+fn sign(key: &SigningKey, message: &[u8]) -> [u8; SIGNATURE_LEN] {
+    use ed25519_dalek::Signer;
+    key.sign(message).to_bytes()
+}
+
+#[cfg(not(feature = "signatures"))]
+fn sign(key: &SigningKey, _: &[u8]) -> [u8; SIGNATURE_LEN] {
+    match *key {}
+}
+
+#[cfg(feature = "signatures")]
+fn signing_public_key(key: &SigningKey) -> PublicKey {
+    key.verifying_key().into()
+}
+
+#[cfg(not(feature = "signatures"))]
+fn signing_public_key(key: &SigningKey) -> PublicKey {
+    match *key {}
+}
+
 /// A short, stable fingerprint of a public key: the first 8 bytes of its SHA-256, in hex.
-pub fn key_id(key: &VerifyingKey) -> String {
+pub fn key_id(key: &PublicKey) -> String {
     sha256_hex(key.as_bytes())[..16].to_owned()
 }
 
 /// Parses a public key given as base64 (the contents of `foresight-export keygen`'s `.pub`).
-pub fn parse_public_key(text: &str) -> Result<VerifyingKey, BundleError> {
-    let bytes = decode_key(text)?;
-    VerifyingKey::from_bytes(&bytes).map_err(|e| BundleError::Key(format!("not an ed25519 public key: {e}")))
+/// With the `signatures` feature it must also be a point of the curve; the browser's core
+/// leaves that to WebCrypto, which refuses such a key when it checks a bundle.
+pub fn parse_public_key(text: &str) -> Result<PublicKey, BundleError> {
+    let key = PublicKey(decode_key(text)?);
+    #[cfg(feature = "signatures")]
+    ed25519_dalek::VerifyingKey::from_bytes(&key.0).map_err(|e| BundleError::Key(format!("not an ed25519 public key: {e}")))?;
+    Ok(key)
 }
 
 /// Parses a secret (signing) key given as base64.
+#[cfg(feature = "signatures")]
 pub fn parse_signing_key(text: &str) -> Result<SigningKey, BundleError> {
     Ok(SigningKey::from_bytes(&decode_key(text)?))
 }
@@ -307,7 +405,7 @@ pub fn encode_key(bytes: &[u8; 32]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "signatures"))]
 mod tests {
     use super::*;
     use crate::contract::manifest::{CatalogItem, ModelSection, Quantization};
@@ -351,7 +449,7 @@ mod tests {
     #[test]
     fn roundtrip_signed_and_unsigned() {
         let k = key(1);
-        let b = Bundle::parse(bundle(Some(&k)), Some(&k.verifying_key())).expect("verifies");
+        let b = Bundle::parse(bundle(Some(&k)), Some(&k.verifying_key().into())).expect("verifies");
         assert!(b.signed);
         assert_eq!(b.model_bytes().expect("model"), b"model bytes");
         assert_eq!(b.part("extra").expect("extra"), &[7; 100][..]);
@@ -362,11 +460,11 @@ mod tests {
     #[test]
     fn refusals_are_specific() {
         let k = key(1);
-        let vk = k.verifying_key();
+        let vk: PublicKey = k.verifying_key().into();
         let good = bundle(Some(&k));
 
         assert_eq!(Bundle::parse(bundle(None), Some(&vk)).err(), Some(BundleError::Unsigned));
-        let other = key(2).verifying_key();
+        let other: PublicKey = key(2).verifying_key().into();
         assert!(matches!(Bundle::parse(good.clone(), Some(&other)).err(), Some(BundleError::WrongKey { .. })));
 
         // A flipped byte in a part: the hash catches it (signature or not).
@@ -405,7 +503,7 @@ mod tests {
     fn keys_roundtrip_through_base64() {
         let k = key(9);
         let text = encode_key(k.verifying_key().as_bytes());
-        assert_eq!(parse_public_key(&text).expect("parses"), k.verifying_key());
+        assert_eq!(parse_public_key(&text).expect("parses"), k.verifying_key().into());
         assert!(parse_public_key("not base64!").is_err());
         assert!(parse_public_key(&encode_key(&[0; 32])[..10]).is_err());
     }

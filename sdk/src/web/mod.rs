@@ -15,6 +15,7 @@ mod digest;
 mod gpu_bench;
 mod graphs;
 mod scoring;
+mod signature;
 mod storage;
 
 use std::cell::RefCell;
@@ -138,9 +139,13 @@ impl WebForesight {
             // The manifest (a catalog's is hundreds of KB) and the signature in tasks of their own.
             let read = Bundle::read(bytes.into_vec());
             next_task().await;
-            let verified = match read.map_err(Error::from).and_then(|read| models.check(read)) {
-                Ok(opened) => digest::verify(opened).await,
+            let checked = match read {
+                Ok(read) => signature::check(models.key(), read).await,
                 Err(e) => Err(e),
+            };
+            let verified = match checked {
+                Ok(opened) => digest::verify(opened).await,
+                Err(e) => Err(e.into()),
             };
             if verified.as_ref().is_ok_and(graphs::is_graph) {
                 runtime.ensure(load_tract).await;
@@ -216,7 +221,9 @@ impl WebForesight {
         let bytes = bytes.to_vec();
         let (client, slot, load_tract) = (self.client.clone(), self.scoring.clone(), self.load_tract.clone());
         wasm_bindgen_futures::future_to_promise(async move {
-            let opened = client.try_borrow().map_err(|_| busy())?.open_bundle(bytes).map_err(to_js)?;
+            let read = Bundle::read(bytes).map_err(|e| to_js(e.into()))?;
+            let key = client.try_borrow().map_err(|_| busy())?.bundle_key().copied();
+            let opened = signature::check(key.as_ref(), read).await.map_err(|e| to_js(e.into()))?;
             let bundle = digest::verify(opened).await.map_err(to_js)?;
             let mut runtime = graphs::Runtime::new();
             if graphs::is_graph(&bundle) {
