@@ -20,6 +20,34 @@ pub fn top_k(scores: &[f32], k: usize, excluded: &[bool]) -> Vec<(usize, f32)> {
     sel.into_sorted()
 }
 
+/// Sorts `pairs` best first (by [`best_first`]), through the selection's heap: callers outside
+/// this crate sort with this rather than instantiating a slice sort of their own.
+pub fn sort_best_first(pairs: &mut [(usize, f32)]) {
+    let heap: BinaryHeap<Entry> = pairs.iter().map(|&(index, score)| Entry { score, index }).collect();
+    for (slot, e) in pairs.iter_mut().zip(heap.into_sorted_vec()) {
+        *slot = (e.index, e.score);
+    }
+}
+
+/// Moves the `head` best pairs (by [`best_first`]) to the front of `pairs`, sorted; the rest
+/// follow in no particular order. The indices (`.0`) must be distinct, as item ids are.
+pub fn sort_head_best_first(pairs: &mut Vec<(usize, f32)>, head: usize) {
+    if head >= pairs.len() {
+        return sort_best_first(pairs);
+    }
+    let mut sel = Selection::new(head);
+    for &(index, score) in pairs.iter() {
+        sel.offer(index, score);
+    }
+    let best = sel.into_sorted();
+    let mut chosen = vec![false; pairs.iter().map(|p| p.0 + 1).max().unwrap_or(0)];
+    for &(index, _) in &best {
+        chosen[index] = true;
+    }
+    pairs.retain(|p| !chosen[p.0]);
+    pairs.splice(0..0, best);
+}
+
 /// The one order of ranked `(item, score)` pairs: higher score first, then lower index, for
 /// scores without NaN. Every ranking sorts with this function rather than a closure of its own:
 /// each sort instantiated with another comparator is kilobytes more of the shipped wasm.
@@ -137,6 +165,26 @@ mod tests {
             assert_eq!(got, reference(&scores, k, &excluded), "k = {k}");
         }
         assert_eq!(top_k(&scores, usize::MAX, &[]).len(), 10, "every score but the NaN");
+    }
+
+    #[test]
+    fn sorts_by_the_heap_equal_a_slice_sort() {
+        let pairs: Vec<(usize, f32)> =
+            [(4, 0.5), (9, 2.0), (1, -1.0), (7, 2.0), (3, 0.0), (12, -0.0), (0, 7.0), (5, 2.0), (8, 0.5)].to_vec();
+        let mut want = pairs.clone();
+        want.sort_by(best_first);
+        let mut got = pairs.clone();
+        sort_best_first(&mut got);
+        assert_eq!(got, want);
+        for head in 0..=pairs.len() + 1 {
+            let mut got = pairs.clone();
+            sort_head_best_first(&mut got, head);
+            let n = head.min(pairs.len());
+            assert_eq!(got[..n], want[..n], "head {head}");
+            let mut rest = got[n..].to_vec();
+            rest.sort_by(best_first);
+            assert_eq!(rest, want[n..], "head {head}: the rest is kept");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::Client;
 use crate::error::{Error, Result};
 use crate::features;
 use crate::infer::score::{ItemMask, ItemMatrix};
-use crate::infer::topk::best_first;
+use crate::infer::topk::sort_best_first;
 use crate::platform::{Clock, Storage};
 use crate::recommend::placement::Placement;
 use crate::recommend::{self, Explanation, Recommendation, Recommendations, Source};
@@ -530,7 +530,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
                     let score = |id: &String| self.catalog.vocab().index_of(id).map_or(f32::NEG_INFINITY, |i| self.scratch[i]);
                     let mut order: Vec<(usize, f32)> =
                         item_ids.iter().map(score).map(|s| if s.is_nan() { f32::NEG_INFINITY } else { s }).enumerate().collect();
-                    order.sort_unstable_by(best_first);
+                    sort_best_first(&mut order);
                     let mut rank = vec![0f32; n];
                     for (r, &(i, _)) in order.iter().enumerate() {
                         rank[i] = r as f32;
@@ -544,7 +544,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
         let blended = |i: usize| (1.0 - blend) * i as f32 + blend * model_rank.as_ref().map_or(i as f32, |r| r[i]);
         // Lowest blend first: the highest negated one, by the rankings' one sort.
         let mut order: Vec<(usize, f32)> = (0..n).map(|i| (i, -blended(i))).collect();
-        order.sort_unstable_by(best_first);
+        sort_best_first(&mut order);
         let order: Vec<usize> = order.into_iter().map(|(i, _)| i).collect();
         let items = order
             .iter()

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::infer::topk;
 use crate::json::{self, Fields, FromJson};
 use crate::recommend::{Catalog, CatalogItem};
 
@@ -365,21 +366,14 @@ impl CompiledRules {
         for p in &mut pool {
             p.1 += self.boost.get(p.0).copied().unwrap_or(0.0) * spread;
         }
-        let order = crate::infer::topk::best_first;
         let pinned: Vec<usize> = pins.iter().filter(|&&(i, pos)| pos < k && !mask.get(i).copied().unwrap_or(false)).map(|p| p.0).collect();
         let free = k.saturating_sub(pinned.len());
         // Only the head needs an order: what MMR looks at, or, for the greedy pass, a margin
         // for caps and pins; the rest is sorted only if the greedy pass runs out.
         let needed =
             if self.rules.diversity.is_some_and(|d| d < 1.0) { free.saturating_mul(20).max(200) } else { (free + pinned.len()) * 4 + 16 };
-        let sorted_to = if needed < pool.len() {
-            pool.select_nth_unstable_by(needed, order);
-            pool[..needed].sort_unstable_by(order);
-            needed
-        } else {
-            pool.sort_unstable_by(order);
-            pool.len()
-        };
+        let sorted_to = needed.min(pool.len());
+        topk::sort_head_best_first(&mut pool, sorted_to);
         let category = |i: usize| catalog.item(i).and_then(|it| it.category.as_deref());
         let mut picked: Vec<(usize, f32)> = Vec::with_capacity(free);
         match self.rules.diversity.filter(|&d| d < 1.0) {
@@ -418,7 +412,7 @@ impl CompiledRules {
                 };
                 greedy(&pool[..sorted_to], &mut picked);
                 if picked.len() < free && sorted_to < pool.len() {
-                    pool[sorted_to..].sort_unstable_by(order);
+                    topk::sort_best_first(&mut pool[sorted_to..]);
                     greedy(&pool[sorted_to..], &mut picked);
                 }
             }
