@@ -30,7 +30,8 @@ pub fn sort_best_first(pairs: &mut [(usize, f32)]) {
 }
 
 /// Moves the `head` best pairs (by [`best_first`]) to the front of `pairs`, sorted; the rest
-/// follow in no particular order. The indices (`.0`) must be distinct, as item ids are.
+/// follow in no particular order. Indices (`.0`) are item ids, distinct; were one repeated, as
+/// many pairs as were picked with it leave the rest, so none is lost or doubled.
 pub fn sort_head_best_first(pairs: &mut Vec<(usize, f32)>, head: usize) {
     if head >= pairs.len() {
         return sort_best_first(pairs);
@@ -40,11 +41,15 @@ pub fn sort_head_best_first(pairs: &mut Vec<(usize, f32)>, head: usize) {
         sel.offer(index, score);
     }
     let best = sel.into_sorted();
-    let mut chosen = vec![false; pairs.iter().map(|p| p.0 + 1).max().unwrap_or(0)];
+    let mut chosen = vec![0u32; pairs.iter().map(|p| p.0 + 1).max().unwrap_or(0)];
     for &(index, _) in &best {
-        chosen[index] = true;
+        chosen[index] += 1;
     }
-    pairs.retain(|p| !chosen[p.0]);
+    pairs.retain(|p| {
+        let picked = chosen[p.0] > 0;
+        chosen[p.0] -= u32::from(picked);
+        !picked
+    });
     pairs.splice(0..0, best);
 }
 
