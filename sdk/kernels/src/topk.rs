@@ -57,7 +57,7 @@ pub fn sort_head_best_first(pairs: &mut Vec<(usize, f32)>, head: usize) {
 /// scores without NaN. Every ranking sorts with this function rather than a closure of its own:
 /// each sort instantiated with another comparator is kilobytes more of the shipped wasm.
 pub fn best_first(a: &(usize, f32), b: &(usize, f32)) -> Ordering {
-    b.1.partial_cmp(&a.1).unwrap_or(Ordering::Equal).then(a.0.cmp(&b.0))
+    Entry { score: a.1, index: a.0 }.cmp(&Entry { score: b.1, index: b.0 })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,7 +66,8 @@ struct Entry {
     index: usize,
 }
 
-/// "Greater" means worse, so the heap's top is the entry to evict.
+/// "Greater" means worse, so the heap's top is the entry to evict; ascending is
+/// [`best_first`]'s order, which is defined by this one.
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         other.score.partial_cmp(&self.score).unwrap_or(std::cmp::Ordering::Equal).then(self.index.cmp(&other.index))

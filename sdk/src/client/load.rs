@@ -268,19 +268,14 @@ impl<S: Storage, C: Clock> Client<S, C> {
         self.replace_verified(&bundle, graphs)
     }
 
-    /// Checks an update's structure and signature with the init's key, as
-    /// [`Models::open`] does at init.
-    pub fn open_bundle(&self, bytes: Vec<u8>) -> Result<Unhashed> {
-        Ok(Bundle::open(bytes, self.bundle_key.as_ref())?)
-    }
-
     /// The init's key, which updates must be signed with.
     pub fn bundle_key(&self) -> Option<&crate::contract::bundle::PublicKey> {
         self.bundle_key.as_ref()
     }
 
-    /// [`replace_bundle`](Self::replace_bundle) for a bundle already verified (opened with
-    /// [`open_bundle`](Self::open_bundle), its parts' hashes checked).
+    /// [`replace_bundle`](Self::replace_bundle) for a bundle already verified elsewhere with
+    /// [`bundle_key`](Self::bundle_key) (the browser checks the signature and hashes with
+    /// WebCrypto).
     pub fn replace_verified(&mut self, bundle: &Bundle, graphs: Graphs) -> Result<ModelKind> {
         let mut loaded = Models::default();
         loaded.load_bundle(bundle, graphs)?;

@@ -3,24 +3,15 @@
 //! module (a ~25 ms task for the demo's 1 MB recommender on this machine). Where there is no
 //! SubtleCrypto (a page on plain http) the module hashes them itself.
 
-use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen::JsValue;
 
+use super::signature::{call, subtle};
 use crate::contract::bundle::{Bundle, Unhashed};
 use crate::error::Result;
 
-/// `crypto.subtle.digest` of this global scope (page, Worker, Node), bound to its `subtle`.
-fn digest_function() -> Option<(JsValue, js_sys::Function)> {
-    let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into()).ok()?;
-    let subtle = js_sys::Reflect::get(&crypto, &"subtle".into()).ok().filter(|s| s.is_object())?;
-    let digest = js_sys::Reflect::get(&subtle, &"digest".into()).ok()?.dyn_into::<js_sys::Function>().ok()?;
-    Some((subtle, digest))
-}
-
-async fn sha256_hex(subtle: &JsValue, digest: &js_sys::Function, bytes: &[u8]) -> Option<String> {
+async fn sha256_hex(subtle: &JsValue, bytes: &[u8]) -> Option<String> {
     // SubtleCrypto copies its input when called, so the module's memory may change afterwards.
-    let promise = digest.call2(subtle, &"SHA-256".into(), &js_sys::Uint8Array::from(bytes)).ok()?;
-    let buffer = JsFuture::from(js_sys::Promise::resolve(&promise)).await.ok()?;
+    let buffer = call(subtle, "digest", &[&"SHA-256".into(), &js_sys::Uint8Array::from(bytes)]).await.ok()?;
     let out = js_sys::Uint8Array::new(&buffer).to_vec();
     Some(out.iter().map(|b| format!("{b:02x}")).collect())
 }
@@ -28,13 +19,13 @@ async fn sha256_hex(subtle: &JsValue, digest: &js_sys::Function, bytes: &[u8]) -
 /// Finishes verifying `opened`; the browser's hashing failing for any reason falls back to the
 /// module's, so a digest is never skipped.
 pub(super) async fn verify(opened: Unhashed) -> Result<Bundle> {
-    let Some((subtle, digest)) = digest_function() else {
+    let Some(subtle) = subtle() else {
         return Ok(opened.hash_parts_here()?);
     };
     let mut digests = Vec::new();
     let mut failed = false;
     for part in opened.parts() {
-        match sha256_hex(&subtle, &digest, part).await {
+        match sha256_hex(&subtle, part).await {
             Some(hex) => digests.push(hex),
             None => {
                 failed = true;

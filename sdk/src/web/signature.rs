@@ -70,14 +70,14 @@ fn in_module(key: &PublicKey, message: &[u8], signature: &[u8; SIGNATURE_LEN], w
     }
 }
 
-/// `crypto.subtle` of this global scope (page, Worker, Node).
-fn subtle() -> Option<JsValue> {
+/// `crypto.subtle` of this global scope (page, Worker, Node); none on a plain-http page.
+pub(super) fn subtle() -> Option<JsValue> {
     let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into()).ok()?;
     js_sys::Reflect::get(&crypto, &"subtle".into()).ok().filter(|s| s.is_object())
 }
 
-/// `subtle[method](...args)`, awaited.
-async fn call(subtle: &JsValue, method: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
+/// `subtle[method](...args)`, awaited (the digests of `digest.rs` too).
+pub(super) async fn call(subtle: &JsValue, method: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
     let f = js_sys::Reflect::get(subtle, &method.into())?.dyn_into::<js_sys::Function>()?;
     let args: js_sys::Array = args.iter().copied().collect();
     let promise = f.apply(subtle, &args)?;
