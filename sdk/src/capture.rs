@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::error::Num;
 use crate::error::{Error, ErrorKind, Result};
 use crate::json::kind_of;
 
@@ -143,7 +144,7 @@ impl Event {
                 f.allow(&["itemId", "seconds"])?;
                 let seconds = f.opt_number("seconds")?.ok_or_else(|| Error::event("seconds", "is missing"))?;
                 if !(0.0..=MAX_DWELL_SECONDS).contains(&seconds) {
-                    return Err(Error::event("seconds", format!("must be between 0 and {MAX_DWELL_SECONDS}, got {seconds}")));
+                    return Err(Error::event("seconds", format!("must be between 0 and {}, got {}", Num(MAX_DWELL_SECONDS), Num(seconds))));
                 }
                 Event::Dwell { item_id: f.opt_id("itemId")?, seconds }
             }
@@ -245,10 +246,10 @@ impl Fields<'_> {
         let price = self.opt_number(name)?;
         if let Some(p) = price {
             if p < 0.0 {
-                return Err(Error::event(name, format!("must not be negative, got {p}")));
+                return Err(Error::event(name, format!("must not be negative, got {}", Num(p))));
             }
             if p > MAX_PRICE {
-                return Err(Error::event(name, format!("is implausibly large ({p})")));
+                return Err(Error::event(name, format!("is implausibly large ({})", Num(p))));
             }
         }
         Ok(price)

@@ -5,6 +5,24 @@
 
 use thiserror::Error as ThisError;
 
+/// A number in a message: `format!("got {}", Num(x))`. Written by zmij, serde_json's float
+/// writer, which the wasm carries anyway, because formatting any float with `core::fmt` links
+/// its whole float printer (`flt2dec` and its tables: 19 KB of the core's gzip). As with `{}`,
+/// the digits are the shortest that read back and whole numbers have no `.0`; very large or
+/// small ones are written with an exponent (`1e21`, `1e-7`). `scripts/build-npm.sh` fails if the
+/// core links `flt2dec`: then some `{}` of a float, `{:?}` of a struct holding one, or `clamp`
+/// with bounds that are not constants (its panic prints them) is new in the core. The functions
+/// whose LLVM IR (`--emit=llvm-ir`) names `core::fmt::float` are the ones to look at.
+pub struct Num<F>(pub F);
+
+impl<F: zmij::Float + Copy> std::fmt::Display for Num<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut buffer = zmij::Buffer::new();
+        let text = buffer.format(self.0);
+        f.write_str(text.strip_suffix(".0").unwrap_or(text))
+    }
+}
+
 /// Errors a shop engineer can act on. Every public entry point returns these; nothing panics on
 /// input. What went wrong is its [`ErrorKind`].
 // Boxed: nearly every function of the SDK returns `Result<_, Error>`, and a one-word error keeps
@@ -224,3 +242,20 @@ impl BundleError {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod num_tests {
+    use super::Num;
+
+    #[test]
+    fn numbers_in_messages_read_as_with_display() {
+        for (x, text) in
+            [(30.0, "30"), (-1.0, "-1"), (0.0, "0"), (0.3, "0.3"), (1.5e-7, "1.5e-7"), (f64::NAN, "NaN"), (f64::NEG_INFINITY, "-inf")]
+        {
+            assert_eq!(Num(x).to_string(), text);
+        }
+        // An f32 reads as the f32 it is, not as its f64 widening (0.10000000149011612).
+        assert_eq!(Num(0.1f32).to_string(), "0.1");
+        assert_eq!(Num(2f32).to_string(), "2");
+    }
+}

@@ -267,7 +267,10 @@ impl QuantizedHead {
                 let k = 2 * p + o;
                 let x = if k < self.hidden { h[k] } else { 0.0 };
                 l1 += x.abs() as f64;
-                *v = if s_h > 0.0 { (x / s_h).round().clamp(-self.limit, self.limit) as i16 } else { 0 };
+                let q = if s_h > 0.0 { (x / s_h).round() } else { 0.0 };
+                // Not `clamp`: its check of the bounds formats floats when it fails, which links
+                // `core::fmt`'s float printer into the core. As with `clamp`, NaN becomes 0.
+                *v = if q.is_nan() { 0 } else { q.max(-self.limit).min(self.limit) as i16 };
             }
             *slot = (half[0] as u16 as i32) | ((half[1] as i32) << 16);
         }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::error::Num;
 use crate::error::{Error, Result};
 use crate::experiment::Experiment;
 use crate::features::DEFAULT_MAX_SEQ_LEN;
@@ -243,9 +244,11 @@ pub(super) fn check_experiments(experiments: &[Experiment], collector: Option<&S
             return Err(Error::option(
                 "experiments",
                 format!(
-                    "the experiments spend ε {experiments} on top of the reports' {} = {total}, over the daily budget {}: lower collector.mechanisms or raise collector.epsilonPerDay",
-                    c.mechanisms.epsilon(),
-                    c.epsilon_per_day
+                    "the experiments spend ε {} on top of the reports' {} = {}, over the daily budget {}: lower collector.mechanisms or raise collector.epsilonPerDay",
+                    Num(experiments),
+                    Num(c.mechanisms.epsilon()),
+                    Num(total),
+                    Num(c.epsilon_per_day)
                 ),
             ));
         }

@@ -10,6 +10,7 @@
 //! reorders a list the page already has.
 
 use super::Client;
+use crate::error::Num;
 use crate::error::{Error, Result};
 use crate::features;
 use crate::infer::score::{ItemMask, ItemMatrix};
@@ -507,7 +508,7 @@ impl<S: Storage, C: Clock> Client<S, C> {
 
     fn rerank(&mut self, item_ids: &[String], blend: f32) -> Result<Recommendations> {
         if !(0.0..=1.0).contains(&blend) {
-            return Err(Error::option("blend", format!("must be in [0, 1], got {blend}")));
+            return Err(Error::option("blend", format!("must be in [0, 1], got {}", Num(blend))));
         }
         if item_ids.len() > 1000 {
             return Err(Error::option("itemIds", format!("at most 1000 items, got {}", item_ids.len())));

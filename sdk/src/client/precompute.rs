@@ -68,7 +68,8 @@ impl<S: Storage, C: Clock> Client<S, C> {
     /// What a precomputed list depends on: the options, the history (its length and newest
     /// event), consent and the variant; anything else changing drops it.
     pub(crate) fn precompute_key(&self, options: &RecommendOptions) -> String {
-        let last = self.log.events().back().map_or(0.0, |e| e.at);
+        // The time as its bits: formatting a float would link `core::fmt`'s float printer.
+        let last = self.log.events().back().map_or(0, |e| e.at.to_bits());
         format!(
             "{:?}|{:?}|{}|{last}|{:?}|{:?}",
             options.k,

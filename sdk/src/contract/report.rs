@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::Num;
 use crate::json::{self, Fields, FromJson};
 use crate::privacy::mechanism::{Hcms, HcmsReport, KaryRr};
 
@@ -188,10 +189,10 @@ pub fn validate(report: &Report, max_epsilon: f64) -> Result<(), String> {
     let total: f64 = report.contributions.iter().map(Contribution::epsilon).sum();
     // Sums of decimal ε's land a rounding step either side of the limit they were chosen for.
     if !(report.epsilon > 0.0 && report.epsilon <= max_epsilon + 1e-9) {
-        return Err(format!("epsilon {} is outside (0, {max_epsilon}]", report.epsilon));
+        return Err(format!("epsilon {} is outside (0, {}]", Num(report.epsilon), Num(max_epsilon)));
     }
     if (total - report.epsilon).abs() > 1e-9 {
-        return Err(format!("epsilon {} does not equal the contributions' sum {total}", report.epsilon));
+        return Err(format!("epsilon {} does not equal the contributions' sum {}", Num(report.epsilon), Num(total)));
     }
     let mut seen = HashSet::new();
     for c in &report.contributions {

@@ -19,7 +19,7 @@
 //! onnxruntime before writing them (format `attention`).
 
 use crate::contract::manifest::{Activation, AttentionSpec, NormPlacement};
-use crate::error::ModelError;
+use crate::error::{ModelError, Num};
 use crate::infer::head::LinearHead;
 use crate::infer::kernels::{vecmat, vecmat_strided};
 
@@ -91,13 +91,18 @@ impl AttentionModel {
             || s.positions == 0
             || s.embedding_rows < s.items
         {
-            return Err(prepare_err(format!("unusable attention shape {spec:?}")));
+            return Err(prepare_err(format!("unusable attention shape ({})", shape(s))));
         }
         if ![s.embedding_scale, s.attention_scale, s.epsilon].iter().all(|v| v.is_finite()) || s.epsilon < 0.0 {
-            return Err(prepare_err(format!("unusable attention constants {spec:?}")));
+            return Err(prepare_err(format!(
+                "unusable attention constants: embedding scale {}, attention scale {}, epsilon {}",
+                Num(s.embedding_scale),
+                Num(s.attention_scale),
+                Num(s.epsilon)
+            )));
         }
         let (Some(total), Some(z)) = (s.total(), s.block_sizes()) else {
-            return Err(prepare_err(format!("attention shape {spec:?} is too large to address")));
+            return Err(prepare_err(format!("attention shape ({}) is too large to address", shape(s))));
         };
         if blob.len() != total {
             return Err(prepare_err(format!("attention weights hold {} floats, the spec needs {total}", blob.len())));
@@ -231,6 +236,15 @@ impl AttentionModel {
             }
         }
     }
+}
+
+/// The spec's sizes, for messages. (Not `{:?}`: the spec's floats would link `core::fmt`'s float
+/// printer into the core; `error::Num` says why.)
+fn shape(s: &AttentionSpec) -> String {
+    format!(
+        "{} items, {} embedding rows, dim {}, {} heads, {} blocks, ffn {}, {} positions",
+        s.items, s.embedding_rows, s.dim, s.heads, s.blocks, s.ffn, s.positions
+    )
 }
 
 fn layer_norm(x: &[f32], n: &Norm, eps: f32, out: &mut Vec<f32>) {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::error::Num;
 use crate::json::{self, Fields, FromJson};
 
 pub use crate::platform::{Randomness, SeededRandomness};
@@ -65,7 +66,7 @@ impl KaryRr {
             return Err(format!("k-ary randomized response needs k from 2 to {MAX_RR_DOMAIN}, got {}", self.k));
         }
         if !(self.epsilon > 0.0 && self.epsilon.is_finite()) {
-            return Err(format!("ε must be positive, got {}", self.epsilon));
+            return Err(format!("ε must be positive, got {}", Num(self.epsilon)));
         }
         Ok(())
     }
@@ -96,7 +97,7 @@ impl KaryRr {
                 let c = tallies.get(v).copied().unwrap_or(0) as f64;
                 let value = (c - n * q) / (p - q);
                 // Var(c) = Σ_r π_r(1−π_r) with π_r ∈ {p, q}; bounded using the estimate.
-                let f = value.clamp(0.0, n);
+                let f = value.max(0.0).min(n);
                 let var = (f * p * (1.0 - p) + (n - f) * q * (1.0 - q)) / (p - q).powi(2);
                 Estimate { value, std_error: var.sqrt() }
             })
@@ -114,7 +115,7 @@ impl KaryRr {
         // A report lands in the set with probability a (true value inside) or b (outside).
         let (a, b) = (p + (s - 1.0) * q, s * q);
         let value = (c - n * b) / (a - b);
-        let f = value.clamp(0.0, n);
+        let f = value.max(0.0).min(n);
         let var = (f * a * (1.0 - a) + (n - f) * b * (1.0 - b)) / (a - b).powi(2);
         Estimate { value, std_error: var.sqrt() }
     }
@@ -168,7 +169,7 @@ impl Hcms {
             return Err(format!("hashes × width must be at most 2^20, got {} × {}", self.hashes, self.width));
         }
         if !(self.epsilon > 0.0 && self.epsilon.is_finite()) {
-            return Err(format!("ε must be positive, got {}", self.epsilon));
+            return Err(format!("ε must be positive, got {}", Num(self.epsilon)));
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
+use crate::error::Num;
 use crate::error::{Error, Result};
 use crate::infer::topk;
 use crate::json::{self, Fields, FromJson};
@@ -239,7 +240,7 @@ impl CompiledRules {
         let f = &rules.filter;
         if let (Some(lo), Some(hi)) = (f.min_price, f.max_price) {
             if lo > hi {
-                problems.push(format!("filter.minPrice {lo} is above filter.maxPrice {hi}: no item could pass"));
+                problems.push(format!("filter.minPrice {} is above filter.maxPrice {}: no item could pass", Num(lo), Num(hi)));
             }
         }
         for (name, v) in [("minPrice", f.min_price), ("maxPrice", f.max_price)] {
@@ -261,7 +262,8 @@ impl CompiledRules {
         let mut boost = vec![0f32; catalog.len()];
         for (i, b) in rules.boosts.iter().enumerate() {
             if !(b.factor.is_finite() && b.factor > 0.0) {
-                problems.push(format!("boosts[{i}].factor must be a positive number (below 1 buries, above 1 boosts), got {}", b.factor));
+                problems
+                    .push(format!("boosts[{i}].factor must be a positive number (below 1 buries, above 1 boosts), got {}", Num(b.factor)));
                 continue;
             }
             if b.category.is_none() && b.attribute.is_none() {
@@ -298,7 +300,7 @@ impl CompiledRules {
         }
         if let Some(d) = rules.diversity {
             if !(0.0..=1.0).contains(&d) {
-                problems.push(format!("diversity must be in [0, 1] (1 = relevance only), got {d}"));
+                problems.push(format!("diversity must be in [0, 1] (1 = relevance only), got {}", Num(d)));
             }
         }
         let filtered: Vec<bool> = (0..catalog.len()).map(|i| catalog.item(i).is_some_and(|item| !f.allows(item))).collect();

@@ -4,9 +4,10 @@
 //! the collector already committed is counted once. The clock and the randomness are injected;
 //! the browser layer supplies `fetch`/`sendBeacon`.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
+use crate::error::Num;
 use crate::json::{self, Fields, FromJson};
 use crate::platform::Randomness;
 use crate::privacy::budget::{utc_day, Budget, Consent, OptOutSignals};
@@ -70,11 +71,15 @@ impl SyncConfig {
             return Err("site and key must not be empty".into());
         }
         if !(self.epsilon_per_day > 0.0 && self.epsilon_per_day <= 10.0) {
-            return Err(format!("epsilonPerDay must be in (0, 10], got {}", self.epsilon_per_day));
+            return Err(format!("epsilonPerDay must be in (0, 10], got {}", Num(self.epsilon_per_day)));
         }
         self.mechanisms.validate()?;
         if self.mechanisms.epsilon() > self.epsilon_per_day + 1e-9 {
-            return Err(format!("one report spends ε = {} but the daily budget is {}", self.mechanisms.epsilon(), self.epsilon_per_day));
+            return Err(format!(
+                "one report spends ε = {} but the daily budget is {}",
+                Num(self.mechanisms.epsilon()),
+                Num(self.epsilon_per_day)
+            ));
         }
         if self.max_queued == 0 {
             return Err("maxQueued must be at least 1".into());
@@ -122,45 +127,76 @@ impl Outcome {
 /// A report as it leaves the device: its JSON text, written once when the report is built. The
 /// device never reads a report back into its struct, so the shipped wasm carries no report
 /// parser (a derived one is ~30 KB); the collector is what parses reports.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ReportText(Box<serde_json::value::RawValue>);
+///
+/// The text is what `serde_json::Value` writes (keys sorted), so that the outbox can keep it as
+/// a JSON value and read it back as the same bytes: what is queued, sent and shown in the
+/// privacy panel is one text. (serde_json's `RawValue` would keep any text, but its feature
+/// makes every `Value` parse able to fail on a float, which links `core::fmt`'s float printer,
+/// 13 KB of the core's wasm.)
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportText(String);
 
 impl ReportText {
     fn of(report: &Report) -> Option<ReportText> {
-        serde_json::value::to_raw_value(report).ok().map(ReportText)
+        serde_json::to_value(report).ok().map(|v| ReportText(v.to_string()))
     }
 
     /// The JSON, exactly as sent.
     pub fn json(&self) -> &str {
-        self.0.get()
+        &self.0
+    }
+
+    fn value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or_default()
     }
 
     fn idempotency_key(&self) -> String {
-        let value: serde_json::Value = serde_json::from_str(self.json()).unwrap_or_default();
-        value["idempotencyKey"].as_str().unwrap_or_default().to_owned()
+        self.value()["idempotencyKey"].as_str().unwrap_or_default().to_owned()
     }
 }
 
-impl PartialEq for ReportText {
-    fn eq(&self, other: &Self) -> bool {
-        self.json() == other.json()
+/// Nested as the report's JSON value (in the outbox, and in the privacy panel's status).
+impl Serialize for ReportText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(s)
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An outbox written by an SDK that kept the report's keys in the order it wrote them gets them
+/// sorted here: the same report, and from then on the text it is sent and shown as.
+impl FromJson for ReportText {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        match v {
+            Value::Object(_) => Ok(ReportText(v.to_string())),
+            _ => Err(json::wrong(v, "a report (an object)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Pending {
     pub report: ReportText,
     /// The report's idempotency key (outboxes written before it was kept here have none: it is
     /// read from the report when the outbox opens).
-    #[serde(default)]
     pub key: String,
     pub attempts: u32,
     pub next_attempt_ms: f64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+impl FromJson for Pending {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::lenient(v)?;
+        Ok(Pending {
+            report: f.req("report")?,
+            key: f.or_default("key")?,
+            attempts: f.req("attempts")?,
+            next_attempt_ms: f.req("nextAttemptMs")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Outbox {
     pending: Vec<Pending>,
@@ -168,6 +204,13 @@ struct Outbox {
     last_day: Option<String>,
     /// Reports that left the device, for the privacy panel (most recent last, capped).
     sent: Vec<ReportText>,
+}
+
+impl FromJson for Outbox {
+    fn from_json(v: &Value) -> json::Result<Self> {
+        let f = Fields::lenient(v)?;
+        Ok(Outbox { pending: f.req("pending")?, last_day: f.opt("lastDay")?, sent: f.req("sent")? })
+    }
 }
 
 const BASE_DELAY_MS: f64 = 2_000.0;
@@ -203,9 +246,7 @@ impl Sync {
     pub fn open(config: SyncConfig, key: impl Into<String>, budget_key: impl Into<String>, storage: &impl Storage) -> Result<Self, String> {
         config.validate()?;
         let key = key.into();
-        // Straight from the text, not through a `Value` (`platform::read_json`): a `Value` would
-        // reorder the reports' keys, and they are kept to be sent byte for byte as written.
-        let mut outbox: Outbox = storage.get(&key).ok().flatten().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let mut outbox: Outbox = crate::platform::read_json(storage, &key).unwrap_or_default();
         for p in outbox.pending.iter_mut().filter(|p| p.key.is_empty()) {
             p.key = p.report.idempotency_key();
         }
@@ -266,7 +307,7 @@ impl Sync {
             return None;
         }
         let keys = due.iter().map(|p| p.key.clone()).collect();
-        let body = serde_json::to_string(&due.iter().map(|p| &p.report).collect::<Vec<_>>()).ok()?;
+        let body = format!("[{}]", due.iter().map(|p| p.report.json()).collect::<Vec<_>>().join(","));
         Some((keys, body))
     }
 
@@ -364,18 +405,48 @@ mod tests {
     }
 
     #[test]
-    fn an_outbox_written_before_keys_were_kept_still_delivers_its_reports_as_written() {
+    fn an_outbox_written_before_keys_were_kept_still_delivers_its_reports_as_shown() {
         let mut storage = MemoryStorage::default();
         let report = r#"{"idempotencyKey":"abc","site":"shop","epsilon":0.5}"#;
         let old = format!(r#"{{"pending":[{{"report":{report},"attempts":1,"nextAttemptMs":0}}],"lastDay":null,"sent":[]}}"#);
         storage.set("outbox", &old).expect("stored");
         let mut sync = Sync::open(config(), "outbox", "budget", &storage).expect("opens");
+        // Its keys come out sorted: the same report, sent as the text the privacy panel shows.
+        let sorted = r#"{"epsilon":0.5,"idempotencyKey":"abc","site":"shop"}"#;
+        assert_eq!(sync.pending().iter().map(|p| p.report.json()).collect::<Vec<_>>(), vec![sorted]);
         let (keys, body) = sync.due(T0).expect("due");
         assert_eq!(keys, vec!["abc".to_owned()]);
-        assert_eq!(body, format!("[{report}]"), "sent byte for byte as it was queued");
+        assert_eq!(body, format!("[{sorted}]"));
         sync.settle(&mut storage, &keys, Outcome::Delivered, T0, &mut SeededRandomness(1));
         assert!(sync.pending().is_empty());
-        assert_eq!(sync.sent().iter().map(ReportText::json).collect::<Vec<_>>(), vec![report]);
+        assert_eq!(sync.sent().iter().map(ReportText::json).collect::<Vec<_>>(), vec![sorted]);
+        // Stored and read back, the text stays the same bytes.
+        let reopened = Sync::open(config(), "outbox", "budget", &storage).expect("opens");
+        assert_eq!(reopened.sent().iter().map(ReportText::json).collect::<Vec<_>>(), vec![sorted]);
+    }
+
+    #[test]
+    fn a_report_is_queued_sent_and_kept_as_one_text() {
+        let mut storage = MemoryStorage::default();
+        let mut rng = SeededRandomness(7);
+        let events = views(T0);
+        let refs: Vec<&StoredEvent> = events.iter().collect();
+        let mut sync = Sync::open(config(), "o", "o.budget", &storage).expect("valid");
+        let report = sync
+            .maybe_report(&mut storage, Consent::Granted, OptOutSignals::default(), &refs, DayInputs::default(), T0, &mut rng)
+            .expect("a report");
+        let queued = sync.pending()[0].report.json().to_owned();
+        let parsed: Report = serde_json::from_str(&queued).expect("a report");
+        assert_eq!(parsed, report);
+        let (keys, body) = sync.due(T0).expect("due");
+        assert_eq!(body, format!("[{queued}]"));
+        // The outbox as stored reads back as the same text, floats included.
+        let reopened = Sync::open(config(), "o", "o.budget", &storage).expect("opens");
+        assert_eq!(reopened.pending()[0].report.json(), queued);
+        sync.settle(&mut storage, &keys, Outcome::Delivered, T0, &mut rng);
+        assert_eq!(sync.sent()[0].json(), queued);
+        let privacy = serde_json::to_value(sync.sent()).expect("serializes");
+        assert_eq!(privacy[0], serde_json::from_str::<Value>(&queued).expect("json"));
     }
 
     #[test]
