@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 
 use super::manifest::{Manifest, ModelFormat, ModelKind, PartEntry};
 pub use crate::error::BundleError;
+use crate::json::FromJson;
 
 pub const MAGIC: &[u8; 8] = b"FSBUNDLE";
 pub const FORMAT_VERSION: u32 = 1;
@@ -139,9 +140,15 @@ impl Bundle {
     }
 
     /// The first step of [`open`](Self::open): the header and the manifest, not yet the
-    /// signature. The browser runs the two steps in tasks of their own: parsing a catalog's
-    /// manifest (hundreds of KB) alone takes 20–30 ms of a page's main thread here.
+    /// signature ([`Bundle::parse_manifest`], then [`Parsed::read`]).
     pub fn read(bytes: Vec<u8>) -> Result<Unverified, BundleError> {
+        Bundle::parse_manifest(bytes)?.read()
+    }
+
+    /// [`read`](Self::read)'s first half: the header, and the manifest parsed as JSON. The
+    /// browser runs the halves in tasks of their own: a catalog's manifest (hundreds of KB) took
+    /// 20–80 ms of a page's main thread here, from text to its items.
+    pub fn parse_manifest(bytes: Vec<u8>) -> Result<Parsed, BundleError> {
         let actual = bytes.len() as u64;
         if bytes.len() < HEADER_LEN {
             return if MAGIC.starts_with(&bytes) || bytes.starts_with(MAGIC) {
@@ -166,9 +173,28 @@ impl Bundle {
         if bytes.len() < parts_start {
             return Err(BundleError::Truncated { needed: parts_start as u64, actual });
         }
-        let manifest: Manifest = std::str::from_utf8(&bytes[HEADER_LEN..signed_end])
+        let json = std::str::from_utf8(&bytes[HEADER_LEN..signed_end])
             .map_err(|e| BundleError::Manifest(format!("the manifest is not UTF-8: {e}")))
-            .and_then(|text| crate::json::from_text(text).map_err(|e| BundleError::Manifest(e.to_string())))?;
+            .and_then(|text| serde_json::from_str(text).map_err(|e| BundleError::Manifest(e.to_string())))?;
+        Ok(Parsed { json, bytes, version, signed_end, parts_start })
+    }
+}
+
+/// A bundle whose header was read and whose manifest was parsed as JSON
+/// ([`Bundle::parse_manifest`]), not yet read as a [`Manifest`].
+pub struct Parsed {
+    json: serde_json::Value,
+    bytes: Vec<u8>,
+    version: u32,
+    signed_end: usize,
+    parts_start: usize,
+}
+
+impl Parsed {
+    /// [`Bundle::read`]'s second half: the manifest read from its JSON.
+    pub fn read(self) -> Result<Unverified, BundleError> {
+        let Parsed { json, bytes, version, signed_end, parts_start } = self;
+        let manifest = Manifest::from_json(&json).map_err(|e| BundleError::Manifest(e.to_string()))?;
         if manifest.format_version != version {
             return Err(BundleError::Manifest(format!(
                 "manifest says format version {} but the header says {version}",

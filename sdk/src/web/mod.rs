@@ -26,7 +26,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::client::{Client, Config, Models};
-use crate::contract::bundle::Bundle;
+use crate::contract::bundle::{Bundle, Parsed};
 use crate::contract::manifest::ModelKind;
 use crate::error::Error;
 use crate::json::FromJson;
@@ -136,8 +136,11 @@ impl WebForesight {
         let mut models = Models::for_config(&config).map_err(to_js)?;
         for bytes in std::mem::take(&mut config.bundles) {
             next_task().await;
-            // The manifest (a catalog's is hundreds of KB) and the signature in tasks of their own.
-            let read = Bundle::read(bytes.into_vec());
+            // The manifest (a catalog's is hundreds of KB: parsed, then read) and the signature
+            // in tasks of their own.
+            let parsed = Bundle::parse_manifest(bytes.into_vec());
+            next_task().await;
+            let read = parsed.and_then(Parsed::read);
             next_task().await;
             let checked = match read {
                 Ok(read) => signature::check(models.key(), read).await,
