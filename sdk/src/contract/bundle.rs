@@ -428,7 +428,7 @@ fn decode_key(text: &str) -> Result<[u8; 32], BundleError> {
 /// Standard base64 with its padding (RFC 4648 §4), strictly, as the base64 crate's `STANDARD`
 /// engine reads it: canonical padding, and the bits after the last byte zero, so that a key has
 /// one text. By hand because the browser's core decodes just one 44-character key, and the
-/// crate's general engine was 1.9 KB of the core's gzip; the tests hold it to the crate.
+/// crate's general engine was 1.2 KB of the core's gzip; the tests hold it to the crate.
 fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
     let b = text.as_bytes();
     if !b.len().is_multiple_of(4) {
@@ -588,7 +588,7 @@ mod tests {
             let text = base64::engine::general_purpose::STANDARD.encode(&bytes);
             assert_eq!(decode_base64(&text).as_deref(), Ok(bytes.as_slice()), "{text}");
         }
-        // Near misses: every text of up to 8 characters over a small alphabet that holds the
+        // Near misses: random texts of up to 8 characters over a small alphabet that holds the
         // padding, both ends of the alphabet and characters outside it.
         let alphabet = [b'A', b'B', b'Q', b'g', b'z', b'0', b'9', b'+', b'/', b'=', b'-', b' '];
         let mut checked = 0;

@@ -97,6 +97,7 @@ impl KaryRr {
                 let c = tallies.get(v).copied().unwrap_or(0) as f64;
                 let value = (c - n * q) / (p - q);
                 // Var(c) = Σ_r π_r(1−π_r) with π_r ∈ {p, q}; bounded using the estimate.
+                // Not `clamp`, whose panic would format floats (see `error::Num`).
                 let f = value.max(0.0).min(n);
                 let var = (f * p * (1.0 - p) + (n - f) * q * (1.0 - q)) / (p - q).powi(2);
                 Estimate { value, std_error: var.sqrt() }
@@ -115,6 +116,7 @@ impl KaryRr {
         // A report lands in the set with probability a (true value inside) or b (outside).
         let (a, b) = (p + (s - 1.0) * q, s * q);
         let value = (c - n * b) / (a - b);
+        // Not `clamp`, whose panic would format floats (see `error::Num`).
         let f = value.max(0.0).min(n);
         let var = (f * a * (1.0 - a) + (n - f) * b * (1.0 - b)) / (a - b).powi(2);
         Estimate { value, std_error: var.sqrt() }

@@ -131,8 +131,8 @@ impl Outcome {
 /// The text is what `serde_json::Value` writes (keys sorted), so that the outbox can keep it as
 /// a JSON value and read it back as the same bytes: what is queued, sent and shown in the
 /// privacy panel is one text. (serde_json's `RawValue` would keep any text, but its feature
-/// makes every `Value` parse able to fail on a float, which links `core::fmt`'s float printer,
-/// 13 KB of the core's wasm.)
+/// makes every `Value` parse able to fail on a float, which links `core::fmt`'s float printer
+/// into the core: see `error::Num`.)
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportText(String);
 
